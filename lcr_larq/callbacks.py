@@ -1,0 +1,63 @@
+"""Keras callbacks of lcr-larq.
+
+Example:
+    >>> schedule = EDESchedule(epochs=10)
+    >>> [round(t, 3) for t in (schedule.parameters(0)[0], schedule.parameters(5)[0])]
+    [0.1, 1.0]
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from lcr_larq import quantizers
+
+
+def iter_quantizers(model: tf.keras.Model):
+    """Every quantizer object of every layer of ``model`` (nested models too)."""
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            yield from iter_quantizers(layer)
+            continue
+        for attr in ("input_quantizer", "kernel_quantizer", "depthwise_quantizer"):
+            quantizer = getattr(layer, attr, None)
+            if quantizer is not None:
+                yield quantizer
+        if isinstance(layer, tf.keras.layers.Layer) and hasattr(layer, "precision"):
+            yield layer
+
+
+class EDESchedule(tf.keras.callbacks.Callback):
+    """IR-Net's Error Decay Estimator schedule, per epoch.
+
+    ``t = t_min · (t_max / t_min)^(epoch / epochs)`` and ``k = max(1/t, 1)``
+    on every :class:`~lcr_larq.quantizers.EDESign` and
+    :class:`~lcr_larq.quantizers.LibraSign` of the model. ``t`` is logged as
+    ``ede_t``.
+    """
+
+    def __init__(
+        self,
+        epochs: int,
+        t_min: float = quantizers.EDE_T_MIN,
+        t_max: float = quantizers.EDE_T_MAX,
+    ):
+        super().__init__()
+        self.epochs = epochs
+        self.t_min = t_min
+        self.t_max = t_max
+        self._t = t_min
+
+    def parameters(self, epoch: int) -> tuple[float, float]:
+        return quantizers.ede_parameters(epoch / max(self.epochs, 1), self.t_min, self.t_max)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        t, k = self.parameters(epoch)
+        self._t = t
+        for quantizer in iter_quantizers(self.model):
+            if isinstance(quantizer, quantizers._EDEQuantizer):
+                quantizer.set_ede(t, k)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["ede_t"] = self._t

@@ -1,0 +1,322 @@
+"""Attaching LCR to a functional Keras model.
+
+* :func:`find_blocks` — the block boundaries of a model: the chain
+  ``stem_out → block1_out → … → blockK_out`` of this project's models, or
+  every residual ``Add`` (input: the tensor where the shortcut forks off), or
+  every quantized layer of a plain network; or a chain of layer names.
+* :func:`full_precision_path` — replays the graph from the model's inputs
+  with every layer in its latent full-precision form, sharing its variables.
+* :func:`attach_lcr` — the training model: the BNN plus the reference path
+  plus a :class:`~lcr_larq.layers.LipschitzRetention` layer on the logits.
+* :func:`strip_lcr` — the plain BNN back from a training model.
+* :func:`make_full_precision_aware` — swaps Larq's quantized layers and Keras'
+  batch normalization for this project's full-precision-aware subclasses
+  (for models such as Larq-Zoo's that were built with the stock layers).
+
+Example:
+    >>> import tensorflow as tf
+    >>> from models import build_model
+    >>> bnn = build_model("resnet20", (32, 32, 3), 10)
+    >>> len(find_blocks(bnn))
+    9
+    >>> train_model = attach_lcr(bnn, lcr_lambda=4.0, beta=2.0)
+    >>> strip_lcr(train_model).count_params() == bnn.count_params()
+    True
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+
+import larq as lq
+import tensorflow as tf
+from larq.layers_base import BaseLayer
+
+from lcr_larq import layers as lcr_layers
+
+STEM_NAME = "stem_out"
+BLOCK_NAME = re.compile(r"^block(\d+)_out$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One regularized block: its input and output activations."""
+
+    name: str
+    input: tf.Tensor
+    output: tf.Tensor
+
+
+def _producer(tensor):
+    layer, node_index, _ = tensor._keras_history
+    return layer, layer._inbound_nodes[node_index]
+
+
+def _ancestors(tensor) -> list:
+    """All tensors ``tensor`` depends on, itself included, nearest first."""
+    seen, order, frontier = set(), [], [tensor]
+    while frontier:
+        nxt = []
+        for t in frontier:
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            order.append(t)
+            _, node = _producer(t)
+            nxt.extend(node.keras_inputs)
+        frontier = nxt
+    return order
+
+
+def _fork(tensors) -> tf.Tensor:
+    """Nearest tensor that every tensor of ``tensors`` depends on."""
+    common = set.intersection(*({id(t) for t in _ancestors(t)} for t in tensors))
+    for t in _ancestors(tensors[0]):
+        if id(t) in common:
+            return t
+    raise ValueError("the inputs of a residual add share no ancestor")
+
+
+def _layer_output(model: tf.keras.Model, name: str) -> tf.Tensor:
+    try:
+        return model.get_layer(name).output
+    except ValueError:
+        raise ValueError(
+            f"model {model.name!r} has no layer {name!r}; give existing layer names"
+        ) from None
+
+
+def find_blocks(model: tf.keras.Model, boundaries: list[str] | None = None) -> list[Block]:
+    """Block boundaries of a functional model, from input to output.
+
+    Args:
+        model: a functional Keras model.
+        boundaries: optional chain of K+1 layer names; block k maps the output
+            of ``boundaries[k-1]`` to the output of ``boundaries[k]``.
+
+    Without ``boundaries``, in this order: the project's naming convention
+    (``stem_out``, ``block1_out`` … ``blockK_out``); every residual ``Add``
+    layer (input: the nearest tensor both of its inputs depend on, output:
+    the sum); every quantized layer (plain networks).
+    """
+    if boundaries is not None:
+        if len(boundaries) < 2:
+            raise ValueError("boundaries need at least two layer names (one block)")
+        cuts = [_layer_output(model, name) for name in boundaries]
+        return [
+            Block(boundaries[k + 1], cuts[k], cuts[k + 1]) for k in range(len(cuts) - 1)
+        ]
+    names = {layer.name for layer in model.layers}
+    numbered = sorted(
+        (int(m.group(1)), m.group(0)) for m in map(BLOCK_NAME.match, names) if m
+    )
+    if STEM_NAME in names and numbered:
+        return find_blocks(model, [STEM_NAME] + [name for _, name in numbered])
+    adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
+    if adds:
+        blocks = []
+        for layer in adds:
+            for node_index, node in enumerate(layer._inbound_nodes):
+                if node.keras_inputs and node in _model_nodes(model):
+                    name = layer.name if node_index == 0 else f"{layer.name}_{node_index}"
+                    blocks.append(Block(name, _fork(node.keras_inputs), node.outputs))
+        return blocks
+    quantized = [layer for layer in model.layers if isinstance(layer, BaseLayer)]
+    if quantized:
+        return [Block(layer.name, layer.input, layer.output) for layer in quantized]
+    raise ValueError(
+        f"model {model.name!r} has no residual adds and no quantized layers: "
+        "give the block boundaries as layer names"
+    )
+
+
+def _model_nodes(model: tf.keras.Model) -> list:
+    return [node for nodes in model._nodes_by_depth.values() for node in nodes]
+
+
+def _supports_full_precision(layer) -> bool:
+    return "full_precision" in inspect.signature(layer.call).parameters
+
+
+def _needs_conversion(layer) -> bool:
+    stateful = isinstance(layer, (BaseLayer, tf.keras.layers.BatchNormalization))
+    return stateful and not _supports_full_precision(layer)
+
+
+def full_precision_path(model: tf.keras.Model, tensors: list) -> list:
+    """The latent full-precision counterparts of ``tensors`` of ``model``.
+
+    Replays the part of the graph that ``tensors`` depend on, from the same
+    inputs, calling every full-precision-aware layer with
+    ``full_precision=True`` (the same layer objects: weights are tied, never
+    copied), passing standalone quantizers through, and calling every other
+    layer as it is.
+    """
+    order = []  # producer nodes in topological order
+    seen = set()
+
+    def visit(t):
+        layer, node = _producer(t)
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        for parent in node.keras_inputs:
+            visit(parent)
+        order.append((layer, node))
+
+    for t in tensors:
+        visit(t)
+
+    mapped: dict[int, tf.Tensor] = {}
+    for layer, node in order:
+        if node.is_input:
+            for out in tf.nest.flatten(node.outputs):
+                mapped[id(out)] = out
+            continue
+        if isinstance(layer, tf.keras.Model):
+            raise ValueError(
+                f"layer {layer.name!r} is a nested model: flatten it into one "
+                "functional model before attaching LCR"
+            )
+        swap = lambda t: mapped[id(t)] if id(t) in mapped else t  # noqa: E731
+        args = tf.nest.map_structure(swap, node.call_args)
+        kwargs = tf.nest.map_structure(swap, dict(node.call_kwargs))
+        if _supports_full_precision(layer):
+            outputs = layer(*args, **kwargs, full_precision=True)
+        elif isinstance(layer, lq.quantizers.Quantizer):
+            outputs = tf.nest.flatten(args)[0]  # real values in place of binary
+        elif _needs_conversion(layer):
+            raise ValueError(
+                f"layer {layer.name!r} ({type(layer).__name__}) has no "
+                "full-precision path: convert the model with "
+                "lcr_larq.make_full_precision_aware(model) first"
+            )
+        else:
+            outputs = layer(*args, **kwargs)
+        for ref, out in zip(tf.nest.flatten(node.outputs), tf.nest.flatten(outputs)):
+            mapped[id(ref)] = out
+    return [mapped[id(t)] for t in tensors]
+
+
+def _block_tensors(blocks: list[Block]) -> list:
+    return [t for block in blocks for t in (block.input, block.output)]
+
+
+def _check_reference(blocks: list[Block], reference: list[Block]) -> None:
+    if len(reference) != len(blocks):
+        raise ValueError(
+            f"the reference has {len(reference)} blocks but the BNN has "
+            f"{len(blocks)}: use a teacher of the same architecture"
+        )
+    for b, r in zip(blocks, reference):
+        for t_b, t_r in ((b.input, r.input), (b.output, r.output)):
+            if t_b.shape[1:] != t_r.shape[1:]:
+                raise ValueError(
+                    f"block {b.name!r}: BNN features {t_b.shape[1:]} but reference "
+                    f"{t_r.shape[1:]}: use a teacher of the same architecture"
+                )
+
+
+def attach_lcr(
+    model: tf.keras.Model,
+    lcr_lambda: float = 4.0,
+    beta: float = 2.0,
+    form: str = "ratio",
+    power_iterations: int = 5,
+    reference: str = "latent",
+    teacher: tf.keras.Model | None = None,
+    boundaries: list[str] | None = None,
+    block_metrics: str = "ratio",
+) -> tf.keras.Model:
+    """The training model: ``model`` with an LCR regularizer on its blocks.
+
+    Args:
+        model: the BNN, a functional model whose single output is the logits.
+        lcr_lambda, beta, form, power_iterations, block_metrics: see
+            :class:`~lcr_larq.layers.LipschitzRetention`.
+        reference: ``"latent"`` (the BNN's own latent weights, tied) or
+            ``"teacher"`` (a frozen full-precision model of the same blocks).
+        teacher: the full-precision model for ``reference="teacher"``.
+        boundaries: block boundaries as layer names (see :func:`find_blocks`).
+
+    Returns:
+        A functional model with the same inputs and logits, whose
+        :class:`~lcr_larq.layers.LipschitzRetention` layer adds the loss.
+    """
+    lcr_layers.validate_lcr_settings(lcr_lambda, beta, form, power_iterations)
+    blocks = find_blocks(model, boundaries)
+    binary = _block_tensors(blocks)
+    if reference == "latent":
+        if any(_needs_conversion(layer) for layer in model.layers):
+            raise ValueError(
+                f"model {model.name!r} uses stock Larq/Keras layers: convert it with "
+                "lcr_larq.make_full_precision_aware(model) first"
+            )
+        reference_tensors = full_precision_path(model, binary)
+    elif reference == "teacher":
+        if teacher is None:
+            raise ValueError("reference='teacher' needs a teacher model (--teacher)")
+        teacher_blocks = find_blocks(teacher, boundaries)
+        _check_reference(blocks, teacher_blocks)
+        features = tf.keras.Model(
+            teacher.inputs, _block_tensors(teacher_blocks), name=f"{teacher.name}_blocks"
+        )
+        features.trainable = False
+        reference_tensors = features(model.inputs, training=False)
+    else:
+        raise ValueError(f"reference must be 'latent' or 'teacher', got {reference!r}")
+    lcr = lcr_layers.LipschitzRetention(
+        lcr_lambda, beta, form, power_iterations, block_metrics, name="lcr"
+    )
+    logits = lcr([model.outputs[0], *binary, *reference_tensors])
+    return tf.keras.Model(model.inputs, logits, name=model.name)
+
+
+def lcr_layer(model: tf.keras.Model) -> lcr_layers.LipschitzRetention | None:
+    """The model's LipschitzRetention layer, or None."""
+    for layer in model.layers:
+        if isinstance(layer, lcr_layers.LipschitzRetention):
+            return layer
+    return None
+
+
+def strip_lcr(model: tf.keras.Model) -> tf.keras.Model:
+    """The plain BNN of a training model: everything of LCR removed.
+
+    A model without a LipschitzRetention layer is returned as it is.
+    """
+    layer = lcr_layer(model)
+    if layer is None:
+        return model
+    logits = layer._inbound_nodes[0].keras_inputs[0]
+    return tf.keras.Model(model.inputs, logits, name=model.name)
+
+
+_CONVERSIONS = {
+    lq.layers.QuantConv2D: lcr_layers.QuantConv2D,
+    lq.layers.QuantDense: lcr_layers.QuantDense,
+    lq.layers.QuantDepthwiseConv2D: lcr_layers.QuantDepthwiseConv2D,
+    tf.keras.layers.BatchNormalization: lcr_layers.BatchNormalization,
+}
+
+
+def make_full_precision_aware(model: tf.keras.Model) -> tf.keras.Model:
+    """A copy of ``model`` whose Larq quantized layers and batch normalizations
+    take ``full_precision`` (same configs, same weights)."""
+
+    def clone(layer):
+        target = _CONVERSIONS.get(type(layer))
+        if target is None:
+            return layer.__class__.from_config(layer.get_config())
+        return target.from_config(layer.get_config())
+
+    converted = tf.keras.models.clone_model(model, clone_function=clone)
+    converted.set_weights(model.get_weights())
+    unsupported = [layer.name for layer in converted.layers if _needs_conversion(layer)]
+    if unsupported:
+        raise ValueError(
+            f"layers {unsupported} have no full-precision path: use reference='teacher'"
+        )
+    return converted

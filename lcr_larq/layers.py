@@ -1,0 +1,213 @@
+"""Keras layers of lcr-larq.
+
+* :class:`LipschitzRetention` — the LCR regularizer: given the input and
+  output activations of every block on the binary path and on the
+  full-precision reference path, it adds ``(λ/2)·L_lip`` with ``add_loss`` and
+  reports ``L_lip`` and each block's ``σ_B/σ_F`` as metrics.
+* Full-precision-aware layers — Larq's quantized layers and Keras'
+  ``BatchNormalization`` with one more call argument, ``full_precision``: when
+  true, the layer computes its latent full-precision counterpart with the
+  *same* variables (quantizers bypassed; batch statistics without touching the
+  moving averages). Calling a layer twice, once per path, is what ties the
+  reference to the BNN's latent weights in a functional model.
+* :class:`HardTanh` — ``clip(x, −1, 1)``, the activation of IR-Net's blocks.
+
+Example:
+    >>> import tensorflow as tf
+    >>> conv = QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
+    ...                    kernel_quantizer="ste_sign", use_bias=False)
+    >>> x = tf.random.normal((2, 6, 6, 3))
+    >>> binary, latent = conv(x), conv(x, full_precision=True)
+    >>> bool(tf.reduce_all(tf.abs(binary) == tf.round(tf.abs(binary))))
+    True
+"""
+
+from __future__ import annotations
+
+import larq as lq
+import tensorflow as tf
+from larq.layers_base import BaseLayer
+
+from lcr_larq import spectral
+
+register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
+
+
+class _FullPrecisionCall:
+    """Adds ``full_precision`` to the call of a Larq quantized layer."""
+
+    def call(self, inputs, full_precision: bool = False):
+        if not full_precision:
+            return super().call(inputs)
+        # Skip BaseLayer.call (input quantizer + quantized scope): outside the
+        # quantized scope a QuantizedVariable reads as its latent value.
+        with lq.context.quantized_scope(False):
+            return super(BaseLayer, self).call(inputs)
+
+
+@register
+class QuantConv2D(_FullPrecisionCall, lq.layers.QuantConv2D):
+    """``larq.layers.QuantConv2D`` with a ``full_precision`` call argument."""
+
+
+@register
+class QuantDense(_FullPrecisionCall, lq.layers.QuantDense):
+    """``larq.layers.QuantDense`` with a ``full_precision`` call argument."""
+
+
+@register
+class QuantDepthwiseConv2D(_FullPrecisionCall, lq.layers.QuantDepthwiseConv2D):
+    """``larq.layers.QuantDepthwiseConv2D`` with a ``full_precision`` argument."""
+
+
+@register
+class BatchNormalization(tf.keras.layers.BatchNormalization):
+    """Batch normalization with a ``full_precision`` path.
+
+    The full-precision path normalizes with the statistics of its own batch
+    and never updates the moving averages: those belong to the binary
+    activations the deployed network sees.
+    """
+
+    def call(self, inputs, training=None, full_precision: bool = False):
+        if not full_precision:
+            return super().call(inputs, training=training)
+        axes = [i for i in range(inputs.shape.rank) if i not in self.axis]
+        mean, variance = tf.nn.moments(inputs, axes=axes, keepdims=True)
+        shape = [1] * inputs.shape.rank
+        for axis in self.axis:
+            shape[axis] = inputs.shape[axis]
+        gamma = tf.reshape(self.gamma, shape) if self.scale else None
+        beta = tf.reshape(self.beta, shape) if self.center else None
+        return tf.nn.batch_normalization(inputs, mean, variance, beta, gamma, self.epsilon)
+
+
+@register
+class HardTanh(tf.keras.layers.Layer):
+    """``clip(x, −1, 1)``."""
+
+    def call(self, inputs):
+        return tf.clip_by_value(inputs, -1.0, 1.0)
+
+
+BLOCK_METRICS = ("ratio", "sigma", "none")
+
+
+@register
+class LipschitzRetention(tf.keras.layers.Layer):
+    """Lipschitz Continuity Retention (Shang et al., ECCV 2022) as a Keras layer.
+
+    Called on ``[logits, x_B1, y_B1, …, x_BK, y_BK, x_F1, y_F1, …, x_FK, y_FK]``
+    — the logits, then input and output activations of the K blocks on the
+    binary path, then the same on the full-precision reference path — it
+    returns the logits unchanged and adds ``(λ/2)·L_lip`` with ``add_loss``.
+    No gradient flows into the reference path (σ_F is a target).
+
+    Metrics (progress bar and History): ``lcr_lip`` (L_lip) and per block
+    ``sigma_ratio_k`` (mean σ_B/σ_F); with ``block_metrics="sigma"`` also
+    ``sigma_b_k`` and ``sigma_f_k``.
+
+    Args:
+        lcr_lambda: λ ≥ 0, the strength (paper Eq. 12).
+        beta: β > 1, block weighting ``β^(k−K)`` (paper Eq. 11).
+        form: ``"ratio"`` (paper, default) or ``"mse"`` (public code).
+        power_iterations: power-iteration steps per σ.
+        block_metrics: ``"ratio"``, ``"sigma"`` or ``"none"``.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> lcr = LipschitzRetention(lcr_lambda=4.0, beta=2.0)
+        >>> x, y = tf.random.normal((8, 4, 4, 3)), tf.random.normal((8, 4, 4, 5))
+        >>> logits = tf.zeros((8, 10))
+        >>> out = lcr([logits, x, y, x, y])   # identical paths: L_lip = 0
+        >>> float(lcr.losses[0])
+        0.0
+    """
+
+    def __init__(
+        self,
+        lcr_lambda: float = 4.0,
+        beta: float = 2.0,
+        form: str = "ratio",
+        power_iterations: int = 5,
+        block_metrics: str = "ratio",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        validate_lcr_settings(lcr_lambda, beta, form, power_iterations)
+        if block_metrics not in BLOCK_METRICS:
+            raise ValueError(
+                f"block_metrics must be one of {BLOCK_METRICS}, got {block_metrics!r}"
+            )
+        self.lcr_lambda = float(lcr_lambda)
+        self.beta = float(beta)
+        self.form = form
+        self.power_iterations = int(power_iterations)
+        self.block_metrics = block_metrics
+
+    @staticmethod
+    def split_inputs(inputs):
+        """``(logits, binary_pairs, reference_pairs)`` from the flat input list."""
+        logits, *features = inputs
+        if not features or len(features) % 4:
+            raise ValueError(
+                "LipschitzRetention takes [logits] + 2K binary + 2K reference "
+                f"features, got {len(features)} features"
+            )
+        half = len(features) // 2
+        pairs = lambda f: list(zip(f[0::2], f[1::2]))  # noqa: E731
+        return logits, pairs(features[:half]), pairs(features[half:])
+
+    def sigmas(self, inputs):
+        """σ_B and σ_F of every block (lists of K tensors)."""
+        _, binary, reference = self.split_inputs(inputs)
+        n = self.power_iterations
+        sigma_b = [spectral.block_sigma(x, y, n) for x, y in binary]
+        sigma_f = [
+            spectral.block_sigma(tf.stop_gradient(x), tf.stop_gradient(y), n)
+            for x, y in reference
+        ]
+        return sigma_b, sigma_f
+
+    def call(self, inputs):
+        logits = inputs[0]
+        sigma_b, sigma_f = self.sigmas(inputs)
+        lip = spectral.lipschitz_retention_loss(sigma_b, sigma_f, self.beta, self.form)
+        if self.lcr_lambda > 0:
+            self.add_loss(0.5 * self.lcr_lambda * lip)
+        self.add_metric(lip, name="lcr_lip")
+        if self.block_metrics != "none":
+            for k, (s_b, s_f) in enumerate(zip(sigma_b, sigma_f), start=1):
+                ratio = tf.reduce_mean(tf.math.divide_no_nan(s_b, s_f))
+                self.add_metric(ratio, name=f"sigma_ratio_{k}")
+                if self.block_metrics == "sigma":
+                    self.add_metric(tf.reduce_mean(s_b), name=f"sigma_b_{k}")
+                    self.add_metric(tf.reduce_mean(s_f), name=f"sigma_f_{k}")
+        return tf.identity(logits)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "lcr_lambda": self.lcr_lambda,
+            "beta": self.beta,
+            "form": self.form,
+            "power_iterations": self.power_iterations,
+            "block_metrics": self.block_metrics,
+        }
+
+
+def validate_lcr_settings(
+    lcr_lambda: float, beta: float, form: str, power_iterations: int
+) -> None:
+    """Raises ``ValueError`` with a one-line fix for invalid LCR settings."""
+    if lcr_lambda < 0:
+        raise ValueError(f"λ must be >= 0 (0 trains the plain BNN), got {lcr_lambda}")
+    if beta <= 1:
+        raise ValueError(f"β must be > 1 (the paper weighs later blocks more), got {beta}")
+    if form not in spectral.LOSS_FORMS:
+        raise ValueError(f"the LCR form must be one of {spectral.LOSS_FORMS}, got {form!r}")
+    if power_iterations < 1:
+        raise ValueError(f"power iterations must be >= 1, got {power_iterations}")

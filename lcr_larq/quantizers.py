@@ -1,0 +1,162 @@
+"""IR-Net quantizers (Qin et al., CVPR 2020) on Larq's quantizer API.
+
+* :class:`EDESign` — the activation quantizer: ``sign`` forward, Error Decay
+  Estimator backward ``k·t·(1 − tanh²(t·x))``.
+* :class:`LibraSign` — the weight quantizer (Libra Parameter Binarization):
+  per output channel the latent weights are balanced (minus their mean) and
+  standardized (divided by their std) before ``sign``, and scaled by the power
+  of two ``2^round(log2(mean|ŵ|))``; backward through EDE and the
+  standardization.
+
+``t`` and ``k`` live in non-trainable variables of each quantizer, so they are
+saved with the model; :class:`lcr_larq.callbacks.EDESchedule` moves them from
+``t = 0.1`` to ``t = 10`` over training, ``k = max(1/t, 1)``.
+
+Example:
+    >>> import larq as lq, tensorflow as tf
+    >>> layer = lq.layers.QuantConv2D(
+    ...     8, 3, input_quantizer=EDESign(), kernel_quantizer=LibraSign(),
+    ...     use_bias=False)
+    >>> y = layer(tf.random.normal((2, 8, 8, 4)))
+    >>> tuple(y.shape)
+    (2, 6, 6, 8)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+EDE_T_MIN = 0.1
+EDE_T_MAX = 10.0
+
+
+def ede_parameters(progress: float, t_min: float = EDE_T_MIN, t_max: float = EDE_T_MAX):
+    """``(t, k)`` of the EDE at a training ``progress`` in [0, 1].
+
+    ``t`` grows on a log scale from ``t_min`` to ``t_max``; ``k = max(1/t, 1)``.
+    """
+    progress = float(np.clip(progress, 0.0, 1.0))
+    t = t_min * (t_max / t_min) ** progress
+    return t, max(1.0 / t, 1.0)
+
+
+def ede_sign(x: tf.Tensor, t: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """``sign(x)`` with the Error Decay Estimator gradient ``k·t·(1 − tanh²(t x))``."""
+
+    @tf.custom_gradient
+    def _sign(x):
+        def grad(dy):
+            t_ = tf.cast(t, x.dtype)
+            k_ = tf.cast(k, x.dtype)
+            return dy * k_ * t_ * (1.0 - tf.square(tf.tanh(t_ * x)))
+
+        return lq.math.sign(x), grad
+
+    return _sign(x)
+
+
+def libra_standardize(w: tf.Tensor) -> tf.Tensor:
+    """Balances and standardizes a kernel per output channel (the last axis)."""
+    axes = list(range(w.shape.rank - 1))
+    mean, variance = tf.nn.moments(w, axes=axes, keepdims=True)
+    # Unbiased std, as the reference implementation; tiny epsilon keeps a
+    # constant channel finite.
+    count = tf.cast(tf.reduce_prod(tf.shape(w)[:-1]), w.dtype)
+    std = tf.sqrt(variance * count / tf.maximum(count - 1.0, 1.0) + 1e-12)
+    return (w - mean) / std
+
+
+def power_of_two_scale(w_hat: tf.Tensor) -> tf.Tensor:
+    """``2^round(log2(mean|ŵ|))`` per output channel, a constant for the gradient."""
+    axes = list(range(w_hat.shape.rank - 1))
+    mean_abs = tf.reduce_mean(tf.abs(tf.stop_gradient(w_hat)), axis=axes, keepdims=True)
+    exponent = tf.round(tf.math.log(tf.maximum(mean_abs, 1e-12)) / np.log(2.0))
+    return tf.pow(tf.constant(2.0, w_hat.dtype), exponent)
+
+
+class _EDEQuantizer(lq.quantizers.Quantizer):
+    """Holds the EDE's ``t`` and ``k`` in non-trainable variables."""
+
+    precision = 1
+
+    def __init__(self, t: float = EDE_T_MIN, k: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        k = max(1.0 / t, 1.0) if k is None else k
+        self.t = self.add_weight(
+            name="ede_t", shape=(), trainable=False,
+            initializer=tf.keras.initializers.Constant(t),
+        )
+        self.k = self.add_weight(
+            name="ede_k", shape=(), trainable=False,
+            initializer=tf.keras.initializers.Constant(k),
+        )
+
+    def set_ede(self, t: float, k: float) -> None:
+        """Sets the EDE parameters (used by the schedule callback)."""
+        self.t.assign(t)
+        self.k.assign(k)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "t": float(tf.keras.backend.get_value(self.t)),
+            "k": float(tf.keras.backend.get_value(self.k)),
+        }
+
+
+@tf.keras.utils.register_keras_serializable(package="lcr_larq")
+class EDESign(_EDEQuantizer):
+    """IR-Net activation quantizer: ``sign`` with the EDE backward pass.
+
+    Example:
+        >>> q = EDESign(t=1.0)
+        >>> q(tf.constant([-0.5, 0.0, 2.0])).numpy().tolist()
+        [-1.0, 1.0, 1.0]
+    """
+
+    def call(self, inputs):
+        return ede_sign(inputs, self.t, self.k)
+
+
+@tf.keras.utils.register_keras_serializable(package="lcr_larq")
+class LibraSign(_EDEQuantizer):
+    """IR-Net weight quantizer: Libra-PB standardization, sign, power-of-two scale.
+
+    Example:
+        >>> q = LibraSign()
+        >>> w = tf.random.normal((3, 3, 4, 2))
+        >>> sorted(set(abs(q(w)).numpy().ravel().round(3).tolist())) in ([1.0], [0.5], [1.0, 0.5], [0.5, 1.0])
+        True
+    """
+
+    def call(self, inputs):
+        w_hat = libra_standardize(inputs)
+        return ede_sign(w_hat, self.t, self.k) * power_of_two_scale(w_hat)
+
+
+class _StandardizedWeightsFilter(logging.Filter):
+    """Drops Larq's "starved weights" warning for :class:`LibraSign` layers.
+
+    The warning is right for sign/STE weights, whose gradient vanishes outside
+    the clip range; Libra-PB standardizes the weights first, so its gradient
+    reaches every weight without clipping.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "kernel_constraint" not in record.getMessage():
+            return True
+        frame = sys._getframe()
+        while frame is not None:
+            layer = frame.f_locals.get("self")
+            if isinstance(getattr(layer, "kernel_quantizer", None), LibraSign):
+                return False
+            frame = frame.f_back
+        return True
+
+
+logging.getLogger("larq.layers_base").addFilter(_StandardizedWeightsFilter())

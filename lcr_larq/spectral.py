@@ -1,0 +1,221 @@
+"""The linear algebra of Lipschitz Continuity Retention, as pure functions.
+
+Everything here is plain TensorFlow on tensors: no Keras layers, no state. The
+Keras glue lives in :mod:`lcr_larq.layers`.
+
+For a block that maps input activations ``x`` to output activations ``y`` the
+retention matrix is ``RM = M Mᵀ`` with the cross matrix ``M = X̂ Ŷᵀ / P``
+(conv features, one matrix per sample) or ``M = Xᵀ Y / B`` (dense features,
+one matrix per batch). If the input channels are decorrelated and the block is
+linear, ``y = W x``, then ``M = Wᵀ`` and the top singular value of ``M`` is the
+spectral norm ``‖W‖₂`` (Shang et al., ECCV 2022, Eq. 7–9).
+
+Example:
+    >>> import numpy as np, tensorflow as tf
+    >>> w = np.array([[3.0, 0.0], [0.0, 1.0]], dtype="float32")
+    >>> x = tf.eye(2) * np.sqrt(2.0)          # decorrelated: Xᵀ X / B = I
+    >>> m = cross_matrix(x, tf.matmul(x, w))  # dense features: M = W
+    >>> round(float(top_singular_value(m, iterations=20)[0]), 4)
+    3.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+LOSS_FORMS = ("ratio", "mse")
+
+# Scale of the public code's MSE form: the squared difference of two spectral
+# norms is divided by (batch size · 10⁴).
+MSE_FORM_SCALE = 1e-4
+
+
+def _pool_to(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Average-pools ``x`` (B×H×W×C) down to ``height``×``width``."""
+    in_h, in_w = x.shape[1], x.shape[2]
+    if (in_h, in_w) == (height, width):
+        return x
+    if in_h % height == 0 and in_w % width == 0:
+        window = (in_h // height, in_w // width)
+        return tf.nn.avg_pool2d(x, ksize=window, strides=window, padding="VALID")
+    # Sizes that do not divide: area resizing is the average over the
+    # (fractional) window each output pixel covers.
+    return tf.cast(tf.image.resize(x, (height, width), method="area"), x.dtype)
+
+
+def cross_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Cross matrix ``M`` of a block's input ``x`` and output ``y``.
+
+    Conv features (rank 4, B×H×W×C): the larger feature map is average-pooled
+    to the smaller one's spatial size, space is flattened to ``P`` positions,
+    and ``M = X̂ Ŷᵀ / P`` per sample, shape B×C1×C2.
+
+    Dense features (rank 2, B×C): samples play the role of positions,
+    ``M = Xᵀ Y / B``, shape 1×C1×C2 (one matrix for the batch).
+
+    A conv input feeding a dense output (or the reverse) is global-average
+    pooled to dense features first.
+    """
+    x = tf.convert_to_tensor(x)
+    y = tf.convert_to_tensor(y, dtype=x.dtype)
+    if x.shape.rank != y.shape.rank:
+        if x.shape.rank == 4:
+            x = tf.reduce_mean(x, axis=[1, 2])
+        if y.shape.rank == 4:
+            y = tf.reduce_mean(y, axis=[1, 2])
+    if x.shape.rank == 2:
+        batch = tf.cast(tf.shape(x)[0], x.dtype)
+        return (tf.matmul(x, y, transpose_a=True) / batch)[tf.newaxis]
+    if x.shape.rank != 4:
+        raise ValueError(
+            f"cross_matrix takes rank-2 or rank-4 features, got rank {x.shape.rank}"
+        )
+    height = min(x.shape[1], y.shape[1])
+    width = min(x.shape[2], y.shape[2])
+    x = _pool_to(x, height, width)
+    y = _pool_to(y, height, width)
+    positions = height * width
+    x_hat = tf.reshape(x, (-1, positions, x.shape[-1]))  # B×P×C1
+    y_hat = tf.reshape(y, (-1, positions, y.shape[-1]))  # B×P×C2
+    return tf.matmul(x_hat, y_hat, transpose_a=True) / positions
+
+
+def retention_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Retention matrix ``RM = M Mᵀ`` of a block (paper Eq. 8 and 10).
+
+    Symmetric positive semi-definite, shape B×C1×C1 (conv) or 1×C1×C1 (dense).
+    Its top eigenvalue is the squared top singular value of :func:`cross_matrix`.
+    """
+    m = cross_matrix(x, y)
+    return tf.matmul(m, m, transpose_b=True)
+
+
+def _safe_normalize(v: tf.Tensor) -> tf.Tensor:
+    """Normalizes the last axis to unit length; zero vectors stay zero."""
+    norm = tf.norm(v, axis=-1, keepdims=True)
+    return tf.math.divide_no_nan(v, norm)
+
+
+def _safe_sqrt(s: tf.Tensor) -> tf.Tensor:
+    """``sqrt`` with a zero (not infinite) gradient at 0."""
+    positive = s > 0
+    return tf.where(positive, tf.sqrt(tf.where(positive, s, tf.ones_like(s))), 0.0)
+
+
+def power_iteration(
+    matrix: tf.Tensor, iterations: int = 5, vector: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Top eigenvalue of a batch of symmetric PSD matrices (paper Algorithm 2).
+
+    ``v ← A v / ‖A v‖`` for ``iterations`` steps, then ``λ ≈ vᵀ A v``. The
+    vector is a constant for the gradient (as in spectral normalization), so
+    the gradient of ``λ`` is the gradient of the Rayleigh quotient.
+
+    Args:
+        matrix: B×N×N symmetric positive semi-definite matrices.
+        iterations: power-iteration steps (≥ 1).
+        vector: B×N start vectors; all-ones when omitted.
+
+    Returns:
+        ``(eigenvalue, vector)``: shapes B and B×N. An all-zero matrix gives
+        eigenvalue 0, never NaN.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    matrix = tf.convert_to_tensor(matrix)
+    if vector is None:
+        vector = tf.ones(tf.shape(matrix)[:-1], dtype=matrix.dtype)
+    v = _safe_normalize(tf.stop_gradient(vector))
+    frozen = tf.stop_gradient(matrix)
+    for _ in range(iterations):
+        v = _safe_normalize(tf.linalg.matvec(frozen, v))
+    eigenvalue = tf.reduce_sum(v * tf.linalg.matvec(matrix, v), axis=-1)
+    return eigenvalue, v
+
+
+def top_singular_value(
+    m: tf.Tensor, iterations: int = 5, vector: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Top singular value of a batch of B×C1×C2 matrices, matrix-free.
+
+    Runs :func:`power_iteration` on ``M Mᵀ`` without forming it:
+    ``M Mᵀ v = M (Mᵀ v)``, and ``σ² = vᵀ M Mᵀ v = ‖Mᵀ v‖²``. The vector is a
+    constant for the gradient.
+
+    Returns:
+        ``(sigma, vector)``: shapes B and B×C1. ``sigma`` is 0 (with a finite
+        gradient) for an all-zero matrix.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    m = tf.convert_to_tensor(m)
+    if vector is None:
+        vector = tf.ones(tf.shape(m)[:-1], dtype=m.dtype)
+    v = _safe_normalize(tf.stop_gradient(vector))
+    frozen = tf.stop_gradient(m)
+    for _ in range(iterations):
+        u = tf.linalg.matvec(frozen, v, transpose_a=True)  # Mᵀ v
+        v = _safe_normalize(tf.linalg.matvec(frozen, u))  # M Mᵀ v
+    u = tf.linalg.matvec(m, v, transpose_a=True)
+    return _safe_sqrt(tf.reduce_sum(tf.square(u), axis=-1)), v
+
+
+def block_sigma(x: tf.Tensor, y: tf.Tensor, iterations: int = 5) -> tf.Tensor:
+    """σ = sqrt(λ_max(RM)) of one block: one value per sample (conv) or one
+    value for the batch (dense)."""
+    return top_singular_value(cross_matrix(x, y), iterations)[0]
+
+
+def block_weights(num_blocks: int, beta: float) -> tf.Tensor:
+    """Weights ``β^(k−K)`` for blocks k = 1..K (the last block has weight 1)."""
+    exponents = tf.range(1 - num_blocks, 1, dtype=tf.float32)
+    return tf.pow(tf.constant(beta, tf.float32), exponents)
+
+
+def lipschitz_retention_loss(
+    sigma_binary: Sequence[tf.Tensor],
+    sigma_full: Sequence[tf.Tensor],
+    beta: float = 2.0,
+    form: str = "ratio",
+) -> tf.Tensor:
+    """``L_lip`` of the paper (Eq. 11) or of the public code.
+
+    ``ratio`` (default, paper Eq. 11), mean over samples of
+    ``Σ_k [(σ_B^k / σ_F^k − 1) · β^(k−K)]²``. A block whose reference σ_F is 0
+    carries no information and contributes 0.
+
+    ``mse`` (public code): ``Σ_k β^(k−K) · mean((σ_B^k − σ_F^k)²) / (B · 10⁴)``
+    where B is the number of σ values per block (the batch size for conv
+    features).
+
+    Args:
+        sigma_binary: K tensors, σ_B of each block (per sample or per batch).
+        sigma_full: K tensors of the same shapes, σ_F of the reference.
+        beta: block weighting, > 1 weighs later blocks more.
+        form: ``"ratio"`` or ``"mse"``.
+
+    Returns:
+        A scalar.
+    """
+    if form not in LOSS_FORMS:
+        raise ValueError(f"form must be one of {LOSS_FORMS}, got {form!r}")
+    if len(sigma_binary) != len(sigma_full) or not sigma_binary:
+        raise ValueError(
+            "need one σ_F per σ_B and at least one block, got "
+            f"{len(sigma_binary)} and {len(sigma_full)}"
+        )
+    weights = block_weights(len(sigma_binary), beta)
+    total = tf.constant(0.0)
+    for k, (s_b, s_f) in enumerate(zip(sigma_binary, sigma_full)):
+        s_b = tf.cast(s_b, tf.float32)
+        s_f = tf.cast(s_f, tf.float32)
+        if form == "ratio":
+            gap = tf.where(s_f > 0, tf.math.divide_no_nan(s_b, s_f) - 1.0, 0.0)
+            total += tf.reduce_mean(tf.square(gap * weights[k]))
+        else:
+            count = tf.cast(tf.size(s_b), tf.float32)
+            mse = tf.reduce_mean(tf.square(s_b - s_f))
+            total += weights[k] * mse * MSE_FORM_SCALE / count
+    return total

@@ -1,0 +1,246 @@
+"""One training run, from a :class:`~lcr_larq.config.TrainConfig` to results.
+
+``run(config)`` builds the data and the model, attaches LCR, trains with SGD
+(momentum, weight decay, cosine learning rate), checkpoints every epoch so a
+killed run resumes, evaluates the plain BNN on the test split and writes in
+``output_dir``:
+
+* ``results.json`` — test accuracy and loss, settings, seconds;
+* ``history.csv`` — the per-epoch History (loss, accuracy, L_lip, σ_B/σ_F…);
+* ``model.keras`` — the trained model with its LCR layer (Keras loads it back
+  once ``lcr_larq`` and ``models`` are imported);
+* ``bnn.keras`` — the plain BNN, everything of LCR stripped;
+* ``config.yaml`` — the recipe of the run (``train.py --config`` reads it);
+* ``logs/`` — TensorBoard; ``backup/`` — the resume checkpoint while training.
+
+Example:
+    >>> from lcr_larq.config import TrainConfig
+    >>> results = run(TrainConfig(epochs=1, output_dir="/tmp/lcr-doc", verbose=0))
+    >>> sorted(results)[:3]
+    ['batch_size', 'blocks', 'dataset']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import tensorflow as tf
+
+from lcr_larq import callbacks as lcr_callbacks
+from lcr_larq import config as cfg
+from lcr_larq import data as lcr_data
+from lcr_larq.graph import attach_lcr, find_blocks, strip_lcr
+
+BACKUP = "backup"
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on; the message names the fix."""
+
+
+def get_strategy(name: str) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy of ``--strategy``."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        # Reads the cluster from TF_CONFIG.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def prepare_output_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise cfg.ConfigError(
+            f"cannot write to --output-dir {path} ({error.strerror}): choose a writable directory"
+        ) from None
+
+
+def load_trained_model(path: str, strip: bool = True) -> tf.keras.Model:
+    """Loads a model written by :func:`run` (a run directory or a ``.keras`` file).
+
+    Raises :class:`TrainingError` with a one-line message for a missing or
+    corrupt model.
+    """
+    import models  # noqa: F401  (registers nothing, but keeps imports symmetric)
+
+    if os.path.isdir(path):
+        for name in ("bnn.keras", "model.keras") if strip else ("model.keras",):
+            candidate = os.path.join(path, name)
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+        else:
+            raise TrainingError(f"{path} holds no model.keras: train one with train.py")
+    if not os.path.isfile(path):
+        raise TrainingError(f"{path} does not exist: give a directory written by train.py")
+    try:
+        model = tf.keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a broken file
+        raise TrainingError(
+            f"{path} is not a loadable Keras model ({type(error).__name__}): retrain it"
+        ) from None
+    return strip_lcr(model) if strip else model
+
+
+def build_training_model(config: cfg.TrainConfig, input_shape, num_classes):
+    """The BNN (or its full-precision version) with LCR attached when λ > 0."""
+    from models import build_model
+
+    model = build_model(
+        config.model,
+        input_shape,
+        num_classes,
+        precision=config.precision,
+        quantized=not config.full_precision,
+        bireal=config.bireal,
+        weight_quantizer=config.weight_quantizer,
+    )
+    if config.full_precision or config.lcr_lambda == 0:
+        return model
+    teacher = None
+    if config.lcr_reference == "teacher":
+        teacher = load_trained_model(config.teacher)
+    return attach_lcr(
+        model,
+        lcr_lambda=config.lcr_lambda,
+        beta=config.lcr_beta,
+        form=config.lcr_form,
+        power_iterations=config.power_iterations,
+        reference=config.lcr_reference,
+        teacher=teacher,
+    )
+
+
+def compile_model(model: tf.keras.Model, config: cfg.TrainConfig, steps_per_epoch: int):
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        config.lr, decay_steps=max(1, config.epochs * steps_per_epoch)
+    )
+    optimizer = tf.keras.optimizers.SGD(
+        schedule, momentum=config.momentum, weight_decay=config.weight_decay or None
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+class ResumableBackup(tf.keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose failure to restore is a one-line error."""
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except Exception as error:  # corrupt file, or another model's checkpoint
+            raise TrainingError(
+                f"cannot resume from {self.backup_dir} ({type(error).__name__}): it is "
+                "corrupt or from other settings; delete it or choose another --output-dir"
+            ) from None
+
+
+def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
+    """Trains, evaluates and saves one run; returns the results dict."""
+    cfg.validate(config)
+    prepare_output_dir(config.output_dir)
+    tf.keras.utils.set_random_seed(config.seed)
+    start = time.time()
+
+    strategy = get_strategy(config.strategy)
+    dataset = lcr_data.load_dataset(
+        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        data_dir=config.data_dir,
+    )
+    steps = config.steps_per_epoch or int(tf.data.experimental.cardinality(dataset.train))
+    with strategy.scope():
+        model = build_training_model(config, dataset.input_shape, dataset.num_classes)
+        compile_model(model, config, steps)
+    cfg.save_recipe(config, os.path.join(config.output_dir, "config.yaml"))
+
+    backup_dir = os.path.join(config.output_dir, BACKUP)
+    resuming = os.path.isdir(backup_dir)
+    callbacks = [
+        ResumableBackup(backup_dir),
+        lcr_callbacks.EDESchedule(config.epochs),
+        tf.keras.callbacks.CSVLogger(
+            os.path.join(config.output_dir, "history.csv"), append=resuming
+        ),
+        tf.keras.callbacks.TensorBoard(
+            os.path.join(config.output_dir, "logs"), profile_batch=0
+        ),
+        *(extra_callbacks or []),
+    ]
+    history = model.fit(
+        dataset.train,
+        epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+
+    bnn = strip_lcr(model)
+    with strategy.scope():
+        bnn.compile(
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+    test_loss, test_accuracy = bnn.evaluate(dataset.test, verbose=0)
+    model.save(os.path.join(config.output_dir, "model.keras"))
+    bnn.save(os.path.join(config.output_dir, "bnn.keras"))
+
+    last = {key: float(values[-1]) for key, values in history.history.items() if values}
+    results = {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "lcr_lambda": 0.0 if config.full_precision else config.lcr_lambda,
+        "lcr_beta": config.lcr_beta,
+        "lcr_reference": config.lcr_reference,
+        "lcr_form": config.lcr_form,
+        "power_iterations": config.power_iterations,
+        "model": model.name,
+        "dataset": config.dataset,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "blocks": len(find_blocks(bnn)) if not config.full_precision else None,
+        "train_size": dataset.train_size,
+        "test_size": dataset.test_size,
+        "resumed": resuming,
+        "final_epoch_metrics": last,
+        "seconds": round(time.time() - start, 2),
+    }
+    with open(os.path.join(config.output_dir, "results.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return results
+
+
+def format_results(results: dict) -> str:
+    """A short human-readable summary of a run."""
+    lines = [
+        f"model           {results['model']} on {results['dataset']}",
+        f"LCR             λ={results['lcr_lambda']:g} β={results['lcr_beta']:g} "
+        f"({results['lcr_form']}, {results['lcr_reference']}, "
+        f"{results['power_iterations']} power iterations)",
+        f"epochs          {results['epochs']} (batch {results['batch_size']}, "
+        f"seed {results['seed']})",
+        f"test accuracy   {100 * results['test_accuracy']:.2f}%",
+        f"test loss       {results['test_loss']:.4f}",
+        f"seconds         {results['seconds']:.1f}",
+    ]
+    ratios = {
+        k: v for k, v in results["final_epoch_metrics"].items() if k.startswith("sigma_ratio")
+    }
+    if ratios:
+        lines.append(
+            "σ_B/σ_F (last)  " + " ".join(f"{v:.2f}" for v in ratios.values())
+        )
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""CIFAR-style binary ResNets (He et al. 2016) in the IR-Net layout.
+
+3×3 full-precision stem without max-pool, binary 3×3 convolutions in every
+basic block, full-precision downsampling shortcuts (average pool + 1×1 conv +
+batch norm) and a full-precision classifier, as in IR-Net and LCR-BNN.
+
+* ``1w1a``: binary weights and activations, HardTanh after each residual add.
+* ``1w32a``: binary weights, real-valued activations, ReLU.
+* ``quantized=False``: the same network with every quantizer off (the
+  full-precision counterpart, e.g. a ``teacher``).
+* ``bireal=True``: a real-valued shortcut around every binary convolution
+  (Bi-Real Net) instead of one per basic block.
+
+The blocks are named for LCR: the stem ends in ``stem_out`` and basic block k
+in ``block{k}_out`` (see :func:`lcr_larq.find_blocks`).
+
+Example:
+    >>> model = resnet_cifar(20, (32, 32, 3), 10)
+    >>> sum(layer.name.startswith("block") and layer.name.endswith("_out")
+    ...     for layer in model.layers)
+    9
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from lcr_larq import layers as L
+from models.quantization import QuantizationSpec, quantization
+
+DEPTHS = {20: ((16, 3), (32, 3), (64, 3)), 18: ((64, 2), (128, 2), (256, 2), (512, 2))}
+
+
+def _activation(spec: QuantizationSpec, name: str) -> tf.keras.layers.Layer:
+    if spec.activation == "hardtanh":
+        return L.HardTanh(name=name)
+    return tf.keras.layers.ReLU(name=name)
+
+
+def binary_conv(spec: QuantizationSpec, filters: int, strides: int, name: str):
+    """A 3×3 binary convolution of the given quantization."""
+    return L.QuantConv2D(
+        filters,
+        3,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+        **spec.conv_kwargs(),
+    )
+
+
+def downsample(x, filters: int, strides: int, name: str):
+    """Full-precision shortcut: average pool, 1×1 conv, batch norm."""
+    if strides > 1:
+        x = tf.keras.layers.AveragePooling2D(strides, name=f"{name}_pool")(x)
+    x = tf.keras.layers.Conv2D(
+        filters, 1, use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv"
+    )(x)
+    return L.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
+
+
+def basic_block(x, spec: QuantizationSpec, filters: int, strides: int, bireal: bool, index: int):
+    """One basic block; its output layer is named ``block{index}_out``."""
+    p = f"block{index}"
+    shortcut = x
+    if strides > 1 or x.shape[-1] != filters:
+        shortcut = downsample(x, filters, strides, f"{p}_shortcut")
+    bn = lambda n: L.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{p}_bn{n}")  # noqa: E731
+    h = bn(1)(binary_conv(spec, filters, strides, f"{p}_conv1")(x))
+    if bireal:
+        h = tf.keras.layers.Add(name=f"{p}_add1")([h, shortcut])
+        h = _activation(spec, f"{p}_act1")(h)
+        shortcut = h
+    else:
+        h = _activation(spec, f"{p}_act1")(h)
+    h = bn(2)(binary_conv(spec, filters, 1, f"{p}_conv2")(h))
+    h = tf.keras.layers.Add(name=f"{p}_add{2 if bireal else ''}")([h, shortcut])
+    return _activation(spec, f"{p}_out")(h)
+
+
+def resnet_cifar(
+    depth: int,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    precision: str = "1w1a",
+    quantized: bool = True,
+    bireal: bool = False,
+    weight_quantizer: str = "irnet",
+) -> tf.keras.Model:
+    """CIFAR ResNet-20 or ResNet-18 (3×3 stem, no max-pool); outputs logits."""
+    if depth not in DEPTHS:
+        raise ValueError(f"CIFAR ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
+    spec = quantization(precision, weight_quantizer, quantized)
+    inputs = tf.keras.Input(input_shape, name="image")
+    stages = DEPTHS[depth]
+    x = tf.keras.layers.Conv2D(
+        stages[0][0], 3, padding="same", use_bias=False,
+        kernel_initializer="he_normal", name="stem_conv",
+    )(inputs)
+    x = L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
+    x = _activation(spec, "stem_out")(x)
+    index = 0
+    for stage, (filters, blocks) in enumerate(stages):
+        for b in range(blocks):
+            index += 1
+            strides = 2 if stage > 0 and b == 0 else 1
+            x = basic_block(x, spec, filters, strides, bireal, index)
+    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    name = f"resnet{depth}{'_bireal' if bireal else ''}_{spec.label}"
+    return tf.keras.Model(inputs, logits, name=name)

@@ -1,0 +1,180 @@
+"""The LipschitzRetention layer, the full-precision path and serialization."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lcr_larq
+from lcr_larq import layers, spectral
+from models import build_model
+
+CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def small_bnn(**kwargs):
+    return build_model("resnet20", (16, 16, 1), 4, **kwargs)
+
+
+def batch(rng, n=8, size=16):
+    x = rng.normal(size=(n, size, size, 1)).astype(np.float32)
+    y = rng.integers(0, 4, size=n)
+    return tf.constant(x), tf.constant(y)
+
+
+def test_latent_path_shares_weights_and_bypasses_quantizers(rng):
+    bnn = small_bnn()
+    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0)
+    # Tied, never copied: the training model owns exactly the BNN's variables.
+    assert {id(v) for v in model.weights} == {id(v) for v in bnn.weights}
+    assert model.count_params() == bnn.count_params()
+    blocks = lcr_larq.find_blocks(bnn)
+    binary_out = tf.keras.Model(bnn.inputs, blocks[0].output)
+    reference = lcr_larq.full_precision_path(bnn, [blocks[0].output])[0]
+    latent_out = tf.keras.Model(bnn.inputs, reference)
+    x, _ = batch(rng)
+    # By hand: block 1 with latent weights, no sign, batch statistics.
+    stem = tf.keras.Model(bnn.inputs, bnn.get_layer("stem_out").output)(x, training=True)
+    h = stem
+    for name in ("conv1", "bn1", "act1", "conv2", "bn2"):
+        layer = bnn.get_layer(f"block1_{name}")
+        if name.startswith("conv"):
+            # 1w1a convolutions pad with ones (binary borders).
+            padded = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=1.0)
+            with lcr_larq.layers.lq.context.quantized_scope(False):
+                h = tf.nn.conv2d(padded, layer.kernel, 1, "VALID")
+        elif name.startswith("bn"):
+            mean, var = tf.nn.moments(h, [0, 1, 2])
+            h = tf.nn.batch_normalization(h, mean, var, layer.beta, layer.gamma, layer.epsilon)
+        else:
+            h = tf.clip_by_value(h, -1, 1)
+    expected = tf.clip_by_value(h + stem, -1, 1)
+    np.testing.assert_allclose(latent_out(x, training=True), expected, atol=1e-4)
+    assert not np.allclose(binary_out(x, training=True), expected, atol=1e-2)
+
+
+def test_full_precision_batch_norm_keeps_moving_averages(rng):
+    x, y = batch(rng)
+    weights = None
+    moving = []
+    for lcr in (False, True):
+        tf.keras.utils.set_random_seed(7)
+        bnn = small_bnn()
+        if weights is None:
+            weights = bnn.get_weights()
+        bnn.set_weights(weights)
+        model = lcr_larq.attach_lcr(bnn, lcr_lambda=0.0) if lcr else bnn
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.0), loss=CE)
+        model.train_on_batch(x, y)
+        moving.append([bn.moving_mean.numpy() for bn in bnn.layers if hasattr(bn, "moving_mean")])
+    for plain, with_lcr in zip(*moving):
+        np.testing.assert_allclose(plain, with_lcr, rtol=1e-6)
+    assert any(np.abs(m).max() > 0 for m in moving[0])  # moving averages did move
+
+
+def test_gradient_reaches_latent_weights_and_not_the_reference(rng):
+    bnn = small_bnn()
+    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0)
+    x, _ = batch(rng)
+    with tf.GradientTape() as tape:
+        model(x, training=True)
+        lcr_loss = tf.add_n(model.losses)
+    kernels = [bnn.get_layer(f"block{k}_conv1").kernel.latent_variable for k in (1, 5, 9)]
+    grads = tape.gradient(lcr_loss, kernels)
+    assert float(lcr_loss) > 0
+    assert all(g is not None and float(tf.norm(g)) > 0 for g in grads)
+
+    lcr = layers.LipschitzRetention(lcr_lambda=2.0)
+    xb, yb = tf.random.normal((4, 8, 8, 3)), tf.random.normal((4, 8, 8, 3))
+    xf, yf = tf.random.normal((4, 8, 8, 3)), tf.random.normal((4, 8, 8, 3))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([xb, yb, xf, yf])
+        lcr([tf.zeros((4, 2)), xb, yb, xf, yf])
+        loss = lcr.losses[0]
+    assert tape.gradient(loss, xf) is None and tape.gradient(loss, yf) is None
+    assert float(tf.norm(tape.gradient(loss, yb))) > 0
+
+
+def test_layer_loss_is_half_lambda_times_lip(rng):
+    xb, yb = tf.random.normal((4, 8, 8, 3)), tf.random.normal((4, 4, 4, 5))
+    xf, yf = tf.random.normal((4, 8, 8, 3)), tf.random.normal((4, 4, 4, 5))
+    lcr = layers.LipschitzRetention(lcr_lambda=3.0, beta=2.0, power_iterations=30)
+    lcr([tf.zeros((4, 2)), xb, yb, xf, yf])
+    sb = spectral.block_sigma(xb, yb, 30)
+    sf = spectral.block_sigma(xf, yf, 30)
+    expected = 1.5 * np.mean((sb.numpy() / sf.numpy() - 1.0) ** 2)
+    np.testing.assert_allclose(float(lcr.losses[0]), expected, rtol=1e-4)
+
+
+def test_identical_paths_give_zero_loss():
+    lcr = layers.LipschitzRetention(lcr_lambda=4.0)
+    x, y = tf.random.normal((4, 8, 8, 3)), tf.random.normal((4, 8, 8, 6))
+    lcr([tf.zeros((4, 2)), x, y, x, y])
+    assert float(lcr.losses[0]) == 0.0
+
+
+def test_metrics_reach_history(rng):
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, block_metrics="sigma")
+    model.compile(optimizer="sgd", loss=CE)
+    x, y = batch(rng, 16)
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history
+    assert "lcr_lip" in history
+    for k in range(1, 10):
+        ratio = history[f"sigma_ratio_{k}"][0]
+        assert ratio > 0 and np.isfinite(ratio)
+        assert history[f"sigma_b_{k}"][0] > 0 and history[f"sigma_f_{k}"][0] > 0
+
+
+def test_save_load_round_trip(tmp_path, rng):
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=2.5, beta=3.0, form="mse",
+                                power_iterations=7)
+    model.compile(optimizer="sgd", loss=CE)
+    x, y = batch(rng)
+    model.fit(x, y, epochs=1, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    config = lcr_larq.lcr_layer(loaded).get_config()
+    assert (config["lcr_lambda"], config["beta"], config["form"], config["power_iterations"]) == (
+        2.5, 3.0, "mse", 7)
+    np.testing.assert_allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0),
+                               atol=1e-5)
+    model(x, training=True)
+    loaded(x, training=True)
+    np.testing.assert_allclose(float(model.losses[0]), float(loaded.losses[0]), rtol=1e-5)
+    # The latent path is still tied after loading.
+    assert loaded.count_params() == lcr_larq.strip_lcr(loaded).count_params()
+
+
+def test_teacher_reference_is_frozen_and_shape_checked(rng):
+    teacher = small_bnn(quantized=False)
+    bnn = small_bnn()
+    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, reference="teacher", teacher=teacher)
+    before = [w.numpy().copy() for w in teacher.weights]
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.5), loss=CE)
+    x, y = batch(rng)
+    model.fit(x, y, epochs=1, verbose=0)
+    for b, w in zip(before, teacher.weights):
+        np.testing.assert_array_equal(b, w.numpy())
+    other = build_model("resnet18", (16, 16, 1), 4, quantized=False)
+    with pytest.raises(ValueError, match="blocks"):
+        lcr_larq.attach_lcr(small_bnn(), reference="teacher", teacher=other)
+
+
+def test_stock_larq_layers_need_conversion():
+    import larq as lq
+
+    inputs = tf.keras.Input((8, 8, 1))
+    h = lq.layers.QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
+                              kernel_quantizer="ste_sign")(inputs)
+    h = tf.keras.layers.BatchNormalization()(h)
+    out = tf.keras.layers.Dense(2)(tf.keras.layers.Flatten()(h))
+    stock = tf.keras.Model(inputs, out)
+    with pytest.raises(ValueError, match="make_full_precision_aware"):
+        lcr_larq.attach_lcr(stock)
+    converted = lcr_larq.make_full_precision_aware(stock)
+    x = tf.random.normal((2, 8, 8, 1))
+    np.testing.assert_allclose(stock(x), converted(x), atol=1e-6)
+    model = lcr_larq.attach_lcr(converted, lcr_lambda=1.0)
+    assert len(lcr_larq.find_blocks(converted)) == 1
+    model(x, training=True)
+    assert np.isfinite(float(model.losses[0]))

@@ -1,0 +1,72 @@
+"""IR-Net quantizers against their definitions, and the EDE schedule."""
+
+import numpy as np
+import tensorflow as tf
+
+from lcr_larq import callbacks, quantizers
+from models import build_model
+
+
+def test_ede_forward_is_sign_and_backward_matches_formula():
+    x = tf.constant(np.linspace(-2, 2, 41), tf.float32)
+    for t in (0.1, 1.0, 10.0):
+        k = max(1 / t, 1.0)
+        q = quantizers.EDESign(t=t)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = q(x)
+        grad = tape.gradient(y, x).numpy()
+        np.testing.assert_array_equal(y.numpy(), np.where(x.numpy() >= 0, 1.0, -1.0))
+        expected = k * t * (1 - np.tanh(t * x.numpy()) ** 2)
+        np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_ede_parameters_follow_log_schedule():
+    assert quantizers.ede_parameters(0.0) == (0.1, 10.0)
+    t, k = quantizers.ede_parameters(0.5)
+    np.testing.assert_allclose((t, k), (1.0, 1.0))
+    t, k = quantizers.ede_parameters(1.0)
+    np.testing.assert_allclose((t, k), (10.0, 1.0))
+
+
+def test_libra_sign_balances_standardizes_and_scales(rng):
+    w = tf.constant(rng.normal(1.0, 3.0, size=(3, 3, 8, 4)), tf.float32)
+    q = quantizers.LibraSign(t=1.0)
+    out = q(w).numpy()
+    flat = w.numpy().reshape(-1, 4)
+    standardized = (flat - flat.mean(0)) / flat.std(0, ddof=1)
+    scale = 2.0 ** np.round(np.log2(np.abs(standardized).mean(0)))
+    expected = np.where(standardized >= 0, 1.0, -1.0) * scale
+    np.testing.assert_allclose(out.reshape(-1, 4), expected, rtol=1e-6)
+    # Balanced: the sign of a shifted kernel does not depend on the shift.
+    np.testing.assert_array_equal(q(w + 100.0).numpy(), out)
+
+
+def test_libra_sign_gradient_flows_through_standardization(rng):
+    w = tf.Variable(rng.normal(size=(3, 3, 2, 2)).astype(np.float32))
+    q = quantizers.LibraSign(t=1.0)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(q(w) * tf.constant(rng.normal(size=(3, 3, 2, 2)), tf.float32))
+    grad = tape.gradient(loss, w).numpy()
+    assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
+    # Standardization removes the mean: per output channel the gradient sums to 0.
+    np.testing.assert_allclose(grad.reshape(-1, 2).sum(0), 0.0, atol=1e-4)
+
+
+def test_quantizers_serialize_with_their_state():
+    q = quantizers.EDESign(t=3.0)
+    clone = quantizers.EDESign.from_config(q.get_config())
+    assert float(clone.t) == 3.0 and float(clone.k) == 1.0
+
+
+def test_ede_schedule_callback_sets_every_quantizer():
+    model = build_model("resnet20", (8, 8, 1), 2)
+    schedule = callbacks.EDESchedule(epochs=4)
+    schedule.set_model(model)
+    schedule.on_epoch_begin(2)
+    found = [q for q in callbacks.iter_quantizers(model)
+             if isinstance(q, quantizers._EDEQuantizer)]
+    assert len(found) == 2 * 18  # input and kernel quantizer of 18 binary convs
+    expected_t = 0.1 * 100 ** 0.5
+    for q in found:
+        np.testing.assert_allclose((float(q.t), float(q.k)), (expected_t, 1.0), rtol=1e-6)

@@ -1,0 +1,159 @@
+"""The regularizer's math against numpy SVD and the paper's closed forms."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lcr_larq import layers, spectral
+
+
+def matrices_with_gap(rng, batch, rows, cols, ratio=0.8):
+    """Random matrices whose second singular value is ``ratio`` times the first."""
+    k = min(rows, cols)
+    out = []
+    for _ in range(batch):
+        u, _ = np.linalg.qr(rng.normal(size=(rows, rows)))
+        v, _ = np.linalg.qr(rng.normal(size=(cols, cols)))
+        s = np.sort(rng.uniform(0.1, 1.0, size=k))[::-1] * rng.uniform(0.5, 5.0)
+        s[0] = s[1] / ratio
+        out.append(u[:, :k] @ np.diag(s) @ v[:, :k].T)
+    return np.stack(out).astype(np.float32)
+
+
+def relative_errors(m, iterations):
+    exact = np.linalg.svd(m, compute_uv=False)[:, 0]
+    sigma = spectral.top_singular_value(tf.constant(m), iterations)[0].numpy()
+    return np.abs(sigma - exact) / exact
+
+
+def test_power_iteration_matches_svd(rng):
+    m = matrices_with_gap(rng, 16, 12, 7)
+    assert relative_errors(m, 20).max() < 1e-3
+
+
+def test_power_iteration_error_shrinks_with_iterations(rng):
+    m = matrices_with_gap(rng, 32, 16, 16, ratio=0.95)
+    errors = [relative_errors(m, n).mean() for n in (1, 2, 5, 20)]
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 0.1 * errors[0]
+
+
+def test_eigenvalue_form_agrees_with_matrix_free_form(rng):
+    m = tf.constant(matrices_with_gap(rng, 8, 10, 6))
+    rm = tf.matmul(m, m, transpose_b=True)
+    eigen, _ = spectral.power_iteration(rm, 20)
+    sigma, _ = spectral.top_singular_value(m, 20)
+    np.testing.assert_allclose(np.sqrt(eigen.numpy()), sigma.numpy(), rtol=1e-4)
+    exact = np.linalg.eigvalsh(rm.numpy())[:, -1]
+    np.testing.assert_allclose(eigen.numpy(), exact, rtol=1e-3)
+
+
+def test_retention_matrix_is_cross_matrix_gram(rng):
+    x = tf.constant(rng.normal(size=(3, 8, 8, 4)), tf.float32)
+    y = tf.constant(rng.normal(size=(3, 4, 4, 6)), tf.float32)
+    # By hand: 2×2 average pooling of x, then X̂ Ŷᵀ / P.
+    pooled = x.numpy().reshape(3, 4, 2, 4, 2, 4).mean(axis=(2, 4)).reshape(3, 16, 4)
+    m = np.einsum("bpi,bpj->bij", pooled, y.numpy().reshape(3, 16, 6)) / 16
+    np.testing.assert_allclose(spectral.cross_matrix(x, y).numpy(), m, rtol=1e-5, atol=1e-6)
+    rm = spectral.retention_matrix(x, y).numpy()
+    np.testing.assert_allclose(rm, m @ m.transpose(0, 2, 1), rtol=1e-4, atol=1e-6)
+
+
+def decorrelated_maps(rng, batch, size, channels):
+    """Feature maps whose channels are orthogonal over positions: X̂ X̂ᵀ / P = I."""
+    positions = size * size
+    maps = []
+    for _ in range(batch):
+        q, _ = np.linalg.qr(rng.normal(size=(positions, positions)))
+        maps.append(np.sqrt(positions) * q[:, :channels])  # P × C1
+    return np.stack(maps).reshape(batch, size, size, channels).astype(np.float32)
+
+
+@pytest.mark.parametrize("quantizer", ["ste_sign", None])
+def test_conv_retention_sigma_is_weight_spectral_norm(rng, quantizer):
+    """Paper Eq. 7–9: a linear 1×1 conv on decorrelated inputs gives σ = ‖W‖₂."""
+    x = tf.constant(decorrelated_maps(rng, 4, 4, 6))
+    conv = layers.QuantConv2D(5, 1, kernel_quantizer=quantizer, use_bias=False)
+    binary = conv(x)
+    latent = conv(x, full_precision=True)
+    kernel = conv.kernel.latent_variable.numpy()[0, 0] if quantizer else conv.kernel.numpy()[0, 0]
+    w_binary = np.where(kernel >= 0, 1.0, -1.0) if quantizer else kernel
+    for y, w in ((binary, w_binary), (latent, kernel)):
+        sigma = spectral.block_sigma(x, y, iterations=50).numpy()
+        exact = np.linalg.svd(w, compute_uv=False)[0]
+        np.testing.assert_allclose(sigma, np.full(4, exact), rtol=1e-4)
+
+
+def test_dense_retention_sigma_is_weight_spectral_norm(rng):
+    batch, c_in = 32, 6
+    q, _ = np.linalg.qr(rng.normal(size=(batch, batch)))
+    x = tf.constant(np.sqrt(batch) * q[:, :c_in], tf.float32)  # Xᵀ X / B = I
+    dense = layers.QuantDense(4, kernel_quantizer="ste_sign", use_bias=False)
+    kernel = None
+    for full_precision in (False, True):
+        y = dense(x, full_precision=full_precision)
+        kernel = dense.kernel.latent_variable.numpy()
+        w = kernel if full_precision else np.where(kernel >= 0, 1.0, -1.0)
+        sigma = spectral.block_sigma(x, y, iterations=50).numpy()
+        assert sigma.shape == (1,)
+        np.testing.assert_allclose(sigma[0], np.linalg.svd(w, compute_uv=False)[0], rtol=1e-4)
+
+
+def test_loss_is_zero_for_identical_paths_and_positive_otherwise(rng):
+    sig = [tf.constant(rng.uniform(0.5, 2, size=8), tf.float32) for _ in range(3)]
+    for form in spectral.LOSS_FORMS:
+        assert float(spectral.lipschitz_retention_loss(sig, sig, 2.0, form)) == 0.0
+        other = [s * 1.1 for s in sig]
+        assert float(spectral.lipschitz_retention_loss(other, sig, 2.0, form)) > 0.0
+
+
+def test_beta_weighting_two_blocks_by_hand():
+    sigma_b = [tf.constant([2.0, 1.0]), tf.constant([3.0, 2.0])]
+    sigma_f = [tf.constant([1.0, 1.0]), tf.constant([2.0, 4.0])]
+    # β = 2, K = 2: block 1 weight 2^-1, block 2 weight 1.
+    # sample 1: ((2/1 − 1)·½)² + ((3/2 − 1)·1)² = 0.25 + 0.25 = 0.5
+    # sample 2: ((1/1 − 1)·½)² + ((2/4 − 1)·1)² = 0 + 0.25 = 0.25
+    ratio = spectral.lipschitz_retention_loss(sigma_b, sigma_f, beta=2.0, form="ratio")
+    np.testing.assert_allclose(float(ratio), (0.5 + 0.25) / 2, rtol=1e-6)
+    # β = 3: ((1)·⅓)² = 1/9 for sample 1's block 1.
+    ratio3 = spectral.lipschitz_retention_loss(sigma_b, sigma_f, beta=3.0, form="ratio")
+    np.testing.assert_allclose(float(ratio3), ((1 / 9 + 0.25) + 0.25) / 2, rtol=1e-6)
+    # mse: Σ_k β^(k−K) · mean((σ_B − σ_F)²) / (B · 10⁴), B = 2
+    # block 1: ½ · (1 + 0)/2 = 0.25; block 2: 1 · (1 + 4)/2 = 2.5
+    mse = spectral.lipschitz_retention_loss(sigma_b, sigma_f, beta=2.0, form="mse")
+    np.testing.assert_allclose(float(mse), (0.25 + 2.5) / (2 * 1e4), rtol=1e-6)
+
+
+def test_all_zero_activations_give_finite_loss_and_gradient():
+    x = tf.zeros((4, 8, 8, 3))
+    y = tf.Variable(tf.zeros((4, 8, 8, 5)))
+    with tf.GradientTape() as tape:
+        sigma_b = spectral.block_sigma(x, y)
+        sigma_f = spectral.block_sigma(x, tf.zeros((4, 8, 8, 5)))
+        loss = spectral.lipschitz_retention_loss([sigma_b], [sigma_f])
+    grad = tape.gradient(loss, y)
+    assert np.all(sigma_b.numpy() == 0)
+    assert np.isfinite(float(loss))
+    assert np.all(np.isfinite(grad.numpy()))
+    # Only the reference is zero: the block is skipped, never NaN.
+    lone = spectral.lipschitz_retention_loss([tf.ones(4)], [tf.zeros(4)])
+    assert float(lone) == 0.0
+
+
+def test_power_iteration_runs_in_tf_function(rng):
+    m = tf.constant(matrices_with_gap(rng, 4, 6, 6))
+    compiled = tf.function(lambda a: spectral.top_singular_value(a, 20)[0])
+    np.testing.assert_allclose(
+        compiled(m).numpy(), np.linalg.svd(m.numpy(), compute_uv=False)[:, 0], rtol=1e-3
+    )
+
+
+def test_invalid_settings_are_refused():
+    with pytest.raises(ValueError, match="iterations"):
+        spectral.top_singular_value(tf.ones((1, 2, 2)), 0)
+    with pytest.raises(ValueError, match="form"):
+        spectral.lipschitz_retention_loss([tf.ones(1)], [tf.ones(1)], form="l1")
+    with pytest.raises(ValueError, match="β"):
+        layers.LipschitzRetention(beta=1.0)
+    with pytest.raises(ValueError, match="λ"):
+        layers.LipschitzRetention(lcr_lambda=-1.0)

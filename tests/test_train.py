@@ -1,0 +1,124 @@
+"""train.py end to end on digits: results, resume, and one-line errors."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+import train
+from lcr_larq import training
+from lcr_larq.config import TrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def epochs_in(path):
+    with open(path) as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def test_train_py_one_epoch_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train.py"), "--epochs", "1",
+         "--output-dir", str(out), "--verbose", "0", "--lcr-lambda", "4"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "test accuracy" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    for key in ("test_accuracy", "test_loss", "lcr_lambda", "lcr_beta", "epochs", "seconds"):
+        assert key in results
+    assert 0.0 <= results["test_accuracy"] <= 1.0 and results["epochs"] == 1
+    assert results["lcr_lambda"] == 4.0 and results["blocks"] == 9
+    assert results["test_size"] == 360
+    assert epochs_in(out / "history.csv") == [0]
+    with open(out / "history.csv") as handle:
+        header = next(csv.reader(handle))
+    assert {"loss", "accuracy", "lcr_lip", "sigma_ratio_9"} <= set(header)
+    import lcr_larq  # noqa: F401  (registers the custom objects)
+
+    model = tf.keras.models.load_model(out / "model.keras")
+    assert lcr_larq.lcr_layer(model) is not None
+    bnn = tf.keras.models.load_model(out / "bnn.keras")
+    assert lcr_larq.lcr_layer(bnn) is None
+    assert not (out / "backup").exists()  # cleaned up after a finished run
+
+
+class Interrupt(tf.keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+class EpochRecorder(tf.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
+    config = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=32, verbose=0,
+                         output_dir=str(tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        training.run(config, extra_callbacks=[Interrupt(after_epoch=1)])
+    assert (tmp_path / "run" / "backup").is_dir()
+    assert epochs_in(tmp_path / "run" / "history.csv") == [0, 1]
+    recorder = EpochRecorder()
+    results = training.run(config, extra_callbacks=[recorder])
+    assert recorder.epochs == [2]
+    assert results["resumed"] is True
+    assert epochs_in(tmp_path / "run" / "history.csv") == [0, 1, 2]
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    backup = out / "backup"
+    backup.mkdir(parents=True)
+    (backup / "checkpoint").write_text("garbage")
+    (backup / "ckpt-1.index").write_bytes(b"\x00not a checkpoint")
+    code = train.main(["--epochs", "1", "--steps-per-epoch", "1", "--verbose", "0",
+                       "--output-dir", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "backup" in err and "delete it" in err
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--lcr-beta", "1"], "--lcr-beta must be > 1"),
+        (["--lcr-lambda", "-1"], "--lcr-lambda must be >= 0"),
+        (["--model", "vgg"], "unknown model 'vgg'"),
+        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--lcr-reference", "teacher"], "--teacher"),
+        (["--output-dir", os.path.join(__file__, "sub")], "choose a writable directory"),
+    ],
+)
+def test_bad_arguments_end_in_one_line(args, needle, capsys):
+    code = train.main(args + ["--epochs", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert needle in err
+
+
+def test_bad_argument_from_the_shell_has_no_traceback():
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train.py"), "--lcr-beta", "0.5"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --lcr-beta")
