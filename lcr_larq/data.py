@@ -39,6 +39,9 @@ class Dataset:
     num_classes: int
     train_size: int
     test_size: int
+    # Carved from the training data (never the test split) when asked for.
+    validation: tf.data.Dataset | None = None
+    validation_size: int = 0
     # Un-normalized test images (uint8, N×H×W×C) and labels, for robustness
     # evaluation; None where the test split does not fit in memory.
     test_arrays: tuple[np.ndarray, np.ndarray] | None = None
@@ -121,11 +124,21 @@ def from_arrays(
     seed: int,
     num_classes: int | None = None,
     augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+    validation_fraction: float = 0.0,
 ) -> Dataset:
-    """A :class:`Dataset` from uint8 arrays, normalized by train statistics."""
+    """A :class:`Dataset` from uint8 arrays, normalized by train statistics.
+
+    ``validation_fraction`` > 0 holds out that share of the training arrays
+    (a fixed, seed-independent permutation) as ``validation``.
+    """
+    classes = num_classes or int(max(y_train.max(), y_test.max()) + 1)
+    validation, x_val = None, ()
+    if validation_fraction > 0:
+        x_train, y_train, x_val, y_val = split_validation(x_train, y_train, validation_fraction)
     mean, std = channel_statistics(x_train)
     normalize = standardizer(mean, std)
-    classes = num_classes or int(max(y_train.max(), y_test.max()) + 1)
+    if len(x_val):
+        validation = arrays_pipeline(x_val, y_val, batch_size, normalize, False, seed)
     return Dataset(
         name=name,
         train=arrays_pipeline(x_train, y_train, batch_size, normalize, True, seed, augment),
@@ -137,12 +150,30 @@ def from_arrays(
         test_arrays=(x_test, y_test),
         normalize=normalize,
         info={"mean": mean.tolist(), "std": std.tolist()},
+        validation=validation,
+        validation_size=len(x_val),
     )
 
 
-def load_digits_dataset(batch_size: int, seed: int, **_) -> Dataset:
+def split_validation(images: np.ndarray, labels: np.ndarray, fraction: float):
+    """``(x_train, y_train, x_val, y_val)``: the last ``fraction`` of a fixed
+    permutation of the training arrays."""
+    if not 0 < fraction < 1:
+        raise DataError(f"the validation fraction must be in (0, 1), got {fraction}")
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(images))
+    cut = len(images) - max(1, int(round(fraction * len(images))))
+    keep, held = order[:cut], order[cut:]
+    return images[keep], labels[keep], images[held], labels[held]
+
+
+def load_digits_dataset(
+    batch_size: int, seed: int, validation_fraction: float = 0.0, **_
+) -> Dataset:
     """scikit-learn's digits at 32×32×1, 1,437 train / 360 test images."""
-    return from_arrays("digits", *digits_arrays(), batch_size=batch_size, seed=seed)
+    return from_arrays(
+        "digits", *digits_arrays(), batch_size=batch_size, seed=seed,
+        validation_fraction=validation_fraction,
+    )
 
 
 LOADERS: dict[str, Callable[..., Dataset]] = {"digits": load_digits_dataset}
@@ -153,10 +184,21 @@ def dataset_names() -> list[str]:
 
 
 def load_dataset(
-    name: str, batch_size: int = 128, seed: int = 0, data_dir: str | None = None
+    name: str,
+    batch_size: int = 128,
+    seed: int = 0,
+    data_dir: str | None = None,
+    validation_fraction: float = 0.0,
 ) -> Dataset:
-    """Loads dataset ``name`` (see :data:`LOADERS`)."""
+    """Loads dataset ``name`` (see :data:`LOADERS`).
+
+    Every loader takes ``batch_size``, ``seed``, ``data_dir``,
+    ``validation_fraction`` and ``spec`` (the full name, e.g. ``npz:PATH``).
+    """
     kind = name.split(":", 1)[0]
     if kind not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; choose one of {dataset_names()}")
-    return LOADERS[kind](batch_size=batch_size, seed=seed, data_dir=data_dir, spec=name)
+    return LOADERS[kind](
+        batch_size=batch_size, seed=seed, data_dir=data_dir, spec=name,
+        validation_fraction=validation_fraction,
+    )

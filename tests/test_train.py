@@ -84,10 +84,15 @@ def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
 
 def test_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
     out = tmp_path / "run"
-    backup = out / "backup"
-    backup.mkdir(parents=True)
-    (backup / "checkpoint").write_text("garbage")
-    (backup / "ckpt-1.index").write_bytes(b"\x00not a checkpoint")
+    config = TrainConfig(epochs=2, steps_per_epoch=1, batch_size=32, verbose=0,
+                         output_dir=str(out))
+    with pytest.raises(KeyboardInterrupt):
+        training.run(config, extra_callbacks=[Interrupt(after_epoch=0)])
+    files = [p for p in (out / "backup").rglob("*") if p.is_file()]
+    assert any(p.name.endswith(".index") for p in files)
+    for path in files:
+        if path.name != "checkpoint":
+            path.write_bytes(b"\x00 truncated by a crash")
     code = train.main(["--epochs", "1", "--steps-per-epoch", "1", "--verbose", "0",
                        "--output-dir", str(out)])
     err = capsys.readouterr().err.strip()
