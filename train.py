@@ -4,6 +4,7 @@
     python train.py                                  # ResNet-20 1w1a + LCR on digits
     python train.py --model=resnet18 --lcr-lambda=0  # the plain BNN baseline
     python train.py --config configs/cifar10_resnet20_lcr.yaml
+    python train.py --model=birealnet --summary --input-size=224  # Larq summary, no training
 
 See ``python train.py --help`` for every flag.
 """
@@ -11,10 +12,33 @@ See ``python train.py --help`` for every flag.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def print_summary(config) -> None:
+    """Prints ``larq.models.summary`` of the plain network of ``config`` (no
+    LCR) at the dataset's input size, or at ``--input-size``.
+
+    Example:
+        >>> from lcr_larq.config import TrainConfig
+        >>> print_summary(TrainConfig(model="resnet20"))  # doctest: +ELLIPSIS
+        +resnet20_1w1a stats...
+    """
+    import larq as lq
+
+    from lcr_larq import data, training
+
+    dataset = data.load_dataset(
+        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        data_dir=config.data_dir,
+    )
+    plain = dataclasses.replace(config, lcr_lambda=0.0)
+    model = training.build_training_model(plain, dataset.input_shape, dataset.num_classes)
+    lq.models.summary(model)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,12 +48,20 @@ def main(argv: list[str] | None = None) -> int:
         description="Train a BNN with Lipschitz Continuity Retention (LCR)."
     )
     cfg.add_arguments(parser)
+    parser.add_argument(
+        "--summary", action="store_true",
+        help="print the Larq summary (binary and float MACs, memory) of the model "
+        "at the dataset's input size (or --input-size) and exit",
+    )
     args = parser.parse_args(argv)
 
     from lcr_larq import data, training
 
     try:
         config = cfg.validate(cfg.build_config(args))
+        if args.summary:
+            print_summary(config)
+            return 0
         results = training.run(config)
     except (cfg.ConfigError, data.DataError, training.TrainingError) as error:
         print(f"error: {error}", file=sys.stderr)

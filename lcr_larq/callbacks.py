@@ -11,6 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import quantizers
+from lcr_larq.proxconnect import ProxConnectSchedule  # noqa: F401
 
 
 def iter_quantizers(model: tf.keras.Model):
@@ -46,18 +47,19 @@ class EDESchedule(tf.keras.callbacks.Callback):
         self.epochs = epochs
         self.t_min = t_min
         self.t_max = t_max
-        self._t = t_min
+        self._t: float | None = None
 
     def parameters(self, epoch: int) -> tuple[float, float]:
         return quantizers.ede_parameters(epoch / max(self.epochs, 1), self.t_min, self.t_max)
 
     def on_epoch_begin(self, epoch, logs=None):
         t, k = self.parameters(epoch)
-        self._t = t
+        self._t = None
         for quantizer in iter_quantizers(self.model):
             if isinstance(quantizer, quantizers._EDEQuantizer):
                 quantizer.set_ede(t, k)
+                self._t = t
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
+        if logs is not None and self._t is not None:
             logs["ede_t"] = self._t

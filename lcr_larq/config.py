@@ -41,7 +41,12 @@ class TrainConfig:
     precision: str = _opt("1w1a", "1w1a (binary weights and activations) or 1w32a")
     full_precision: bool = _opt(False, "train the full-precision counterpart (LCR off)")
     bireal: bool = _opt(False, "real-valued shortcut around every binary conv (Bi-Real)")
-    weight_quantizer: str = _opt("irnet", "binary weight quantizer: irnet or ste_sign")
+    weight_quantizer: str = _opt(
+        "irnet", "binary weight quantizer: irnet, ste_sign or proxconnect"
+    )
+    prox_rho_end: float = _opt(20.0, "ProxConnect: final ρ of the linear schedule (from 0)")
+    prox_gradient: str = _opt("prox", "ProxConnect backward: prox (dL_ρ/dw) or ste")
+    prox_hard_epochs: int = _opt(1, "ProxConnect: final epochs with the hard sign")
     input_size: int | None = _opt(None, "resize images to this square size")
     lcr_lambda: float = _opt(4.0, "LCR strength λ ≥ 0 (0 trains the plain BNN)")
     lcr_beta: float = _opt(2.0, "LCR block weighting β > 1")
@@ -66,7 +71,8 @@ class TrainConfig:
 
 CHOICES = {
     "precision": ("1w1a", "1w32a"),
-    "weight_quantizer": ("irnet", "ste_sign"),
+    "weight_quantizer": ("irnet", "ste_sign", "proxconnect"),
+    "prox_gradient": ("prox", "ste"),
     "lcr_reference": ("latent", "teacher"),
     "lcr_form": ("ratio", "mse"),
     "strategy": ("default", "mirrored", "multiworker"),
@@ -101,6 +107,10 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("power_iterations", "epochs", "batch_size"):
         if getattr(config, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(config, key)}")
+    if config.prox_rho_end < 0 or not 0 <= config.prox_hard_epochs < config.epochs:
+        raise ConfigError(
+            "--prox-rho-end must be >= 0 and 0 <= --prox-hard-epochs < --epochs"
+        )
     if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
         raise ConfigError(f"--steps-per-epoch must be >= 1, got {config.steps_per_epoch}")
     if config.input_size is not None and config.input_size < 8:

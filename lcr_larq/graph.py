@@ -37,6 +37,8 @@ from larq.layers_base import BaseLayer
 from lcr_larq import layers as lcr_layers
 
 STEM_NAME = "stem_out"
+# Samples of each batch that L_lip is estimated on (0: all); see attach_lcr.
+DEFAULT_SAMPLES = 32
 BLOCK_NAME = re.compile(r"^block(\d+)_out$")
 
 
@@ -97,9 +99,18 @@ def find_blocks(model: tf.keras.Model, boundaries: list[str] | None = None) -> l
             of ``boundaries[k-1]`` to the output of ``boundaries[k]``.
 
     Without ``boundaries``, in this order: the project's naming convention
-    (``stem_out``, ``block1_out`` … ``blockK_out``); every residual ``Add``
-    layer (input: the nearest tensor both of its inputs depend on, output:
-    the sum); every quantized layer (plain networks).
+    (``stem_out``, ``block1_out`` … ``blockK_out``); every residual add — an
+    ``Add`` layer or ``x + y`` on Keras tensors — (input: the nearest tensor
+    both of its inputs depend on, output: the sum); every quantized layer
+    (plain networks).
+
+    A model of your own needs no naming: its residual adds are found, or
+    give ``boundaries``. Example, Larq-Zoo's QuickNet (16 residual blocks):
+
+    >>> import larq_zoo
+    >>> quicknet = larq_zoo.sota.QuickNet(input_shape=(32, 32, 3), weights=None)
+    >>> len(find_blocks(quicknet))
+    16
     """
     if boundaries is not None:
         if len(boundaries) < 2:
@@ -114,12 +125,13 @@ def find_blocks(model: tf.keras.Model, boundaries: list[str] | None = None) -> l
     )
     if STEM_NAME in names and numbered:
         return find_blocks(model, [STEM_NAME] + [name for _, name in numbered])
-    adds = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Add)]
+    adds = [layer for layer in model.layers if _is_add(layer)]
     if adds:
         blocks = []
+        model_nodes = _model_nodes(model)
         for layer in adds:
             for node_index, node in enumerate(layer._inbound_nodes):
-                if node.keras_inputs and node in _model_nodes(model):
+                if len(node.keras_inputs) > 1 and node in model_nodes:
                     name = layer.name if node_index == 0 else f"{layer.name}_{node_index}"
                     blocks.append(Block(name, _fork(node.keras_inputs), node.outputs))
         return blocks
@@ -130,6 +142,17 @@ def find_blocks(model: tf.keras.Model, boundaries: list[str] | None = None) -> l
         f"model {model.name!r} has no residual adds and no quantized layers: "
         "give the block boundaries as layer names"
     )
+
+
+# ``x + y`` on Keras tensors (as in Larq-Zoo's QuickNet) is a TFOpLambda layer.
+_ADD_OPS = ("__operators__.add", "math.add", "math.add_n")
+
+
+def _is_add(layer) -> bool:
+    """An ``Add`` layer, or a TFOpLambda adding Keras tensors."""
+    if isinstance(layer, tf.keras.layers.Add):
+        return True
+    return type(layer).__name__ == "TFOpLambda" and layer.get_config().get("function") in _ADD_OPS
 
 
 def _model_nodes(model: tf.keras.Model) -> list:
@@ -145,11 +168,14 @@ def _needs_conversion(layer) -> bool:
     return stateful and not _supports_full_precision(layer)
 
 
-def full_precision_path(model: tf.keras.Model, tensors: list) -> list:
+def full_precision_path(
+    model: tf.keras.Model, tensors: list, inputs: list | None = None
+) -> list:
     """The latent full-precision counterparts of ``tensors`` of ``model``.
 
-    Replays the part of the graph that ``tensors`` depend on, from the same
-    inputs, calling every full-precision-aware layer with
+    Replays the part of the graph that ``tensors`` depend on, from the model's
+    inputs (or from ``inputs`` in their place), calling every
+    full-precision-aware layer with
     ``full_precision=True`` (the same layer objects: weights are tied, never
     copied), passing standalone quantizers through, and calling every other
     layer as it is.
@@ -170,10 +196,12 @@ def full_precision_path(model: tf.keras.Model, tensors: list) -> list:
         visit(t)
 
     mapped: dict[int, tf.Tensor] = {}
+    if inputs is not None:
+        mapped.update({id(ref): new for ref, new in zip(model.inputs, inputs)})
     for layer, node in order:
         if node.is_input:
             for out in tf.nest.flatten(node.outputs):
-                mapped[id(out)] = out
+                mapped.setdefault(id(out), out)
             continue
         if isinstance(layer, tf.keras.Model):
             raise ValueError(
@@ -229,6 +257,7 @@ def attach_lcr(
     teacher: tf.keras.Model | None = None,
     boundaries: list[str] | None = None,
     block_metrics: str = "ratio",
+    samples: int = DEFAULT_SAMPLES,
 ) -> tf.keras.Model:
     """The training model: ``model`` with an LCR regularizer on its blocks.
 
@@ -240,6 +269,10 @@ def attach_lcr(
             ``"teacher"`` (a frozen full-precision model of the same blocks).
         teacher: the full-precision model for ``reference="teacher"``.
         boundaries: block boundaries as layer names (see :func:`find_blocks`).
+        samples: L_lip is estimated on the first ``samples`` samples of each
+            (per-replica) batch, and the reference path runs on those only;
+            0 uses the whole batch. Batches are shuffled, so the estimate is
+            unbiased for the batch mean, at a fraction of the reference cost.
 
     Returns:
         A functional model with the same inputs and logits, whose
@@ -248,13 +281,19 @@ def attach_lcr(
     lcr_layers.validate_lcr_settings(lcr_lambda, beta, form, power_iterations)
     blocks = find_blocks(model, boundaries)
     binary = _block_tensors(blocks)
+    reference_inputs = model.inputs
+    if samples:
+        reference_inputs = [
+            lcr_layers.SampleSlice(samples, name=f"lcr_samples_{i}")(x)
+            for i, x in enumerate(model.inputs)
+        ]
     if reference == "latent":
         if any(_needs_conversion(layer) for layer in model.layers):
             raise ValueError(
                 f"model {model.name!r} uses stock Larq/Keras layers: convert it with "
                 "lcr_larq.make_full_precision_aware(model) first"
             )
-        reference_tensors = full_precision_path(model, binary)
+        reference_tensors = full_precision_path(model, binary, reference_inputs)
     elif reference == "teacher":
         if teacher is None:
             raise ValueError("reference='teacher' needs a teacher model (--teacher)")
@@ -264,11 +303,11 @@ def attach_lcr(
             teacher.inputs, _block_tensors(teacher_blocks), name=f"{teacher.name}_blocks"
         )
         features.trainable = False
-        reference_tensors = features(model.inputs, training=False)
+        reference_tensors = features(reference_inputs, training=False)
     else:
         raise ValueError(f"reference must be 'latent' or 'teacher', got {reference!r}")
     lcr = lcr_layers.LipschitzRetention(
-        lcr_lambda, beta, form, power_iterations, block_metrics, name="lcr"
+        lcr_lambda, beta, form, power_iterations, block_metrics, samples, name="lcr"
     )
     logits = lcr([model.outputs[0], *binary, *reference_tensors])
     return tf.keras.Model(model.inputs, logits, name=model.name)

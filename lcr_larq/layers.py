@@ -90,6 +90,24 @@ class HardTanh(tf.keras.layers.Layer):
         return tf.clip_by_value(inputs, -1.0, 1.0)
 
 
+@register
+class SampleSlice(tf.keras.layers.Layer):
+    """The first ``samples`` samples of a batch (all of a smaller batch)."""
+
+    def __init__(self, samples: int, **kwargs):
+        super().__init__(**kwargs)
+        self.samples = int(samples)
+
+    def call(self, inputs):
+        return inputs[: self.samples]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "samples": self.samples}
+
+
 BLOCK_METRICS = ("ratio", "sigma", "none")
 
 
@@ -113,6 +131,9 @@ class LipschitzRetention(tf.keras.layers.Layer):
         form: ``"ratio"`` (paper, default) or ``"mse"`` (public code).
         power_iterations: power-iteration steps per σ.
         block_metrics: ``"ratio"``, ``"sigma"`` or ``"none"``.
+        samples: estimate L_lip on the first ``samples`` samples of each
+            batch (the reference path is then computed for those only, see
+            :func:`lcr_larq.attach_lcr`); 0 uses every sample.
 
     Example:
         >>> import tensorflow as tf
@@ -131,6 +152,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
         form: str = "ratio",
         power_iterations: int = 5,
         block_metrics: str = "ratio",
+        samples: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -144,6 +166,9 @@ class LipschitzRetention(tf.keras.layers.Layer):
         self.form = form
         self.power_iterations = int(power_iterations)
         self.block_metrics = block_metrics
+        if samples < 0:
+            raise ValueError(f"samples must be >= 0 (0 uses every sample), got {samples}")
+        self.samples = int(samples)
 
     @staticmethod
     def split_inputs(inputs):
@@ -163,6 +188,12 @@ class LipschitzRetention(tf.keras.layers.Layer):
         _, binary, reference = self.split_inputs(inputs)
         n = self.power_iterations
         sigma_b = [spectral.block_sigma(x, y, n) for x, y in binary]
+        if self.samples:
+            # Slicing σ rather than the features keeps the backward pass free
+            # of full-size zero gradients; the binary cross matrices are cheap.
+            sigma_b = [
+                s[: self.samples] if x.shape.rank == 4 else s for s, (x, _) in zip(sigma_b, binary)
+            ]
         sigma_f = [
             spectral.block_sigma(tf.stop_gradient(x), tf.stop_gradient(y), n)
             for x, y in reference
@@ -196,6 +227,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
             "form": self.form,
             "power_iterations": self.power_iterations,
             "block_metrics": self.block_metrics,
+            "samples": self.samples,
         }
 
 
@@ -211,3 +243,136 @@ def validate_lcr_settings(
         raise ValueError(f"the LCR form must be one of {spectral.LOSS_FORMS}, got {form!r}")
     if power_iterations < 1:
         raise ValueError(f"power iterations must be >= 1, got {power_iterations}")
+
+
+def _channel_weight(layer, name, input_shape, initializer, regularizer=None):
+    channels = int(input_shape[-1])
+    return layer.add_weight(
+        name=name, shape=(channels,), initializer=initializer, regularizer=regularizer,
+        trainable=True,
+    )
+
+
+@register
+class RSign(tf.keras.layers.Layer):
+    """ReActNet's RSign (Liu et al., ECCV 2020): ``sign(x − α)``, one learnable
+    threshold α per channel (last axis).
+
+    Forward ``sign(x − α)`` with ``sign(0) = +1`` (Larq's convention); backward
+    the ApproxSign estimator ``2 − 2|x − α|`` on ``|x − α| ≤ 1``, 0 elsewhere,
+    which reaches both ``x`` and ``α``. With ``full_precision=True`` (the
+    latent full-precision path of LCR) and in a layer built with
+    ``binarize=False`` (a full-precision network) it returns the real value
+    before the sign, ``x − α``.
+
+    Args:
+        binarize: ``False`` keeps only the learnable shift ``x − α``.
+        threshold_initializer: initializer of α (zeros: RSign starts as sign).
+        threshold_regularizer: optional regularizer of α.
+
+    Example:
+        >>> rsign = RSign()
+        >>> rsign(tf.constant([[-0.5, 0.0, 2.0]])).numpy().tolist()
+        [[-1.0, 1.0, 1.0]]
+        >>> rsign(tf.constant([[-0.5, 0.0, 2.0]]), full_precision=True).numpy().tolist()
+        [[-0.5, 0.0, 2.0]]
+    """
+
+    def __init__(
+        self,
+        binarize: bool = True,
+        threshold_initializer="zeros",
+        threshold_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.binarize = bool(binarize)
+        self.threshold_initializer = tf.keras.initializers.get(threshold_initializer)
+        self.threshold_regularizer = tf.keras.regularizers.get(threshold_regularizer)
+
+    @property
+    def precision(self) -> int | None:
+        """1 when binarizing (as Larq's quantizers declare it), else None."""
+        return 1 if self.binarize else None
+
+    def build(self, input_shape):
+        self.threshold = _channel_weight(
+            self, "threshold", input_shape, self.threshold_initializer,
+            self.threshold_regularizer,
+        )
+        super().build(input_shape)
+
+    def call(self, inputs, full_precision: bool = False):
+        shifted = inputs - self.threshold
+        if full_precision or not self.binarize:
+            return shifted
+        return lq.quantizers.approx_sign(shifted)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "binarize": self.binarize,
+            "threshold_initializer": tf.keras.initializers.serialize(
+                self.threshold_initializer
+            ),
+            "threshold_regularizer": tf.keras.regularizers.serialize(
+                self.threshold_regularizer
+            )
+            if self.threshold_regularizer
+            else None,
+        }
+
+
+@register
+class RPReLU(tf.keras.layers.Layer):
+    """ReActNet's RPReLU (Liu et al., ECCV 2020): a PReLU with learnable shifts.
+
+    Per channel (last axis) ``y = (x − γ) + ζ`` where ``x > γ`` and
+    ``y = β·(x − γ) + ζ`` elsewhere, with learnable input shift γ
+    (``shift_in``), slope β (``slope``) and output shift ζ (``shift_out``).
+    It holds no quantizer, so both paths of LCR compute the same function.
+
+    Args:
+        shift_initializer: initializer of γ and ζ.
+        slope_initializer: initializer of β (0.25, as PyTorch's PReLU).
+
+    Example:
+        >>> act = RPReLU()
+        >>> act(tf.constant([[-2.0, 3.0]])).numpy().tolist()
+        [[-0.5, 3.0]]
+    """
+
+    def __init__(
+        self,
+        shift_initializer="zeros",
+        slope_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.shift_initializer = tf.keras.initializers.get(shift_initializer)
+        self.slope_initializer = tf.keras.initializers.get(
+            slope_initializer or tf.keras.initializers.Constant(0.25)
+        )
+
+    def build(self, input_shape):
+        self.shift_in = _channel_weight(self, "shift_in", input_shape, self.shift_initializer)
+        self.slope = _channel_weight(self, "slope", input_shape, self.slope_initializer)
+        self.shift_out = _channel_weight(self, "shift_out", input_shape, self.shift_initializer)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        shifted = inputs - self.shift_in
+        return tf.where(shifted > 0, shifted, self.slope * shifted) + self.shift_out
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "shift_initializer": tf.keras.initializers.serialize(self.shift_initializer),
+            "slope_initializer": tf.keras.initializers.serialize(self.slope_initializer),
+        }

@@ -92,18 +92,30 @@ def load_trained_model(path: str, strip: bool = True) -> tf.keras.Model:
 
 
 def build_training_model(config: cfg.TrainConfig, input_shape, num_classes):
-    """The BNN (or its full-precision version) with LCR attached when λ > 0."""
+    """The BNN (or its full-precision version) with LCR attached when λ > 0.
+
+    With ``--input-size S`` the model takes S×S images of the dataset's
+    channels instead of the dataset's own size.
+    """
     from models import build_model
 
-    model = build_model(
-        config.model,
-        input_shape,
-        num_classes,
-        precision=config.precision,
-        quantized=not config.full_precision,
-        bireal=config.bireal,
-        weight_quantizer=config.weight_quantizer,
-    )
+    if config.input_size:
+        input_shape = (config.input_size, config.input_size, input_shape[-1])
+    try:
+        model = build_model(
+            config.model,
+            input_shape,
+            num_classes,
+            precision=config.precision,
+            quantized=not config.full_precision,
+            bireal=config.bireal,
+            weight_quantizer=config.weight_quantizer,
+        )
+    except ValueError as error:  # settings the chosen architecture does not take
+        raise cfg.ConfigError(
+            f"cannot build --model {config.model} for {tuple(input_shape)} inputs: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
     if config.full_precision or config.lcr_lambda == 0:
         return model
     teacher = None
@@ -157,9 +169,12 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
     strategy = get_strategy(config.strategy)
     dataset = lcr_data.load_dataset(
         config.dataset, batch_size=config.batch_size, seed=config.seed,
-        data_dir=config.data_dir,
+        data_dir=config.data_dir, input_size=config.input_size,
     )
     steps = config.steps_per_epoch or int(tf.data.experimental.cardinality(dataset.train))
+    # Keras does not restart a finite dataset that has more batches than
+    # --steps-per-epoch: it would run dry after a few epochs. Repeat it.
+    train_data = dataset.train.repeat() if config.steps_per_epoch else dataset.train
     with strategy.scope():
         model = build_training_model(config, dataset.input_shape, dataset.num_classes)
         compile_model(model, config, steps)
@@ -178,8 +193,13 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
         ),
         *(extra_callbacks or []),
     ]
+    if config.weight_quantizer == "proxconnect" and not config.full_precision:
+        callbacks.insert(2, lcr_callbacks.ProxConnectSchedule(
+            config.epochs, steps, rho_end=config.prox_rho_end,
+            hard_epochs=config.prox_hard_epochs, hard_at_end=True,
+        ))
     history = model.fit(
-        dataset.train,
+        train_data,
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
         callbacks=callbacks,
@@ -206,6 +226,9 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
         "lcr_form": config.lcr_form,
         "power_iterations": config.power_iterations,
         "model": model.name,
+        "precision": "fp32" if config.full_precision else config.precision,
+        "weight_quantizer": config.weight_quantizer,
+        "bireal": config.bireal,
         "dataset": config.dataset,
         "epochs": config.epochs,
         "batch_size": config.batch_size,

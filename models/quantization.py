@@ -15,7 +15,7 @@ import larq as lq
 from lcr_larq import quantizers
 
 PRECISIONS = ("1w1a", "1w32a")
-WEIGHT_QUANTIZERS = ("irnet", "ste_sign")
+WEIGHT_QUANTIZERS = ("irnet", "ste_sign", "proxconnect")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class QuantizationSpec:
             return None
         if self.weight_quantizer == "irnet":
             return quantizers.LibraSign()
+        if self.weight_quantizer == "proxconnect":
+            # ρ starts at 0 (clipping) and is raised by ProxConnectSchedule.
+            return quantizers.ProxSign(rho=0.0)
         return lq.quantizers.SteSign()
 
     def conv_kwargs(self) -> dict:

@@ -178,3 +178,27 @@ def test_stock_larq_layers_need_conversion():
     assert len(lcr_larq.find_blocks(converted)) == 1
     model(x, training=True)
     assert np.isfinite(float(model.losses[0]))
+
+
+def test_layer_samples_estimate_on_the_first_samples(rng):
+    xb, yb = tf.random.normal((8, 8, 8, 3)), tf.random.normal((8, 4, 4, 5))
+    xf, yf = tf.random.normal((3, 8, 8, 3)), tf.random.normal((3, 4, 4, 5))
+    sub = layers.LipschitzRetention(lcr_lambda=2.0, samples=3)
+    sub([tf.zeros((8, 2)), xb, yb, xf, yf])
+    full = layers.LipschitzRetention(lcr_lambda=2.0)
+    full([tf.zeros((3, 2)), xb[:3], yb[:3], xf, yf])
+    np.testing.assert_allclose(float(sub.losses[0]), float(full.losses[0]), rtol=1e-6)
+
+
+def test_attach_samples_runs_reference_on_the_first_samples(rng):
+    bnn = small_bnn()
+    sampled = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
+    whole = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0)
+    x, _ = batch(rng, 8)
+    # Inference-mode binary features do not depend on the rest of the batch,
+    # so the estimate on 3 samples equals the whole-batch loss of those 3.
+    sampled(x, training=False)
+    whole(x[:3], training=False)
+    np.testing.assert_allclose(float(sampled.losses[0]), float(whole.losses[0]), rtol=1e-5)
+    whole(x, training=False)
+    assert abs(float(whole.losses[0]) - float(sampled.losses[0])) > 1e-6
