@@ -53,6 +53,7 @@ class TrainConfig:
     lcr_reference: str = _opt("latent", "full-precision reference: latent or teacher")
     lcr_form: str = _opt("ratio", "LCR loss form: ratio (paper) or mse (public code)")
     power_iterations: int = _opt(5, "power-iteration steps per spectral norm")
+    lcr_samples: int = _opt(32, "estimate L_lip on this many samples per batch (0: all)")
     teacher: str | None = _opt(None, "full-precision model dir or .keras file (teacher mode)")
     epochs: int = _opt(40, "training epochs")
     batch_size: int = _opt(128, "global batch size")
@@ -111,6 +112,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(
             "--prox-rho-end must be >= 0 and 0 <= --prox-hard-epochs < --epochs"
         )
+    if config.lcr_samples < 0:
+        raise ConfigError(f"--lcr-samples must be >= 0 (0: every sample), got {config.lcr_samples}")
     if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
         raise ConfigError(f"--steps-per-epoch must be >= 1, got {config.steps_per_epoch}")
     if config.input_size is not None and config.input_size < 8:

@@ -129,6 +129,7 @@ def build_training_model(config: cfg.TrainConfig, input_shape, num_classes):
         power_iterations=config.power_iterations,
         reference=config.lcr_reference,
         teacher=teacher,
+        samples=config.lcr_samples,
     )
 
 
@@ -225,6 +226,7 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
         "lcr_reference": config.lcr_reference,
         "lcr_form": config.lcr_form,
         "power_iterations": config.power_iterations,
+        "lcr_samples": config.lcr_samples,
         "model": model.name,
         "precision": "fp32" if config.full_precision else config.precision,
         "weight_quantizer": config.weight_quantizer,
