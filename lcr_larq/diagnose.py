@@ -1,0 +1,919 @@
+"""Lipschitz diagnostics of a trained BNN: how good is each spectral-norm estimate?
+
+``python -m lcr_larq.diagnose --model-dir DIR`` computes, for every binary
+convolution of the run's plain BNN, the spectral norm of the operator the
+layer really applies, and of the same layer with its latent weights, with
+five methods, and writes ``DIR/lipschitz.json`` (a list ``layers``, one row
+per layer) and ``DIR/lipschitz.png``, and prints a table.
+
+The operator. A binary convolution computes ``y = conv(q(x), Q(W))`` with the
+input quantizer ``q`` (sign, for 1w1a) and the effective binary kernel
+``Q(W)`` (read inside ``larq.context.quantized_scope(True)``: IR-Net's
+LibraSign gives the sign of the standardized weights times a per-channel
+power of two, ``ste_sign`` gives ±1). The sign of the input is not linear:
+the operator measured is the convolution acting on the layer's (binarized)
+input, ``x_b -> conv(x_b, Q(W))``, with the layer's stride and padding at
+its input size (``layer.input_shape``). The "latent" operator is the same
+convolution with the latent weights ``W`` (``kernel.latent_variable``).
+
+Padding. The 1w1a layers pad with ``pad_values=1.0`` (so that the padded
+input stays binary). A constant non-zero padding makes the layer *affine*:
+``conv_pad1(x) = conv_pad0(x) + conv_pad0(P)`` where ``P`` is 1 on the
+padding frame and 0 inside; the offset does not depend on ``x``. The
+Lipschitz constant (the norm of the linear part) is therefore the norm of the
+zero-padded convolution, which is what every method below computes.
+``operator_check`` in each row verifies this on the layer itself:
+``layer(a) - layer(b) == conv_pad0(a - b, Q(W))`` for random ±1 inputs.
+Grouped, depthwise and dilated convolutions are expanded to the equivalent
+dense kernel (block-diagonal channels, zero-inserted taps) first.
+
+Methods (keys of each row; ``<key>_latent`` holds the latent value and
+``seconds[<key>]`` the time each took):
+
+* ``exact`` — block power iteration on ``A^T A`` with ``tf.nn.conv2d`` and
+  its transpose until converged (:func:`lcr_larq.lipschitz.conv_operator_norm`),
+  the reference;
+* ``toeplitz_bound`` — the upper bound of Araujo et al. (AAAI 2021) from
+  Toeplitz matrix theory, with a provable grid correction
+  (:func:`lcr_larq.lipschitz.toeplitz_bound`); ``toeplitz_symbol`` (on
+  request) is the tighter ``sup_w sigma_max`` of the symbol;
+* ``gram_bound`` — the Gram-iteration upper bound of Delattre et al.
+  (ICML 2023) (:func:`lcr_larq.lipschitz.gram_bound`);
+* ``reshaped_kernel`` — ``||W reshaped to C_out x (C_in k k)||_2``, the
+  spectral-normalization heuristic (not a bound);
+* ``retention_estimate`` — ``sigma = sqrt(lambda_max(RM))`` of the LCR
+  retention matrix of the *block* holding the layer, on real test batches
+  (mean over samples; binary path and latent full-precision path,
+  :func:`lcr_larq.graph.full_precision_path`), many power iterations.
+
+The retention matrix is defined per block (residual block: two binary convs,
+batch norms, activations and the shortcut), so it cannot be compared with one
+layer's norm alone. ``blocks`` in the report puts each block's ``sigma_RM``
+beside the exact norms of its binary convs and their product (a Lipschitz
+bound of the block's conv path), and ``summary.retention_tracking`` gives
+the correlation over blocks of ``log sigma_RM`` with ``log`` of that
+product, for the binary and the latent path, and of the binary/latent
+ratios (what LCR pulls towards 1) — the assumption of the paper, measured.
+
+Example:
+    >>> report = diagnose_run("runs/latest", max_layers=2)  # doctest: +SKIP
+    >>> all(r["toeplitz_bound"] >= r["exact"] for r in report["layers"])  # doctest: +SKIP
+    True
+
+Command line::
+
+    python -m lcr_larq.diagnose --model-dir runs/latest
+    python -m lcr_larq.diagnose --model-dir runs/latest --layers 'block9_*' --methods all
+    python -m lcr_larq.diagnose --model-dir runs/latest --max-layers 4 --batches 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+REPORT_FILE = "lipschitz.json"
+PLOT_FILE = "lipschitz.png"
+KERNEL_METHODS = ("exact", "toeplitz_bound", "toeplitz_symbol", "gram_bound", "reshaped_kernel")
+METHODS = (*KERNEL_METHODS, "retention_estimate")
+DEFAULT_METHODS = ("exact", "toeplitz_bound", "gram_bound", "reshaped_kernel", "retention_estimate")
+BOUNDS = ("toeplitz_bound", "toeplitz_symbol", "gram_bound")
+
+
+class DiagnoseError(ValueError):
+    """Bad options or a model that cannot be diagnosed; the message names the fix."""
+
+
+def parse_methods(text: str) -> list[str]:
+    """Methods of ``--methods``: ``default``, ``all`` or a comma list.
+
+    Example:
+        >>> parse_methods("exact,gram_bound")
+        ['exact', 'gram_bound']
+        >>> parse_methods("all")[-1]
+        'retention_estimate'
+    """
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "all":
+            names.extend(METHODS)
+        elif part == "default":
+            names.extend(DEFAULT_METHODS)
+        elif part in METHODS:
+            names.append(part)
+        elif part:
+            raise DiagnoseError(
+                f"unknown method {part!r}; choose default, all or from {', '.join(METHODS)}"
+            )
+    if not names:
+        raise DiagnoseError("--methods is empty")
+    return [m for m in METHODS if m in names]
+
+
+# --------------------------------------------------------------------------- layers
+def binary_conv_layers(model) -> list:
+    """The binary convolutions of ``model``: Larq conv layers with a kernel quantizer.
+
+    Example:
+        >>> from models import build_model
+        >>> len(binary_conv_layers(build_model("resnet20", (32, 32, 1), 10)))
+        18
+    """
+    import larq as lq
+
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, lq.layers.QuantDepthwiseConv2D):
+            if layer.depthwise_quantizer is not None:
+                layers.append(layer)
+        elif isinstance(layer, lq.layers.QuantConv2D) and layer.kernel_quantizer is not None:
+            layers.append(layer)
+    return layers
+
+
+def select_layers(
+    layers: Sequence, patterns: Sequence[str] | None = None, max_layers: int | None = None
+) -> list:
+    """Layers whose name matches one of ``patterns`` (shell wildcards), at most
+    ``max_layers`` of them, in model order.
+
+    Example:
+        >>> class L:  # a stand-in with a name
+        ...     def __init__(self, name): self.name = name
+        >>> [l.name for l in select_layers([L("a1"), L("b1"), L("a2")], ["a*"], 1)]
+        ['a1']
+    """
+    chosen = [
+        layer for layer in layers
+        if not patterns or any(fnmatch.fnmatchcase(layer.name, p) for p in patterns)
+    ]
+    if patterns and not chosen:
+        raise DiagnoseError(
+            f"no binary convolution matches --layers {','.join(patterns)}; the layers are "
+            + ", ".join(layer.name for layer in layers)
+        )
+    return chosen[:max_layers] if max_layers else chosen
+
+
+def expand_kernel(
+    kernel: np.ndarray, groups: int = 1, depthwise: bool = False, dilation=(1, 1)
+) -> np.ndarray:
+    """The dense ``(kh, kw, c_in, c_out)`` kernel of a grouped, depthwise or
+    dilated convolution (same operator, dilation 1, one group).
+
+    Depthwise ``(kh, kw, C, m)``: output channel ``c m + j`` reads channel
+    ``c`` only. Groups: output group ``g`` reads input group ``g`` only.
+    Dilation ``d``: zeros between the taps, size ``(k - 1) d + 1`` (TensorFlow's
+    "same" padding uses that size too).
+
+    Example:
+        >>> k = np.ones((3, 3, 2, 1))
+        >>> expand_kernel(k, depthwise=True)[..., 0, 1].sum()  # channel 0 -> output 1
+        0.0
+        >>> expand_kernel(np.ones((3, 3, 1, 1)), dilation=(2, 2)).shape
+        (5, 5, 1, 1)
+    """
+    k = np.asarray(kernel, np.float64)
+    kh, kw, cin, cout = k.shape
+    if depthwise:
+        dense = np.zeros((kh, kw, cin, cin * cout))
+        for c in range(cin):
+            dense[:, :, c, c * cout : (c + 1) * cout] = k[:, :, c, :]
+        k = dense
+    elif groups > 1:
+        cin_g, cout_g = cin, cout // groups
+        dense = np.zeros((kh, kw, cin_g * groups, cout))
+        for g in range(groups):
+            dense[:, :, g * cin_g : (g + 1) * cin_g, g * cout_g : (g + 1) * cout_g] = (
+                k[:, :, :, g * cout_g : (g + 1) * cout_g]
+            )
+        k = dense
+    dh, dw = (int(d) for d in dilation)
+    if (dh, dw) != (1, 1):
+        kh, kw, cin, cout = k.shape
+        dilated = np.zeros(((kh - 1) * dh + 1, (kw - 1) * dw + 1, cin, cout))
+        dilated[::dh, ::dw] = k
+        k = dilated
+    return k
+
+
+def layer_kernels(layer) -> tuple[np.ndarray, np.ndarray]:
+    """``(effective binary kernel, latent kernel)`` of a binary conv, both dense
+    ``(kh, kw, c_in, c_out)`` float64 (see :func:`expand_kernel`)."""
+    import larq as lq
+    import tensorflow as tf
+
+    depthwise = isinstance(layer, lq.layers.QuantDepthwiseConv2D)
+    variable = layer.depthwise_kernel if depthwise else layer.kernel
+    with lq.context.quantized_scope(True):
+        binary = tf.convert_to_tensor(variable).numpy()
+    latent_variable = getattr(variable, "latent_variable", variable)
+    latent = latent_variable.numpy()
+    groups = 1 if depthwise else int(getattr(layer, "groups", 1))
+    dilation = layer.dilation_rate
+    return (
+        expand_kernel(binary, groups, depthwise, dilation),
+        expand_kernel(latent, groups, depthwise, dilation),
+    )
+
+
+def layer_geometry(layer) -> dict[str, Any]:
+    """Input size, strides, padding and pad value of a conv layer."""
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise DiagnoseError(f"layer {layer.name!r} is channels_first: only NHWC is supported")
+    shape = tuple(layer.input_shape[1:])
+    if any(d is None for d in shape):
+        raise DiagnoseError(
+            f"layer {layer.name!r} has an unknown input size {shape}: build the model "
+            "for a fixed input size"
+        )
+    return {
+        "input_shape": [int(d) for d in shape],
+        "strides": [int(s) for s in layer.strides],
+        "padding": layer.padding,
+        "pad_values": float(getattr(layer, "pad_values", 0.0)),
+    }
+
+
+def operator_check(layer, kernel: np.ndarray, geometry: dict, seed: int = 0) -> float:
+    """Relative error of ``layer(a) - layer(b)`` against ``conv_pad0(a - b, kernel)``
+    for random ±1 inputs ``a, b``: ~1e-7 when ``kernel``, stride and padding
+    are the layer's linear part."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    shape = (2, *geometry["input_shape"])
+    a, b = (np.where(rng.random(shape) < 0.5, -1.0, 1.0).astype(np.float32) for _ in range(2))
+    got = (layer(tf.constant(a)) - layer(tf.constant(b))).numpy().astype(np.float64)
+    want = tf.nn.conv2d(
+        tf.constant(a - b, tf.float64), tf.constant(kernel),
+        strides=geometry["strides"], padding=geometry["padding"].upper(),
+    ).numpy()
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
+
+
+def following_batchnorm(layer):
+    """The batch normalization fed directly by ``layer`` (its only consumer,
+    normalizing the channel axis), or ``None``."""
+    import tensorflow as tf
+
+    consumers = {id(node.layer): node.layer for node in layer._outbound_nodes}
+    if len(consumers) != 1:
+        return None
+    (bn,) = consumers.values()
+    if not isinstance(bn, tf.keras.layers.BatchNormalization):
+        return None
+    rank = len(layer.output_shape)
+    if [a % rank for a in bn.axis] != [rank - 1]:
+        return None
+    return bn
+
+
+def batchnorm_scale(bn, variance: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel factor ``gamma / sqrt(variance + eps)`` of a batch norm: the
+    linear part of its affine map. ``variance`` defaults to the moving
+    variance (inference mode, what the deployed binary path uses).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> bn = tf.keras.layers.BatchNormalization(epsilon=0.0)
+        >>> bn.build((None, 2)); bn.moving_variance.assign([4.0, 1.0])  # doctest: +ELLIPSIS
+        <...>
+        >>> batchnorm_scale(bn).tolist()
+        [0.5, 1.0]
+    """
+    var = bn.moving_variance.numpy() if variance is None else np.asarray(variance)
+    gamma = bn.gamma.numpy() if bn.scale else np.ones_like(var)
+    return np.asarray(gamma, np.float64) / np.sqrt(np.asarray(var, np.float64) + bn.epsilon)
+
+
+def latent_output_variances(
+    model, layers: Sequence, images: np.ndarray, batch_size: int = 64
+) -> dict[str, np.ndarray]:
+    """Per-channel variance of each layer's output on the latent full-precision
+    path, averaged over batches of ``images``: the statistics its batch norm
+    normalizes with on that path (batch statistics, see
+    :class:`lcr_larq.layers.BatchNormalization`)."""
+    import tensorflow as tf
+
+    from lcr_larq.graph import full_precision_path
+
+    if not layers:
+        return {}
+    outputs = full_precision_path(model, [layer.output for layer in layers])
+    probe = tf.keras.Model(model.inputs, outputs)
+    sums = [0.0] * len(layers)
+    batches = 0
+    for start in range(0, len(images), batch_size):
+        outs = probe(tf.constant(images[start : start + batch_size], tf.float32))
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for i, out in enumerate(outs):
+            axes = list(range(len(out.shape) - 1))
+            sums[i] = sums[i] + tf.math.reduce_variance(out, axis=axes).numpy()
+        batches += 1
+    return {layer.name: np.asarray(s) / batches for layer, s in zip(layers, sums)}
+
+
+def kernel_norms(
+    kernel: np.ndarray,
+    geometry: dict,
+    methods: Sequence[str],
+    exact_iterations: int = 500,
+    exact_tol: float = 1e-6,
+) -> tuple[dict[str, float], dict[str, float], dict[str, Any]]:
+    """``(values, seconds, exact_info)`` of the kernel methods for one kernel.
+
+    Example:
+        >>> k = np.zeros((3, 3, 1, 1)); k[1, 1] = 2.0
+        >>> geo = {"input_shape": [8, 8, 1], "strides": [1, 1], "padding": "same"}
+        >>> values, _, _ = kernel_norms(k, geo, ["exact", "gram_bound"])
+        >>> round(values["exact"], 6), round(values["gram_bound"], 6)
+        (2.0, 2.0)
+    """
+    from lcr_larq import lipschitz
+
+    shape, strides, padding = geometry["input_shape"], geometry["strides"], geometry["padding"]
+    values: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    info: dict[str, Any] = {}
+    for method in methods:
+        t0 = time.perf_counter()
+        if method == "exact":
+            value, raw = lipschitz.conv_operator_norm(
+                kernel, shape, strides, padding, iterations=exact_iterations, tol=exact_tol
+            )
+            info = {k: raw[k] for k in ("iterations", "converged", "residual")}
+        elif method == "toeplitz_bound":
+            value = lipschitz.toeplitz_bound(kernel, method="araujo")
+        elif method == "toeplitz_symbol":
+            value = lipschitz.toeplitz_bound(kernel, method="symbol")
+        elif method == "gram_bound":
+            value = lipschitz.gram_bound(kernel, shape)
+        elif method == "reshaped_kernel":
+            value = lipschitz.reshaped_kernel_norm(kernel)
+        else:
+            continue
+        values[method] = float(value)
+        seconds[method] = time.perf_counter() - t0
+    return values, seconds, info
+
+
+# --------------------------------------------------------------------------- blocks
+def _producer(tensor):
+    layer, node_index, _ = tensor._keras_history
+    return layer, layer._inbound_nodes[node_index]
+
+
+def block_layer_names(model, block) -> list[str]:
+    """Names of the layers between a block's input and output tensors, in model order."""
+    stop = {id(block.input)} | {id(t) for t in model.inputs}
+    seen, names, frontier = set(), set(), [block.output]
+    while frontier:
+        tensor = frontier.pop()
+        if id(tensor) in seen or id(tensor) in stop:
+            continue
+        seen.add(id(tensor))
+        layer, node = _producer(tensor)
+        names.add(layer.name)
+        frontier.extend(node.keras_inputs)
+    return [layer.name for layer in model.layers if layer.name in names]
+
+
+def sample_images(dataset, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` normalized test images (model inputs), a fixed random subset.
+
+    Example:
+        >>> from lcr_larq.data import load_dataset
+        >>> sample_images(load_dataset("digits"), 4).shape
+        (4, 32, 32, 1)
+    """
+    from lcr_larq.evaluate import clean_test_images
+
+    images, _ = clean_test_images(dataset, None if dataset.test_arrays is not None else count)
+    if len(images) > count:
+        pick = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
+        images = images[pick]
+    return dataset.normalize(images).numpy()
+
+
+def retention_sigmas(
+    model, images: np.ndarray, iterations: int = 100, batch_size: int = 64
+) -> list[dict[str, Any]]:
+    """``sigma_RM`` of every block of ``model`` on ``images``, binary and latent path.
+
+    The binary path is the BNN in inference mode; the latent path is
+    :func:`lcr_larq.graph.full_precision_path` (latent weights, real-valued
+    activations, batch statistics), run on the same batches. Per block:
+    mean and std over samples of ``sigma_B`` and ``sigma_F``, the mean of the
+    per-sample ratio, and the seconds the power iterations took.
+
+    Example:
+        >>> from models import build_model
+        >>> model = build_model("resnet20", (16, 16, 1), 10)
+        >>> rows = retention_sigmas(model, np.random.rand(4, 16, 16, 1), iterations=10)
+        >>> len(rows), sorted(rows[0])[:3]
+        (9, ['block', 'forward_seconds', 'layers'])
+    """
+    import tensorflow as tf
+
+    from lcr_larq import spectral
+    from lcr_larq.graph import find_blocks, full_precision_path
+
+    blocks = find_blocks(model)
+    tensors = [t for b in blocks for t in (b.input, b.output)]
+    try:
+        latent = full_precision_path(model, tensors)
+    except ValueError as error:
+        raise DiagnoseError(f"no latent path for the retention estimate: {error}") from None
+    probe = tf.keras.Model(model.inputs, [*tensors, *latent])
+    n = len(tensors)
+    sig_b: list[list[np.ndarray]] = [[] for _ in blocks]
+    sig_f: list[list[np.ndarray]] = [[] for _ in blocks]
+    power_seconds = [0.0] * len(blocks)
+    forward = 0.0
+    def sigma(x, y):
+        return spectral.block_sigma(x, y, iterations)
+
+    for start in range(0, len(images), batch_size):
+        batch = tf.constant(images[start : start + batch_size], tf.float32)
+        t0 = time.perf_counter()
+        outs = probe(batch, training=False)
+        forward += time.perf_counter() - t0
+        for k in range(len(blocks)):
+            t0 = time.perf_counter()
+            sb = sigma(outs[2 * k], outs[2 * k + 1]).numpy()
+            sf = sigma(outs[n + 2 * k], outs[n + 2 * k + 1]).numpy()
+            power_seconds[k] += time.perf_counter() - t0
+            sig_b[k].append(np.atleast_1d(sb))
+            sig_f[k].append(np.atleast_1d(sf))
+    rows = []
+    for k, block in enumerate(blocks):
+        b, f = np.concatenate(sig_b[k]), np.concatenate(sig_f[k])
+        ratio = np.divide(b, f, out=np.zeros_like(b), where=f > 0)
+        rows.append({
+            "block": block.name,
+            "layers": block_layer_names(model, block),
+            "sigma_binary": float(b.mean()),
+            "sigma_binary_std": float(b.std()),
+            "sigma_latent": float(f.mean()),
+            "sigma_latent_std": float(f.std()),
+            "sigma_ratio": float(ratio.mean()),
+            "samples": int(len(b)),
+            "power_iterations": int(iterations),
+            "seconds": power_seconds[k],
+            "forward_seconds": forward / len(blocks),
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def _pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _log(values) -> list[float]:
+    return [math.log(v) if v and v > 0 else math.nan for v in values]
+
+
+def _product(rows: list[dict], key: str) -> float | None:
+    values = [r.get(key) for r in rows]
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.prod(values))
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def block_rows(retention: list[dict], layers: list[dict]) -> list[dict]:
+    """Each block's ``sigma_RM`` beside the exact norms of its binary convs.
+
+    ``exact_product`` is the product of the exact norms of the block's binary
+    convs (``_latent``: latent kernels); ``exact_bn_product`` the same with
+    each conv's batch norm folded in (the linear map between the input sign
+    and the activation: a Lipschitz bound of the residual branch with the
+    sign taken as the identity). Ratios ``*_ratio`` are binary over latent;
+    ``rm_over_*`` divide ``sigma_RM`` by a product.
+
+    Example:
+        >>> ret = [{"block": "b1", "layers": ["c1", "c2", "bn"], "sigma_binary": 3.0,
+        ...         "sigma_latent": 1.5, "sigma_ratio": 2.0}]
+        >>> lay = [{"name": "c1", "exact": 2.0, "exact_latent": 1.0},
+        ...        {"name": "c2", "exact": 4.0, "exact_latent": 2.0}]
+        >>> row = block_rows(ret, lay)[0]
+        >>> row["exact_product"], row["exact_ratio"], row["rm_over_exact_product"]
+        (8.0, 4.0, 0.375)
+    """
+    by_name = {row["name"]: row for row in layers}
+    rows = []
+    for r in retention:
+        convs = [by_name[name] for name in r["layers"] if name in by_name]
+        out: dict[str, Any] = {
+            "block": r["block"],
+            "binary_convs": [c["name"] for c in convs],
+            "sigma_rm_binary": r["sigma_binary"],
+            "sigma_rm_latent": r["sigma_latent"],
+            "sigma_rm_ratio": r["sigma_ratio"],
+            "exact": {c["name"]: c.get("exact") for c in convs},
+            "exact_latent": {c["name"]: c.get("exact_latent") for c in convs},
+        }
+        for key in ("exact", "exact_bn"):
+            prod_b = _product(convs, key)
+            prod_f = _product(convs, key + "_latent")
+            out[f"{key}_product"] = prod_b
+            out[f"{key}_product_latent"] = prod_f
+            out[f"{key}_ratio"] = _div(prod_b, prod_f)
+            out[f"rm_over_{key}_product"] = _div(r["sigma_binary"], prod_b)
+            out[f"rm_over_{key}_product_latent"] = _div(r["sigma_latent"], prod_f)
+        rows.append(out)
+    return rows
+
+
+def summarize(layers: list[dict], blocks: list[dict], methods: Sequence[str]) -> dict:
+    """Per method: ratio to ``exact`` (median, min, max; binary and latent) and
+    seconds; whether every bound held; how the retention estimate tracks."""
+    out: dict[str, Any] = {"methods": {}}
+    for m in methods:
+        if m == "retention_estimate":
+            continue
+        entry: dict[str, Any] = {
+            "seconds_total": float(sum(r["seconds"].get(m, 0.0) for r in layers)),
+            "seconds_total_latent": float(
+                sum(r["seconds"].get(f"{m}_latent", 0.0) for r in layers)
+            ),
+        }
+        if m != "exact" and "exact" in methods:
+            for suffix in ("", "_latent"):
+                ratios = [
+                    r[m + suffix] / r["exact" + suffix]
+                    for r in layers if r.get("exact" + suffix)
+                ]
+                if ratios:
+                    entry[f"ratio_to_exact{suffix}"] = {
+                        "median": float(np.median(ratios)),
+                        "min": float(np.min(ratios)),
+                        "max": float(np.max(ratios)),
+                    }
+        out["methods"][m] = entry
+    if "exact" in methods:
+        held = {
+            m: all(
+                r[m + s] >= r["exact" + s] * (1 - 1e-6) for r in layers for s in ("", "_latent")
+            )
+            for m in methods if m in BOUNDS
+        }
+        out["bounds_hold"] = held
+    tracking: dict[str, Any] = {}
+    for key in ("exact", "exact_bn"):
+        done = [b for b in blocks if b[f"{key}_product"] is not None]
+        if not done:
+            continue
+        latent = [b for b in done if b[f"{key}_product_latent"] is not None]
+        tracking[key] = {
+            "blocks_compared": len(done),
+            "pearson_log_binary": _pearson(
+                _log(b["sigma_rm_binary"] for b in done),
+                _log(b[f"{key}_product"] for b in done),
+            ),
+            "pearson_log_latent": _pearson(
+                _log(b["sigma_rm_latent"] for b in latent),
+                _log(b[f"{key}_product_latent"] for b in latent),
+            ),
+            "pearson_ratio": _pearson(
+                [b["sigma_rm_ratio"] for b in latent], [b[f"{key}_ratio"] for b in latent]
+            ),
+            "median_rm_over_product": float(
+                np.median([b[f"rm_over_{key}_product"] for b in done])
+            ),
+            "median_rm_over_product_latent": (
+                float(np.median([b[f"rm_over_{key}_product_latent"] for b in latent]))
+                if latent else None
+            ),
+        }
+    if tracking:
+        out["retention_tracking"] = tracking
+    return out
+
+
+NOTES = [
+    "operator: the convolution applied to the layer's (binarized) input, x_b -> "
+    "conv(x_b, Q(W)); the input sign is not linear and is not part of it",
+    "padding: pad_values=1 makes the layer affine, conv_pad1(x) = conv_pad0(x) + const; "
+    "its Lipschitz constant is the norm of the zero-padded convolution, measured here "
+    "(operator_check verifies layer(a) - layer(b) = conv_pad0(a - b) on the layer)",
+    "exact: block power iteration (a lower bound converging to the norm; see exact_info); "
+    "toeplitz_bound, toeplitz_symbol, gram_bound: upper bounds; reshaped_kernel: heuristic",
+    "retention_estimate: sigma of the retention matrix of the block holding the layer "
+    "(block-level, mean over test samples); compare blocks[*] for the block-level view",
+]
+
+
+def diagnose(
+    model,
+    images: np.ndarray | None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    layers: Sequence[str] | None = None,
+    max_layers: int | None = None,
+    exact_iterations: int = 500,
+    exact_tol: float = 1e-6,
+    rm_iterations: int = 100,
+    batch_size: int = 64,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """The Lipschitz report of ``model``'s binary convolutions (see module doc).
+
+    ``images`` (normalized model inputs) feed the retention estimate; they
+    may be ``None`` when ``retention_estimate`` is not among ``methods``.
+    """
+    start = time.perf_counter()
+    convs = binary_conv_layers(model)
+    if not convs:
+        raise DiagnoseError(
+            f"model {model.name!r} has no binary convolution (a full-precision model?)"
+        )
+    chosen = select_layers(convs, layers, max_layers)
+    kernel_methods = [m for m in methods if m in KERNEL_METHODS]
+    batchnorms = {layer.name: following_batchnorm(layer) for layer in chosen}
+    variances: dict[str, np.ndarray] = {}
+    if "exact" in methods and images is not None:
+        with_bn = [layer for layer in chosen if batchnorms[layer.name] is not None]
+        try:
+            variances = latent_output_variances(model, with_bn, images, batch_size)
+        except ValueError:  # no latent path (stock Larq layers): binary side only
+            variances = {}
+    rows: list[dict] = []
+    for layer in chosen:
+        geometry = layer_geometry(layer)
+        binary, latent = layer_kernels(layer)
+        row: dict[str, Any] = {
+            "name": layer.name,
+            "type": type(layer).__name__,
+            "kernel_shape": list(binary.shape),
+            **geometry,
+            "operator_check": operator_check(layer, binary, geometry),
+        }
+        seconds: dict[str, float] = {}
+        for suffix, kernel in (("", binary), ("_latent", latent)):
+            values, secs, info = kernel_norms(
+                kernel, geometry, kernel_methods, exact_iterations, exact_tol
+            )
+            row.update({m + suffix: v for m, v in values.items()})
+            seconds.update({m + suffix: round(s, 4) for m, s in secs.items()})
+            if info:
+                row["exact_info" + suffix] = info
+        bn = batchnorms[layer.name]
+        if "exact" in methods and bn is not None:
+            row["batchnorm"] = bn.name
+            scales = [("", batchnorm_scale(bn), binary)]
+            if layer.name in variances:
+                scales.append(("_latent", batchnorm_scale(bn, variances[layer.name]), latent))
+            for suffix, scale, kernel in scales:
+                values, secs, _ = kernel_norms(
+                    kernel * scale, geometry, ["exact"], exact_iterations, exact_tol
+                )
+                row["exact_bn" + suffix] = values["exact"]
+                seconds["exact_bn" + suffix] = round(secs["exact"], 4)
+        row["seconds"] = seconds
+        rows.append(row)
+        if progress:
+            progress(f"{layer.name}: " + ", ".join(
+                f"{m} {row[m]:.3g}" for m in kernel_methods
+            ))
+
+    retention: list[dict] = []
+    if "retention_estimate" in methods:
+        if images is None:
+            raise DiagnoseError("the retention estimate needs test images")
+        retention = retention_sigmas(model, images, rm_iterations, batch_size)
+        by_layer = {name: r for r in retention for name in r["layers"]}
+        for row in rows:
+            r = by_layer.get(row["name"])
+            row["block"] = r["block"] if r else None
+            row["retention_estimate"] = r["sigma_binary"] if r else None
+            row["retention_estimate_latent"] = r["sigma_latent"] if r else None
+            row["seconds"]["retention_estimate"] = (
+                round(r["seconds"] + r["forward_seconds"], 4) if r else None
+            )
+    blocks = block_rows(retention, rows)
+    return {
+        "model": model.name,
+        "methods": list(methods),
+        "layers": rows,
+        "blocks": blocks,
+        "summary": summarize(rows, blocks, methods),
+        "retention": {
+            "samples": int(len(images)) if images is not None and retention else 0,
+            "power_iterations": rm_iterations,
+            "seconds": round(sum(r["seconds"] + r["forward_seconds"] for r in retention), 4),
+        },
+        "notes": NOTES,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def diagnose_run(
+    model_dir: str,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    samples: int = 128,
+    data_dir: str | None = None,
+    dataset: str | None = None,
+    **kwargs: Any,
+) -> dict:
+    """Loads ``model_dir`` (and ``samples`` of its test images when the
+    retention estimate is asked for) and runs :func:`diagnose`."""
+    from lcr_larq.evaluate import load_run
+    from lcr_larq.training import load_trained_model
+
+    if "retention_estimate" in methods:
+        run = load_run(model_dir, dataset, data_dir)
+        model, images = run.model, sample_images(run.dataset, samples)
+    else:
+        model, images = load_trained_model(model_dir), None
+    report = diagnose(model, images, methods, **kwargs)
+    report["model_dir"] = os.path.abspath(model_dir)
+    return report
+
+
+# --------------------------------------------------------------------------- printing
+SHORT_NAMES = {
+    "exact": "exact",
+    "toeplitz_bound": "toeplitz",
+    "toeplitz_symbol": "toep.symbol",
+    "gram_bound": "gram",
+    "reshaped_kernel": "reshaped",
+    "retention_estimate": "RM (block)",
+}
+
+
+def _fmt(value: float | None, exact: float | None = None) -> str:
+    if value is None:
+        return f"{'-':>18s}"
+    if exact:
+        return f"{value:9.3f} ({value / exact:4.2f}x)".rjust(18)
+    return f"{value:18.3f}"
+
+
+def format_table(report: dict) -> str:
+    """Per-layer tables (binary, latent), the block table and the cost summary."""
+    methods = [m for m in report["methods"]]
+    lines = []
+    for suffix, title in (("", "binary kernel"), ("_latent", "latent kernel")):
+        lines.append(f"{title}: value (ratio to exact)")
+        lines.append(
+            f"{'layer':16s}{'input/stride':>13s}"
+            + "".join(f"{SHORT_NAMES[m]:>18s}" for m in methods)
+        )
+        for row in report["layers"]:
+            shape = "x".join(map(str, row["input_shape"])) + f"/{row['strides'][0]}"
+            exact = row.get("exact" + suffix)
+            cells = "".join(
+                _fmt(row.get(m + suffix), None if m in ("exact", "retention_estimate") else exact)
+                for m in methods
+            )
+            lines.append(f"{row['name']:16s}{shape:>13s}{cells}")
+        lines.append("")
+    if report["blocks"]:
+        lines.append(
+            "blocks: sigma of the retention matrix (RM) vs product of the exact norms of "
+            "the block's binary convs, raw and with their batch norms folded in (BN)"
+        )
+        lines.append(
+            f"{'block':12s}{'RM bin':>9s}{'prod':>10s}{'BN prod':>9s}{'RM lat':>9s}"
+            f"{'prod':>9s}{'BN prod':>9s}{'RM B/F':>8s}{'prod B/F':>10s}{'BN B/F':>8s}"
+        )
+
+        def f(v, w=9):
+            return f"{v:{w}.3f}" if v is not None else f"{'-':>{w}s}"
+
+        for b in report["blocks"]:
+            lines.append(
+                f"{b['block']:12s}{f(b['sigma_rm_binary'])}{f(b['exact_product'], 10)}"
+                f"{f(b['exact_bn_product'])}{f(b['sigma_rm_latent'])}"
+                f"{f(b['exact_product_latent'])}{f(b['exact_bn_product_latent'])}"
+                f"{f(b['sigma_rm_ratio'], 8)}{f(b['exact_ratio'], 10)}{f(b['exact_bn_ratio'], 8)}"
+            )
+
+        def g(v):
+            return "n/a" if v is None else f"{v:+.2f}"
+
+        for key, t in report["summary"].get("retention_tracking", {}).items():
+            lines.append(
+                f"correlation over {t['blocks_compared']} blocks, log RM vs log {key} product: "
+                f"binary {g(t['pearson_log_binary'])}, latent {g(t['pearson_log_latent'])}; "
+                f"B/F ratios {g(t['pearson_ratio'])}"
+            )
+        lines.append("")
+    lines.append("cost (seconds over all layers, binary + latent)")
+    for m, entry in report["summary"]["methods"].items():
+        ratio = entry.get("ratio_to_exact")
+        span = (
+            f"  ratio to exact median {ratio['median']:.2f} "
+            f"[{ratio['min']:.2f}, {ratio['max']:.2f}]"
+            if ratio else ""
+        )
+        total = entry["seconds_total"] + entry["seconds_total_latent"]
+        lines.append(f"  {m:18s}{total:8.2f}s{span}")
+    if report["blocks"]:
+        lines.append(
+            f"  {'retention_estimate':18s}{report['retention']['seconds']:8.2f}s"
+            f" (all {len(report['blocks'])} blocks, binary + latent path, forward included)"
+        )
+    held = report["summary"].get("bounds_hold")
+    if held:
+        lines.append("bounds >= exact on every layer: " + ", ".join(
+            f"{m} {'yes' if ok else 'NO'}" for m, ok in held.items()
+        ))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lcr_larq.diagnose``: 0 on success, 2 with a one-line error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m lcr_larq.diagnose",
+        description="Spectral norms of every binary convolution of a model trained by "
+        "train.py: exact, Toeplitz and Gram bounds, reshaped kernel, retention matrix.",
+    )
+    parser.add_argument("--model-dir", required=True, help="run directory written by train.py")
+    parser.add_argument(
+        "--methods", default="default",
+        help=f"default ({','.join(DEFAULT_METHODS)}), all, or a comma list of {','.join(METHODS)}",
+    )
+    parser.add_argument("--layers", help="comma list of layer names or wildcards, e.g. 'block9_*'")
+    parser.add_argument("--max-layers", type=int, help="diagnose at most N binary convolutions")
+    parser.add_argument("--samples", type=int, default=128,
+                        help="test images for the retention estimate (default 128)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="batch size of the retention estimate (default 64)")
+    parser.add_argument("--rm-iterations", type=int, default=100,
+                        help="power iterations of the retention estimate (default 100)")
+    parser.add_argument("--exact-iterations", type=int, default=500,
+                        help="maximum iterations of the exact method (default 500)")
+    parser.add_argument("--exact-tol", type=float, default=1e-6,
+                        help="relative tolerance of the exact method (default 1e-6)")
+    parser.add_argument("--data-dir", help="dataset directory (default: the run's)")
+    parser.add_argument("--dataset", help="dataset of the retention estimate, if not the run's")
+    parser.add_argument("--output", help=f"report path (default: DIR/{REPORT_FILE})")
+    parser.add_argument("--no-plot", action="store_true", help=f"do not draw {PLOT_FILE}")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+
+    from lcr_larq import config as cfg
+    from lcr_larq import data as lcr_data
+    from lcr_larq.evaluate import EvaluationError
+    from lcr_larq.training import TrainingError
+
+    try:
+        methods = parse_methods(args.methods)
+        for flag in ("max_layers", "samples", "batch_size", "rm_iterations", "exact_iterations"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise DiagnoseError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+        if not args.exact_tol > 0:
+            raise DiagnoseError(f"--exact-tol must be > 0, got {args.exact_tol}")
+        patterns = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
+        progress = None if args.quiet else (lambda line: print(line, flush=True))
+        report = diagnose_run(
+            args.model_dir, methods, samples=args.samples, data_dir=args.data_dir,
+            dataset=args.dataset, layers=patterns, max_layers=args.max_layers,
+            exact_iterations=args.exact_iterations, exact_tol=args.exact_tol,
+            rm_iterations=args.rm_iterations, batch_size=args.batch_size, progress=progress,
+        )
+        output = args.output or os.path.join(args.model_dir, REPORT_FILE)
+        with open(output, "w") as handle:
+            json.dump(report, handle, indent=2)
+    except (DiagnoseError, EvaluationError, TrainingError, cfg.ConfigError,
+            lcr_data.DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: cannot write the report ({error.strerror}): check --output", file=sys.stderr)
+        return 2
+    print()
+    print(format_table(report))
+    print(f"\nwrote {output}")
+    if not args.no_plot:
+        from lcr_larq import plots
+
+        path = os.path.join(os.path.dirname(os.path.abspath(output)), PLOT_FILE)
+        plots.plot_lipschitz(report, path)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""python -m lcr_larq.evaluate: clean accuracy, corruption accuracy, CE and mCE."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lcr_larq import evaluate
+from lcr_larq.robustness import CORRUPTIONS, EXTRA_CORRUPTIONS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_SIZE = 16
+
+
+def make_tiny_run(path: Path, lcr_lambda: float, steps: int = 20, seed: int = 0) -> Path:
+    """A run directory as train.py writes it, for a 2-block binary ResNet on
+    16×16 digits trained for a few steps (cached: built once per session).
+
+    Files: model.keras (with the LCR layer when λ > 0), bnn.keras, config.yaml,
+    history.csv (with sigma_ratio_k when λ > 0), results.json.
+    """
+    if (path / "bnn.keras").is_file():
+        return path
+    from lcr_larq import config as cfg
+    from lcr_larq import data as lcr_data
+    from lcr_larq import layers as L
+    from lcr_larq import training
+    from lcr_larq.graph import attach_lcr, strip_lcr
+    from models.quantization import quantization
+    from models.resnet_cifar import activation, classifier, residual_stages
+
+    path.mkdir(parents=True, exist_ok=True)
+    tf.keras.utils.set_random_seed(seed)
+    config = cfg.TrainConfig(
+        model="resnet20", dataset="digits", input_size=TINY_SIZE, lcr_lambda=lcr_lambda,
+        epochs=2, steps_per_epoch=steps // 2, batch_size=32, seed=seed, verbose=0,
+        output_dir=str(path),
+    )
+    data = lcr_data.load_dataset("digits", batch_size=32, seed=seed, input_size=TINY_SIZE)
+    spec = quantization("1w1a", "irnet")
+    inputs = tf.keras.Input(data.input_shape, name="image")
+    x = tf.keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = activation(spec, "stem_out")(x)
+    x = residual_stages(x, spec, ((8, 1), (16, 1)), bireal=False)
+    bnn = tf.keras.Model(inputs, classifier(x, 10), name="tiny_resnet_1w1a")
+    model = attach_lcr(bnn, lcr_lambda=lcr_lambda) if lcr_lambda > 0 else bnn
+    training.compile_model(model, config, steps)
+    model.fit(
+        data.train.repeat(), epochs=2, steps_per_epoch=steps // 2, verbose=0,
+        callbacks=[tf.keras.callbacks.CSVLogger(str(path / "history.csv"))],
+    )
+    plain = strip_lcr(model)
+    plain.compile(
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    _, acc = plain.evaluate(data.test, verbose=0)
+    model.save(path / "model.keras")
+    plain.save(path / "bnn.keras")
+    cfg.save_recipe(config, str(path / "config.yaml"))
+    (path / "results.json").write_text(json.dumps({"test_accuracy": float(acc)}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return make_tiny_run(tmp_path_factory.getbasetemp() / "tiny_lcr", lcr_lambda=4.0)
+
+
+def test_option_parsing():
+    assert evaluate.parse_corruptions("all") == list(CORRUPTIONS)
+    assert evaluate.parse_corruptions("fog,fog, snow") == ["fog", "snow"]
+    assert evaluate.parse_corruptions("fog", extra=True) == ["fog", *EXTRA_CORRUPTIONS]
+    assert evaluate.parse_severities("1-5") == [1, 2, 3, 4, 5]
+    assert evaluate.parse_severities("5,1-2") == [1, 2, 5]
+    with pytest.raises(evaluate.EvaluationError, match="unknown corruption 'rain'"):
+        evaluate.parse_corruptions("fog,rain")
+    for bad in ("0-3", "6", "a-b", ""):
+        with pytest.raises(evaluate.EvaluationError, match="--severities"):
+            evaluate.parse_severities(bad)
+
+
+def test_corruption_metrics_by_hand():
+    acc = {
+        "fog": {"1": 0.9, "5": 0.5},  # errors 0.1 + 0.5 = 0.6
+        "snow": {"1": 0.8, "5": 0.2},  # errors 0.2 + 0.8 = 1.0
+        "spatter": {"1": 1.0, "5": 0.0},  # extra: 0 + 1 = 1.0, not in the mCE
+    }
+    m = evaluate.corruption_metrics(acc, normalized=False)
+    assert m["corruption_error"] == pytest.approx({"fog": 0.6, "snow": 1.0, "spatter": 1.0})
+    assert m["mce"] == pytest.approx(0.8) and m["mce_corruptions"] == ["fog", "snow"]
+    assert m["mce_extra"] == pytest.approx(1.0)
+    # ImageNet: divided by AlexNet's errors at the same severities (fog: 0.67474, 0.94500)
+    n = evaluate.corruption_metrics({"fog": {"1": 0.9, "5": 0.5}}, normalized=True)
+    assert n["mce"] == pytest.approx(0.6 / (0.67474 + 0.94500))
+
+
+def test_tfds_config_names():
+    assert evaluate.tfds_corrupted_config("cifar10", "elastic_transform", 2) == (
+        "cifar10_corrupted", "elastic_2")
+    assert evaluate.tfds_corrupted_config("imagenet2012", "glass_blur", 5) == (
+        "imagenet2012_corrupted", "glass_blur_5")
+    assert not evaluate.tfds_prepared("digits", ["fog"], [1], None)
+
+
+def test_streamed_test_split_maps_back_to_the_exact_pixels():
+    """Splits not held in memory (ImageNet) are read from the normalized pipeline."""
+    import dataclasses
+
+    from lcr_larq.data import load_dataset
+
+    data = load_dataset("digits", batch_size=50)
+    streamed = dataclasses.replace(data, test_arrays=None)
+    x, y = evaluate.clean_test_images(streamed, max_images=120)
+    assert x.dtype == np.uint8 and len(x) == 120
+    assert np.array_equal(x, data.test_arrays[0][:120])
+    assert np.array_equal(y, data.test_arrays[1][:120])
+
+
+def test_streamed_accuracy_counts_and_stops():
+    model = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(3,))])  # logits = x
+    x = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2, 0]]
+    y = np.array([0, 1, 0, 0, 1, 2, 2])  # correct: 0, 1, 3, 4, 5 -> 5 of 7
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
+    assert evaluate.streamed_accuracy(model, batches) == (pytest.approx(5 / 7), 7)
+    assert evaluate.streamed_accuracy(model, batches, max_images=4) == (pytest.approx(3 / 4), 4)
+
+
+def test_evaluate_writes_consistent_report(tiny_run, capsys):
+    code = evaluate.main([
+        "--model-dir", str(tiny_run), "--corruptions", "gaussian_noise,contrast,pixelate",
+        "--severities", "1,5", "--extra", "--seed", "3", "--quiet",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads((tiny_run / "robustness.json").read_text())
+    for key in ("clean_accuracy", "mce", "normalized", "accuracy", "corruption_error"):
+        assert key in report
+    assert report["normalized"] is False and "unnormalized" in out
+    assert report["num_images"] == 360 and report["severities"] == [1, 5]
+
+    # clean accuracy == Keras' own evaluation of the saved BNN on the test split
+    from lcr_larq import data as lcr_data
+    from lcr_larq.training import load_trained_model
+
+    bnn = load_trained_model(str(tiny_run))
+    bnn.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
+    test = lcr_data.load_dataset("digits", batch_size=32, input_size=TINY_SIZE).test
+    _, keras_accuracy = bnn.evaluate(test, verbose=0)
+    assert report["clean_accuracy"] == pytest.approx(keras_accuracy, abs=1e-6)
+    results = json.loads((tiny_run / "results.json").read_text())
+    assert report["clean_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
+
+    # mCE == mean over the benchmark corruptions of the errors summed over severities,
+    # recomputed from the printed table (accuracies in %, 1 decimal)
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] in report["accuracy"]:
+            rows[parts[0]] = [float(v) for v in parts[1:3]]
+    assert set(rows) == {"gaussian_noise", "contrast", "pixelate", *EXTRA_CORRUPTIONS}
+    benchmark = ["gaussian_noise", "contrast", "pixelate"]
+    assert report["mce_corruptions"] == benchmark
+    from_table = np.mean([sum(1 - a / 100 for a in rows[c]) for c in benchmark])
+    assert report["mce"] == pytest.approx(from_table, abs=1.5e-3)
+    from_json = np.mean([sum(1 - a for a in report["accuracy"][c].values()) for c in benchmark])
+    assert report["mce"] == pytest.approx(from_json, abs=1e-12)
+    assert report["mce_extra"] == pytest.approx(np.mean([
+        sum(1 - a for a in report["accuracy"][c].values()) for c in EXTRA_CORRUPTIONS
+    ]))
+    # the corruption must actually change the images: severity 5 contrast on a
+    # network that is not constant would otherwise equal clean accuracy exactly
+    cells = [a for by in report["accuracy"].values() for a in by.values()]
+    assert len(set(cells)) > 1
+    assert (tiny_run / "corruption_accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generated_corruptions_are_deterministic_and_cached(tiny_run, tmp_path):
+    run = evaluate.load_run(str(tiny_run))
+    kw = dict(corruptions=["impulse_noise"], severities=[3], max_images=40)
+    a = evaluate.evaluate(run, seed=1, cache_dir=str(tmp_path), **kw)
+    cached = list(tmp_path.glob("*.npy"))
+    assert len(cached) == 1
+    # a cached set is read back: overwrite it with the clean images -> clean accuracy
+    x, _ = evaluate.clean_test_images(run.dataset, 40)
+    np.save(cached[0], x)
+    b = evaluate.evaluate(run, seed=1, cache_dir=str(tmp_path), **kw)
+    assert b["accuracy"]["impulse_noise"]["3"] == pytest.approx(b["clean_accuracy"])
+    c = evaluate.evaluate(run, seed=1, **kw)
+    assert c["accuracy"] == a["accuracy"] and c["num_images"] == 40
+    xa = evaluate.generated_images(x, "impulse_noise", 3, seed=1)
+    xb = evaluate.generated_images(x, "impulse_noise", 3, seed=2)
+    assert np.array_equal(xa, evaluate.generated_images(x, "impulse_noise", 3, seed=1))
+    assert not np.array_equal(xa, xb) and not np.array_equal(xa, x)
+
+
+def test_linear_probe_trains_only_the_head(tiny_run):
+    run = evaluate.load_run(str(tiny_run))
+    before = {layer.name: [w.numpy().copy() for w in layer.weights] for layer in run.model.layers}
+    report = evaluate.evaluate(
+        run, ["contrast"], [5], protocol="linear-probe", probe_epochs=1, max_images=60
+    )
+    probe = report["linear_probe"]
+    assert report["protocol"] == "linear-probe" and probe["head"] == "logits"
+    changed = {
+        layer.name for layer in run.model.layers
+        if any(not np.array_equal(a, w.numpy()) for a, w in zip(before[layer.name], layer.weights))
+    }
+    assert changed == {"logits"}, changed  # batch-norm statistics included
+
+
+def test_tfds_source_reads_the_published_sets(tmp_path):
+    """--source tfds reads cifar10_corrupted (mocked offline) and keeps its labels."""
+    import tensorflow_datasets as tfds
+
+    from lcr_larq import config as cfg
+    from lcr_larq import layers as L
+
+    inputs = tf.keras.Input((32, 32, 3))
+    x = L.QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
+                      kernel_quantizer="ste_sign", use_bias=False)(inputs)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="logits")(x))
+    model.save(tmp_path / "bnn.keras")
+    cfg.save_recipe(cfg.TrainConfig(dataset="cifar10"), str(tmp_path / "config.yaml"))
+
+    seen = []
+
+    def as_dataset(self, split, **_):
+        seen.append((self.name, self.builder_config.name if self.builder_config else None))
+        n = 7 if self.name == "cifar10_corrupted" else 5
+        images = np.full((n, 32, 32, 3), 200, np.uint8)
+        labels = np.arange(n, dtype=np.int64) % 10
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+
+    with tfds.testing.mock_data(num_examples=5, as_dataset_fn=as_dataset):
+        run = evaluate.load_run(str(tmp_path))
+        report = evaluate.evaluate(run, ["glass_blur"], [2], source="tfds")
+    assert ("cifar10_corrupted", "frosted_glass_blur_2") in seen
+    assert report["source"].startswith("tfds:cifar10_corrupted")
+    assert report["num_images"] == 5 and report["corrupted_images"] == {"glass_blur_2": 7}
+    # every image is identical, so the prediction is one class: accuracy = share of it
+    assert report["accuracy"]["glass_blur"]["2"] in {0.0, 1 / 7}
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: p, "holds no model.keras"),
+    (lambda p: (p / "bnn.keras").write_bytes(b"not a zip") and p, "not a loadable Keras model"),
+])
+def test_bad_model_dir_is_one_line(tmp_path, capsys, make, needle):
+    code = evaluate.main(["--model-dir", str(make(tmp_path)), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert needle in err
+
+
+def test_bad_options_are_one_line(tiny_run, capsys):
+    for args, needle in (
+        (["--corruptions", "rain"], "unknown corruption 'rain'"),
+        (["--severities", "7"], "severities are integers 1 to 5"),
+        (["--source", "tfds"], "TFDS has no corrupted version of digits"),
+        (["--max-images", "0"], "--max-images must be >= 1"),
+    ):
+        code = evaluate.main(["--model-dir", str(tiny_run), "--quiet", *args])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and needle in err, (args, err)
+
+
+def test_shell_error_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lcr_larq.evaluate", "--model-dir", str(tmp_path / "gone")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
