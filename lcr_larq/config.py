@@ -108,7 +108,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("power_iterations", "epochs", "batch_size"):
         if getattr(config, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(config, key)}")
-    if config.prox_rho_end < 0 or not 0 <= config.prox_hard_epochs < config.epochs:
+    if config.weight_quantizer == "proxconnect" and (
+        config.prox_rho_end < 0 or not 0 <= config.prox_hard_epochs < config.epochs
+    ):
         raise ConfigError(
             "--prox-rho-end must be >= 0 and 0 <= --prox-hard-epochs < --epochs"
         )

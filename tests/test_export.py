@@ -1,0 +1,198 @@
+"""Export to Larq Compute Engine: agreement, no trace of LCR, one-line errors."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lcr_larq import export as lcr_export
+from lcr_larq.config import TrainConfig
+from lcr_larq.graph import lcr_layer, strip_lcr
+from lcr_larq.training import load_trained_model, run
+from models import build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A ResNet-20 1w1a + LCR trained by train.py's run() for 2×2 steps on digits."""
+    path = str(tmp_path_factory.mktemp("run"))
+    tf.keras.utils.set_random_seed(0)
+    run(TrainConfig(epochs=2, steps_per_epoch=2, output_dir=path, verbose=0))
+    tf.keras.backend.clear_session()
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    """``python -m lcr_larq.export --model-dir RUN --output-dir OUT``, in process."""
+    out = str(tmp_path_factory.mktemp("export"))
+    code = lcr_export.main(["--model-dir", run_dir, "--output-dir", out])
+    assert code == 0
+    with open(os.path.join(out, lcr_export.REPORT_FILE)) as handle:
+        return out, json.load(handle)
+
+
+def test_trained_model_exports_agreeing_and_free_of_lcr(run_dir, exported):
+    out, report = exported
+    assert report["test_samples"] == 360  # the whole digits test split
+    assert report["argmax_agreement"] >= 0.99
+    assert report["lcr_trace"] == []
+    # Every binary convolution of ResNet-20 runs as an LCE binary kernel; the
+    # only float convolutions left are the stem and the two shortcuts.
+    assert report["binary_conv_layers"] == report["lce_bconv_ops"] == 18
+    assert report["binary_ops"]["CONV_2D"] == 3
+    assert report["float_ops"]["CONV_2D"] == 21
+    assert report["binary_bytes"] * 10 <= report["float_bytes"]
+    binary = open(os.path.join(out, lcr_export.BINARY_FILE), "rb").read()
+    floating = open(os.path.join(out, lcr_export.FLOAT_FILE), "rb").read()
+    assert (len(binary), len(floating)) == (report["binary_bytes"], report["float_bytes"])
+    ops = lcr_export.flatbuffer_ops(binary)
+    assert not any("lipschitz" in op.lower() or "lcr" in op.lower() for op in ops)
+    assert abs(report["lce_accuracy"] - report["keras_accuracy"]) <= 0.01
+    # The written file computes the trained BNN's logits (up to float rounding;
+    # the median allows a rare sign flip of an activation at zero).
+    images, _ = lcr_export.load_test_split(lcr_export.read_recipe(run_dir), (32, 32, 1), 24, None)
+    keras_logits = load_trained_model(run_dir).predict(images, verbose=0)
+    lce_logits = lcr_export.interpreter_logits(binary, images)
+    assert np.median(np.abs(lce_logits - keras_logits)) < 1e-4
+    assert np.std(keras_logits) > 1e-2  # logits that vary: the check can fail
+    control = report["keras_rounding_control"]
+    assert control["input_noise"] == lcr_export.CONTROL_NOISE
+    assert 0.0 <= control["argmax_agreement"] <= 1.0
+
+
+def test_rounding_control_measures_the_bnn_against_itself():
+    bnn = build_model("resnet20", (32, 32, 1), 10)
+    x = np.random.default_rng(1).normal(size=(32, 32, 32, 1)).astype(np.float32)
+    reference = bnn.predict(x, verbose=0)
+    exact = lcr_export.rounding_control(bnn, x, reference, noise=0.0)
+    assert exact["argmax_agreement"] == 1.0 and exact["max_logit_difference"] == 0.0
+    shaken = lcr_export.rounding_control(bnn, x, reference, noise=0.5)
+    assert shaken["samples_beyond_tolerance"] > 16  # binary: far from continuous
+
+
+@pytest.fixture(scope="module")
+def training_model(run_dir):
+    """The run's model.keras: the BNN with its LCR layer and reference path."""
+    model = load_trained_model(run_dir, strip=False)
+    assert lcr_layer(model) is not None
+    return model
+
+
+@pytest.fixture(scope="module")
+def with_lcr(training_model):
+    """The LCE flatbuffer of the training model, stripped of LCR."""
+    return lcr_export.convert_binary(strip_lcr(training_model))
+
+
+def test_model_with_and_without_lcr_export_to_the_same_graph(
+    training_model, with_lcr, exported
+):
+    weights = strip_lcr(training_model).get_weights()
+
+    plain = build_model("resnet20", (32, 32, 1), 10)  # never had LCR
+    assert lcr_layer(plain) is None
+    plain.set_weights(weights)
+    a = lcr_export.summarize(with_lcr)
+    b = lcr_export.summarize(lcr_export.convert_binary(plain))
+    assert a.ops == b.ops
+    assert [shape for _, shape in a.tensors] == [shape for _, shape in b.tensors]
+    assert a.graph() == b.graph()  # same ops, wiring, shapes and weights
+
+    # Built in a fresh session, even the tensor names match: same bytes.
+    tf.keras.backend.clear_session()
+    fresh = build_model("resnet20", (32, 32, 1), 10)
+    fresh.set_weights(weights)
+    assert lcr_export.convert_binary(fresh) == with_lcr
+    # …and both are the file the exporter wrote from the run's bnn.keras.
+    out, _ = exported
+    written = open(os.path.join(out, lcr_export.BINARY_FILE), "rb").read()
+    assert lcr_export.summarize(written).graph() == a.graph()
+
+
+def test_other_weights_give_another_graph(training_model, with_lcr):
+    """graph() compares the weights: a changed kernel is noticed."""
+    reference = lcr_export.summarize(with_lcr).graph()
+    other = build_model("resnet20", (32, 32, 1), 10)
+    other.set_weights(strip_lcr(training_model).get_weights())
+    kernel = other.get_layer("block5_conv2").kernel
+    kernel.assign(-kernel.latent_variable)
+    assert lcr_export.summarize(lcr_export.convert_binary(other)).graph() != reference
+
+
+def test_reference_path_left_in_the_graph_is_detected(training_model):
+    """The check is not vacuous: logits that also depend on the full-precision
+    reference path are reported — the path replays the convolutions up to the
+    last block (for ResNet-20: 43 such ops for the plain BNN's 22 layers)."""
+    node = lcr_layer(training_model)._inbound_nodes[0]
+    logits, reference_out = node.keras_inputs[0], node.keras_inputs[-1]
+    leaky_logits = logits + tf.reduce_mean(reference_out, axis=[1, 2, 3])[:, None]
+    leaky = tf.keras.Model(training_model.inputs, leaky_logits)
+    found = lcr_export.lcr_trace(
+        lcr_export.convert_binary(leaky), strip_lcr(training_model)
+    )
+    counts = [re.search(r"(\d+) convolution/dense ops for the (\d+)", f) for f in found]
+    exported_ops, plain_layers = next(map(int, m.groups()) for m in counts if m)
+    assert plain_layers == 22 and exported_ops > plain_layers
+
+
+def test_float_counterpart_carries_the_latent_weights(run_dir):
+    bnn = load_trained_model(run_dir)
+    fp = lcr_export.float_counterpart(bnn, lcr_export.read_recipe(run_dir))
+    assert not lcr_export.binary_conv_layers(fp)
+    latent = bnn.get_layer("block3_conv1").kernel.latent_variable.numpy()
+    np.testing.assert_array_equal(fp.get_layer("block3_conv1").kernel.numpy(), latent)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype(np.float32)
+    # Same weights, quantizers off: a different function from the BNN's.
+    assert not np.allclose(fp(x, training=False), bnn(x, training=False))
+
+
+def _one_line_error(code, stderr):
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert code == 2
+    assert "Traceback" not in stderr
+    assert len([line for line in lines if line.startswith("error:")]) == 1
+    return lines[-1]
+
+
+def test_missing_model_dir_is_a_one_line_error(tmp_path, capsys):
+    code = lcr_export.main(["--model-dir", str(tmp_path / "nowhere")])
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert "does not exist" in _one_line_error(code, captured.err)
+
+
+def test_corrupt_model_is_a_one_line_error(tmp_path, capsys):
+    for name in ("bnn.keras", "model.keras"):
+        (tmp_path / name).write_bytes(b"not a zip archive")
+    code = lcr_export.main(["--model-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert "not a loadable Keras model" in _one_line_error(code, captured.err)
+    assert not (tmp_path / lcr_export.REPORT_FILE).exists()
+
+
+def test_run_dir_without_recipe_is_a_one_line_error(run_dir, tmp_path, capsys):
+    shutil.copy(os.path.join(run_dir, "bnn.keras"), tmp_path / "bnn.keras")
+    code = lcr_export.main(["--model-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert "config.yaml does not exist" in _one_line_error(code, captured.err)
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lcr_larq.export", "--model-dir", str(tmp_path / "gone")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    last = _one_line_error(proc.returncode, proc.stderr)
+    assert last.startswith("error: ") and "does not exist" in last
+    assert proc.stdout == ""
