@@ -215,7 +215,11 @@ def lipschitz_retention_loss(
             gap = tf.where(s_f > 0, tf.math.divide_no_nan(s_b, s_f) - 1.0, 0.0)
             total += tf.reduce_mean(tf.square(gap * weights[k]))
         else:
-            count = tf.cast(tf.size(s_b), tf.float32)
+            # The public code divides by the global batch: under tf.distribute
+            # each replica holds 1/N of it (Keras then scales by 1/N and sums).
+            replica = tf.distribute.get_replica_context()
+            replicas = replica.num_replicas_in_sync if replica is not None else 1
+            count = tf.cast(tf.size(s_b) * replicas, tf.float32)
             mse = tf.reduce_mean(tf.square(s_b - s_f))
             total += weights[k] * mse * MSE_FORM_SCALE / count
     return total

@@ -207,8 +207,8 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
         verbose=config.verbose,
     )
 
-    bnn = strip_lcr(model)
-    with strategy.scope():
+    with strategy.scope():  # built in scope: it evaluates under the same strategy
+        bnn = strip_lcr(model)
         bnn.compile(
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],

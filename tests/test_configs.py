@@ -1,0 +1,112 @@
+"""The YAML recipes in configs/: they parse, hold the paper's settings and build."""
+
+import glob
+import os
+
+import pytest
+import yaml
+
+import train
+from lcr_larq import config as cfg
+from lcr_larq import lcr_layer
+from lcr_larq.training import build_training_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
+
+# What each dataset's loader reports (see tests/test_data.py).
+DATASETS = {"cifar10": ((32, 32, 3), 10), "cifar100": ((32, 32, 3), 100),
+            "imagenet2012": ((224, 224, 3), 1000)}
+# The paper's training settings (Sec. 4).
+PAPER = {
+    "cifar10": {"epochs": 400, "batch_size": 128, "lr": 0.1, "momentum": 0.9,
+                "weight_decay": 1e-4},
+    "imagenet2012": {"epochs": 120, "batch_size": 256, "lr": 0.1},
+}
+
+
+def recipe_id(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def load(path) -> cfg.TrainConfig:
+    return cfg.TrainConfig(**cfg.load_recipe(path))
+
+
+def test_the_paper_recipes_exist():
+    names = {recipe_id(p) for p in RECIPES}
+    for expected in ("cifar10_resnet18_lcr", "cifar10_resnet20_lcr", "cifar10_resnet20_1w32a_lcr",
+                     "cifar10_resnet20_bireal_lcr", "imagenet_resnet18_lcr",
+                     "imagenet_resnet34_lcr", "imagenet_reactnet_lcr"):
+        assert expected in names
+    assert len(names) == 14
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=recipe_id)
+def test_recipe_parses_with_the_paper_settings(path):
+    with open(path) as handle:
+        raw = yaml.safe_load(handle)
+    config = load(path)
+    assert set(raw) <= {f for f in config.to_dict()}
+    for key, value in PAPER[config.dataset].items():
+        assert getattr(config, key) == pytest.approx(value), key
+    assert config.lcr_lambda > 0 if recipe_id(path).endswith("_lcr") else config.lcr_lambda == 0
+    assert config.lcr_beta == 2.0 and config.power_iterations == 5
+    assert config.output_dir == f"runs/{recipe_id(path)}"
+    name = recipe_id(path)
+    assert config.precision == ("1w32a" if "1w32a" in name else "1w1a")
+    assert config.bireal == ("bireal" in name)
+    assert config.model in name
+
+
+def test_every_lcr_recipe_has_a_baseline_twin():
+    by_name = {recipe_id(p): load(p).to_dict() for p in RECIPES}
+    for name, settings in by_name.items():
+        if not name.endswith("_lcr"):
+            continue
+        stem = name[: -len("_lcr")]
+        twin = by_name.get(f"{stem}_irnet") or by_name.get(f"{stem}_baseline")
+        assert twin is not None, name
+        differing = {k for k in settings if settings[k] != twin[k]}
+        assert differing == {"lcr_lambda", "output_dir"}, (name, differing)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=recipe_id)
+def test_recipe_builds_its_model(path):
+    from models import MODELS
+
+    config = load(path)
+    if config.model not in MODELS:
+        pytest.skip(f"model {config.model!r} is not registered in models.MODELS yet")
+    cfg.validate(config)
+    shape, classes = DATASETS[config.dataset]
+    model = build_training_model(config, shape, classes)
+    assert model.input_shape == (None, *shape)
+    assert model.output_shape == (None, classes)
+    assert (lcr_layer(model) is not None) == (config.lcr_lambda > 0)
+    if lcr_layer(model) is not None:
+        assert lcr_layer(model).lcr_lambda == config.lcr_lambda
+
+
+def test_flags_override_the_recipe():
+    path = os.path.join(ROOT, "configs", "cifar10_resnet20_lcr.yaml")
+    config = cfg.parse_args(["--config", path, "--epochs", "3", "--dataset", "digits"])
+    assert (config.epochs, config.dataset) == (3, "digits")
+    assert config.lcr_lambda == load(path).lcr_lambda and config.batch_size == 128
+
+
+@pytest.mark.parametrize(
+    "line, needle",
+    [("learning_rate: 0.1", "unknown key 'learning_rate'"),
+     ("epochs: many", "key 'epochs' needs a int value"),
+     ("bireal: sometimes", "key 'bireal'")],
+)
+def test_a_bad_recipe_is_refused_naming_the_key(tmp_path, capsys, line, needle):
+    path = os.path.join(ROOT, "configs", "cifar10_resnet20_lcr.yaml")
+    bad = tmp_path / "bad.yaml"
+    with open(path) as handle:
+        bad.write_text(handle.read() + line + "\n")
+    code = train.main(["--config", str(bad), "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert needle in err and "bad.yaml" in err

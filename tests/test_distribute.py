@@ -1,0 +1,267 @@
+"""tf.distribute: a mirrored run on 2 replicas equals a single-device run.
+
+TensorFlow fixes its devices when it first initializes them, and other test
+modules do that first, so the comparison runs in a child process that splits
+the CPU into 2 logical devices before anything else. One child runs every
+case and prints a JSON report; the tests below read it.
+
+What is compared, same initial weights, same global batch of 16, SGD, no
+shuffling, LCR attached with :func:`lcr_larq.attach_lcr` (λ = 4, ratio form):
+
+* ``plain``: a binary residual network without batch normalization, on
+  batches whose two halves differ. Everything it computes is per sample, so
+  loss, ``L_lip`` and every weight must agree to float precision; this checks
+  that Keras averages the LCR loss over replicas like the cross entropy.
+* ``plain_double``: the single-device run with 2λ — what an LCR loss that
+  missed Keras' 1/replicas scaling would give. It must *not* agree: the check
+  can fail.
+* ``bn``: the same network with this project's batch normalization after every
+  binary convolution (binary and full-precision paths). Each replica
+  normalizes with its own half-batch statistics, so the two halves of every
+  batch are made identical: the per-replica statistics then equal the global
+  ones, and loss, ``L_lip``, weights and moving means must agree. The moving
+  variances differ in a known way only: Keras' fused batch norm feeds them
+  the unbiased variance, n/(n−1) of the batch variance, with n the
+  per-replica count of values.
+* ``plain_mse``: the public code's ``mse`` form, evaluated once on each side.
+* ``run``: :func:`lcr_larq.training.run` with ``--strategy mirrored`` end to
+  end (train, evaluate the stripped BNN, save) on the 2 replicas, in a child
+  of its own: two mirrored strategies in one process share collective keys.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = r'''
+import json, os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import lcr_larq
+from lcr_larq import layers as L
+
+BATCH, STEPS, SHAPE, CLASSES, LAMBDA, MOMENTUM = 16, 3, (8, 8, 3), 10, 4.0, 0.9
+CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def network(batch_norm):
+    """Stem, 3 binary residual blocks (named for LCR), classifier."""
+    x = inputs = tf.keras.Input(SHAPE)
+    x = tf.keras.layers.Conv2D(8, 3, padding="same", name="stem_conv")(x)
+    x = L.HardTanh(name="stem_out")(x)
+    for k in (1, 2, 3):
+        h = L.QuantConv2D(
+            8, 3, padding="same", use_bias=False, input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+            pad_values=1.0, strides=2 if k == 2 else 1, name=f"block{k}_conv",
+        )(x)
+        if batch_norm:
+            h = L.BatchNormalization(momentum=MOMENTUM, epsilon=1e-5, name=f"block{k}_bn")(h)
+        if k == 2:
+            x = tf.keras.layers.AveragePooling2D(2, name="block2_pool")(x)
+        x = tf.keras.layers.Add(name=f"block{k}_add")([h, x])
+        x = L.HardTanh(name=f"block{k}_out")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return tf.keras.Model(inputs, tf.keras.layers.Dense(CLASSES, name="logits")(x))
+
+
+def build(batch_norm, lcr_lambda, form="ratio"):
+    tf.keras.utils.set_random_seed(0)
+    return lcr_larq.attach_lcr(network(batch_norm), lcr_lambda=lcr_lambda, beta=2.0, form=form)
+
+
+def data(twin_halves):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(STEPS, 2, BATCH // 2, *SHAPE)).astype(np.float32)
+    y = rng.integers(0, CLASSES, size=(STEPS, 2, BATCH // 2)).astype(np.int32)
+    if twin_halves:
+        x[:, 1], y[:, 1] = x[:, 0], y[:, 0]
+    x, y = x.reshape(-1, *SHAPE), y.reshape(-1)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+
+
+class Record(tf.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.logs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append({k: float(v) for k, v in logs.items()})
+
+
+def compiled(strategy, batch_norm, lcr_lambda, form, init):
+    with strategy.scope():
+        model = build(batch_norm, lcr_lambda, form)
+        model.set_weights(init)
+        model.compile(tf.keras.optimizers.SGD(0.05, momentum=0.9), CE, metrics=["accuracy"])
+    return model
+
+
+def train(strategy, batch_norm, lcr_lambda, init):
+    model = compiled(strategy, batch_norm, lcr_lambda, "ratio", init)
+    record = Record()
+    model.fit(data(batch_norm), epochs=1, shuffle=False, verbose=0, callbacks=[record])
+    names = [w.name for w in model.weights]
+    return {
+        "replicas": strategy.num_replicas_in_sync,
+        "loss": [step["loss"] for step in record.logs],
+        "lcr_lip": [step["lcr_lip"] for step in record.logs],
+        "weights": {n: w.tolist() for n, w in zip(names, model.get_weights())},
+    }
+
+
+def spatial_counts(batch_norm):
+    """Values per channel that each batch norm sees in one batch of one sample."""
+    model = network(batch_norm)
+    return {
+        layer.name: int(np.prod(layer.input_shape[1:3]))
+        for layer in model.layers if isinstance(layer, L.BatchNormalization)
+    }
+
+
+if sys.argv[1] == "run":
+    from lcr_larq import training
+    from lcr_larq.config import TrainConfig
+
+    class Replicas(tf.keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.count = self.model.distribute_strategy.num_replicas_in_sync
+
+    replicas = Replicas()
+    config = TrainConfig(strategy="mirrored", epochs=2, steps_per_epoch=1, batch_size=16,
+                         input_size=16, lcr_lambda=0.0, verbose=0, output_dir=sys.argv[2])
+    results = training.run(config, extra_callbacks=[replicas])
+    print("REPORT " + json.dumps({
+        "replicas": replicas.count, "test_accuracy": results["test_accuracy"],
+        "files": sorted(os.listdir(sys.argv[2])),
+    }))
+    sys.exit(0)
+
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+single = tf.distribute.get_strategy()
+report = {"devices": len(tf.config.list_logical_devices("CPU"))}
+for case, batch_norm in (("plain", False), ("bn", True)):
+    reference = build(batch_norm, LAMBDA)
+    init = reference.get_weights()
+    report[case] = {
+        "initial": {w.name: v.tolist() for w, v in zip(reference.weights, init)},
+        "single": train(single, batch_norm, LAMBDA, init),
+        "mirrored": train(mirrored, batch_norm, LAMBDA, init),
+    }
+    if not batch_norm:
+        report[case]["double"] = train(single, batch_norm, 2 * LAMBDA, init)
+report["bn"]["counts"] = spatial_counts(True)
+init = build(False, LAMBDA, "mse").get_weights()
+report["plain_mse"] = {
+    name: compiled(strategy, False, LAMBDA, "mse", init).evaluate(
+        data(False).take(1), verbose=0, return_dict=True)["lcr_lip"]
+    for name, strategy in (("single", single), ("mirrored", mirrored))
+}
+print("REPORT " + json.dumps(report))
+'''
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    work = tmp_path_factory.mktemp("distribute")
+    script = work / "mirrored_vs_single.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    reports = {}
+    for mode, args in (("compare", []), ("run", [str(work / "run")])):
+        proc = subprocess.run(
+            [sys.executable, str(script), mode, *args], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=900,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        line = [x for x in proc.stdout.splitlines() if x.startswith("REPORT ")][-1]
+        reports[mode] = json.loads(line[len("REPORT "):])
+    return {**reports["compare"], "run": reports["run"]}
+
+
+def weights(run, skip=()):
+    return {k: np.asarray(v) for k, v in run["weights"].items() if not any(s in k for s in skip)}
+
+
+def test_two_logical_devices_give_two_replicas(report):
+    assert report["devices"] == 2
+    for case in ("plain", "bn"):
+        assert report[case]["mirrored"]["replicas"] == 2
+        assert report[case]["single"]["replicas"] == 1
+
+
+def test_mirrored_matches_single_device_without_batch_norm(report):
+    single, mirrored = report["plain"]["single"], report["plain"]["mirrored"]
+    np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-5)
+    np.testing.assert_allclose(mirrored["lcr_lip"], single["lcr_lip"], rtol=1e-4)
+    assert min(single["lcr_lip"]) > 1e-3  # the regularizer is really active
+    initial = {k: np.asarray(v) for k, v in report["plain"]["initial"].items()}
+    w_single, w_mirrored = weights(single), weights(mirrored)
+    assert w_single.keys() == w_mirrored.keys() == initial.keys()
+    moved = max(np.max(np.abs(w_single[k] - initial[k])) for k in initial)
+    assert moved > 1e-2  # training changed the weights
+    for name in w_single:
+        np.testing.assert_allclose(w_mirrored[name], w_single[name], atol=1e-5, err_msg=name)
+
+
+def test_lcr_loss_scaling_is_observable(report):
+    """A regularizer counted twice (no 1/replicas scaling) moves the weights
+    measurably, so the equality above is a real check of the reduction."""
+    w_mirrored = weights(report["plain"]["mirrored"])
+    w_double = weights(report["plain"]["double"])
+    gap = max(np.max(np.abs(w_mirrored[k] - w_double[k])) for k in w_mirrored)
+    assert gap > 1e-3, gap
+
+
+def test_mirrored_matches_single_device_with_batch_norm(report):
+    single, mirrored = report["bn"]["single"], report["bn"]["mirrored"]
+    np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-5)
+    np.testing.assert_allclose(mirrored["lcr_lip"], single["lcr_lip"], rtol=1e-4)
+    w_single = weights(single, skip=("moving_variance",))
+    w_mirrored = weights(mirrored, skip=("moving_variance",))
+    assert any("moving_mean" in k for k in w_single)
+    for name in w_single:
+        np.testing.assert_allclose(w_mirrored[name], w_single[name], atol=1e-5, err_msg=name)
+
+
+def test_moving_variance_differs_only_by_bessel_correction(report):
+    """v_S = m^S + Σ_t (1−m) m^(S−t) · c · var_t with c = n/(n−1): with the same
+    batch variances, (v − m^S) scales with c between the two runs."""
+    single, mirrored = weights(report["bn"]["single"]), weights(report["bn"]["mirrored"])
+    steps = len(report["bn"]["single"]["loss"])
+    decay = 0.9**steps  # moving variances start at 1
+    counts = report["bn"]["counts"]
+    checked = 0
+    for layer, per_sample in counts.items():
+        name = next(k for k in single if k.startswith(f"{layer}/moving_variance"))
+        n_single, n_mirrored = 16 * per_sample, 8 * per_sample
+        expected = (n_mirrored / (n_mirrored - 1)) / (n_single / (n_single - 1))
+        ratio = (mirrored[name] - decay) / (single[name] - decay)
+        np.testing.assert_allclose(ratio, expected, rtol=2e-4, err_msg=name)
+        checked += 1
+    assert checked == 3
+
+
+def test_mse_form_is_replica_independent(report):
+    mse = report["plain_mse"]
+    assert mse["single"] > 0
+    assert mse["mirrored"] == pytest.approx(mse["single"], rel=1e-4)
+
+
+def test_training_run_with_the_mirrored_strategy(report):
+    run = report["run"]
+    assert run["replicas"] == 2
+    assert 0.0 <= run["test_accuracy"] <= 1.0
+    assert {"results.json", "bnn.keras", "model.keras", "history.csv"} <= set(run["files"])
+    assert "backup" not in run["files"]
