@@ -4,7 +4,7 @@
     python train.py                                  # ResNet-20 1w1a + LCR on digits
     python train.py --model=resnet18 --lcr-lambda=0  # the plain BNN baseline
     python train.py --config configs/cifar10_resnet20_lcr.yaml
-    python train.py --model=birealnet --summary --input-size=224  # Larq summary, no training
+    python train.py --model=birealnet --summary --dataset=imagenet2012  # Larq summary only
 
 See ``python train.py --help`` for every flag.
 """
@@ -19,6 +19,25 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def dataset_shape(config) -> tuple[tuple[int, int, int], int]:
+    """``(input_shape, num_classes)`` of ``--dataset``; the built-in CIFAR and
+    ImageNet datasets need no data for it, others are loaded."""
+    from lcr_larq import data
+
+    known = {
+        "cifar10": ((data.CIFAR_SIZE, data.CIFAR_SIZE, 3), 10),
+        "cifar100": ((data.CIFAR_SIZE, data.CIFAR_SIZE, 3), 100),
+        "imagenet2012": ((data.IMAGENET_SIZE, data.IMAGENET_SIZE, 3), 1000),
+    }
+    if config.dataset in known:
+        return known[config.dataset]
+    dataset = data.load_dataset(
+        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        data_dir=config.data_dir,
+    )
+    return dataset.input_shape, dataset.num_classes
+
+
 def print_summary(config) -> None:
     """Prints ``larq.models.summary`` of the plain network of ``config`` (no
     LCR) at the dataset's input size, or at ``--input-size``.
@@ -30,14 +49,10 @@ def print_summary(config) -> None:
     """
     import larq as lq
 
-    from lcr_larq import data, training
+    from lcr_larq import training
 
-    dataset = data.load_dataset(
-        config.dataset, batch_size=config.batch_size, seed=config.seed,
-        data_dir=config.data_dir,
-    )
     plain = dataclasses.replace(config, lcr_lambda=0.0)
-    model = training.build_training_model(plain, dataset.input_shape, dataset.num_classes)
+    model = training.build_training_model(plain, *dataset_shape(config))
     lq.models.summary(model)
 
 

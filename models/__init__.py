@@ -1,9 +1,32 @@
 """Architectures: one registry, :func:`build_model`, for every network.
 
+=================  ==========================================================
+name               network
+=================  ==========================================================
+``resnet20``       CIFAR ResNet-20 (IR-Net layout), at every input size
+``resnet18``       ResNet-18: CIFAR layout below 100 px, ImageNet layout
+                   (7×7 stride-2 stem + max-pool) from 100 px
+``resnet34``       ResNet-34, layouts as ResNet-18
+``reactnet``       ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)
+``birealnet``      Larq-Zoo Bi-Real Net-18
+``resnet_e``       Larq-Zoo BinaryResNetE18
+``quicknet``       Larq-Zoo QuickNet (also ``quicknet_small``,
+                   ``quicknet_large``)
+=================  ==========================================================
+
+Every model outputs logits and is built for the dataset's input shape and
+class count. ``quantized=False`` gives its full-precision version (the same
+network, quantizers off), e.g. a ``teacher``. ``precision`` (``1w1a`` or
+``1w32a``) applies to every model; ``bireal`` and ``weight_quantizer`` to the
+ResNets only: ReActNet and the Larq-Zoo networks keep their published
+quantizers.
+
 Example:
     >>> model = build_model("resnet20", (32, 32, 1), 10)
     >>> model.output_shape
     (None, 10)
+    >>> build_model("resnet18", (224, 224, 3), 1000).name
+    'resnet18_imagenet_1w1a'
 """
 
 from __future__ import annotations
@@ -12,11 +35,46 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from models.reactnet import reactnet
 from models.resnet_cifar import resnet_cifar
+from models.resnet_imagenet import resnet_imagenet
+from models.zoo import ZOO_MODELS, zoo_model
+
+# Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
+IMAGENET_MIN_SIZE = 100
+
+
+def _resnet(depth: int, imagenet_layout: bool = True) -> Callable[..., tf.keras.Model]:
+    def build(shape, classes, **kw):
+        if imagenet_layout and shape[0] >= IMAGENET_MIN_SIZE:
+            return resnet_imagenet(depth, shape, classes, **kw)
+        return resnet_cifar(depth, shape, classes, **kw)
+
+    return build
+
+
+def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
+    def checked(shape, classes, precision, quantized, bireal, weight_quantizer):
+        if bireal:
+            raise ValueError(
+                f"--bireal applies to resnet18, resnet20 and resnet34, not {name}"
+            )
+        return build(shape, classes, precision=precision, quantized=quantized)
+
+    return checked
+
 
 MODELS: dict[str, Callable[..., tf.keras.Model]] = {
-    "resnet20": lambda shape, classes, **kw: resnet_cifar(20, shape, classes, **kw),
-    "resnet18": lambda shape, classes, **kw: resnet_cifar(18, shape, classes, **kw),
+    "resnet20": _resnet(20, imagenet_layout=False),
+    "resnet18": _resnet(18),
+    "resnet34": _resnet(34),
+    "reactnet": _no_resnet_options("reactnet", reactnet),
+    **{
+        name: _no_resnet_options(
+            name, lambda shape, classes, _name=name, **kw: zoo_model(_name, shape, classes, **kw)
+        )
+        for name in ZOO_MODELS
+    },
 }
 
 

@@ -11,6 +11,11 @@ batch norm) and a full-precision classifier, as in IR-Net and LCR-BNN.
 * ``bireal=True``: a real-valued shortcut around every binary convolution
   (Bi-Real Net) instead of one per basic block.
 
+ResNet-18 and ResNet-34 have the stages of the ImageNet networks; their
+ImageNet layout (7×7 stride-2 stem and max-pool) is in
+:mod:`models.resnet_imagenet`, which shares :func:`basic_block`,
+:func:`residual_stages` and :func:`classifier` with this module.
+
 The blocks are named for LCR: the stem ends in ``stem_out`` and basic block k
 in ``block{k}_out`` (see :func:`lcr_larq.find_blocks`).
 
@@ -28,10 +33,16 @@ import tensorflow as tf
 from lcr_larq import layers as L
 from models.quantization import QuantizationSpec, quantization
 
-DEPTHS = {20: ((16, 3), (32, 3), (64, 3)), 18: ((64, 2), (128, 2), (256, 2), (512, 2))}
+# (filters, basic blocks) of every stage.
+IMAGENET_STAGES = {
+    18: ((64, 2), (128, 2), (256, 2), (512, 2)),
+    34: ((64, 3), (128, 4), (256, 6), (512, 3)),
+}
+DEPTHS = {20: ((16, 3), (32, 3), (64, 3)), **IMAGENET_STAGES}
 
 
-def _activation(spec: QuantizationSpec, name: str) -> tf.keras.layers.Layer:
+def activation(spec: QuantizationSpec, name: str) -> tf.keras.layers.Layer:
+    """The block activation of ``spec``: HardTanh (1w1a) or ReLU (1w32a)."""
     if spec.activation == "hardtanh":
         return L.HardTanh(name=name)
     return tf.keras.layers.ReLU(name=name)
@@ -54,7 +65,8 @@ def binary_conv(spec: QuantizationSpec, filters: int, strides: int, name: str):
 def downsample(x, filters: int, strides: int, name: str):
     """Full-precision shortcut: average pool, 1×1 conv, batch norm."""
     if strides > 1:
-        x = tf.keras.layers.AveragePooling2D(strides, name=f"{name}_pool")(x)
+        # "same": ⌈n/2⌉ like the strided convolution, also for odd sizes.
+        x = tf.keras.layers.AveragePooling2D(strides, padding="same", name=f"{name}_pool")(x)
     x = tf.keras.layers.Conv2D(
         filters, 1, use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv"
     )(x)
@@ -71,13 +83,32 @@ def basic_block(x, spec: QuantizationSpec, filters: int, strides: int, bireal: b
     h = bn(1)(binary_conv(spec, filters, strides, f"{p}_conv1")(x))
     if bireal:
         h = tf.keras.layers.Add(name=f"{p}_add1")([h, shortcut])
-        h = _activation(spec, f"{p}_act1")(h)
+        h = activation(spec, f"{p}_act1")(h)
         shortcut = h
     else:
-        h = _activation(spec, f"{p}_act1")(h)
+        h = activation(spec, f"{p}_act1")(h)
     h = bn(2)(binary_conv(spec, filters, 1, f"{p}_conv2")(h))
     h = tf.keras.layers.Add(name=f"{p}_add{2 if bireal else ''}")([h, shortcut])
-    return _activation(spec, f"{p}_out")(h)
+    return activation(spec, f"{p}_out")(h)
+
+
+def residual_stages(x, spec: QuantizationSpec, stages, bireal: bool):
+    """The basic blocks of ``stages`` (``(filters, blocks)`` pairs), named
+    ``block1_out`` … ``blockK_out``; every stage but the first starts with a
+    stride-2 block."""
+    index = 0
+    for stage, (filters, blocks) in enumerate(stages):
+        for b in range(blocks):
+            index += 1
+            strides = 2 if stage > 0 and b == 0 else 1
+            x = basic_block(x, spec, filters, strides, bireal, index)
+    return x
+
+
+def classifier(x, num_classes: int):
+    """Full-precision head: global average pool and a dense layer (logits)."""
+    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return tf.keras.layers.Dense(num_classes, name="logits")(x)
 
 
 def resnet_cifar(
@@ -89,7 +120,7 @@ def resnet_cifar(
     bireal: bool = False,
     weight_quantizer: str = "irnet",
 ) -> tf.keras.Model:
-    """CIFAR ResNet-20 or ResNet-18 (3×3 stem, no max-pool); outputs logits."""
+    """CIFAR ResNet-20, -18 or -34 (3×3 stem, no max-pool); outputs logits."""
     if depth not in DEPTHS:
         raise ValueError(f"CIFAR ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
     spec = quantization(precision, weight_quantizer, quantized)
@@ -100,14 +131,8 @@ def resnet_cifar(
         kernel_initializer="he_normal", name="stem_conv",
     )(inputs)
     x = L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
-    x = _activation(spec, "stem_out")(x)
-    index = 0
-    for stage, (filters, blocks) in enumerate(stages):
-        for b in range(blocks):
-            index += 1
-            strides = 2 if stage > 0 and b == 0 else 1
-            x = basic_block(x, spec, filters, strides, bireal, index)
-    x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    logits = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    x = activation(spec, "stem_out")(x)
+    x = residual_stages(x, spec, stages, bireal)
+    logits = classifier(x, num_classes)
     name = f"resnet{depth}{'_bireal' if bireal else ''}_{spec.label}"
     return tf.keras.Model(inputs, logits, name=name)

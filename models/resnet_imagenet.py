@@ -1,0 +1,71 @@
+"""ImageNet-style binary ResNets (He et al. 2016) in the IR-Net layout.
+
+The network the LCR paper measures on ImageNet (its Table 5: 1.676×10⁹ BOPs
+for ResNet-18): a full-precision 7×7 stride-2 stem with batch norm and a 3×3
+stride-2 max-pool, then the basic blocks of :mod:`models.resnet_cifar` —
+binary 3×3 convolutions, full-precision downsampling shortcuts (average pool
++ 1×1 conv + batch norm) — and a full-precision classifier. Only the stem
+differs from the CIFAR layout.
+
+* ``1w1a`` / ``1w32a`` / ``quantized=False`` / ``bireal=True``: as in
+  :mod:`models.resnet_cifar`.
+
+The stem ends in ``stem_out`` (the max-pool) and basic block k in
+``block{k}_out``, the chain :func:`lcr_larq.find_blocks` regularizes.
+
+Example:
+    >>> model = resnet_imagenet(18, (224, 224, 3), 1000)
+    >>> model.get_layer("stem_out").output_shape
+    (None, 56, 56, 64)
+    >>> sum(layer.name.startswith("block") and layer.name.endswith("_out")
+    ...     for layer in model.layers)
+    8
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from lcr_larq import layers as L
+from models.quantization import quantization
+from models.resnet_cifar import IMAGENET_STAGES, activation, classifier, residual_stages
+
+
+def resnet_imagenet(
+    depth: int,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    precision: str = "1w1a",
+    quantized: bool = True,
+    bireal: bool = False,
+    weight_quantizer: str = "irnet",
+) -> tf.keras.Model:
+    """ImageNet ResNet-18 or ResNet-34 (7×7 stride-2 stem + max-pool); outputs logits.
+
+    Args:
+        depth: 18 or 34.
+        input_shape: ``(height, width, channels)``, 224×224×3 on ImageNet.
+        num_classes: width of the logits.
+        precision: ``"1w1a"`` or ``"1w32a"``.
+        quantized: ``False`` gives the full-precision counterpart.
+        bireal: a real-valued shortcut around every binary convolution.
+        weight_quantizer: ``"irnet"`` (Libra-PB + EDE) or ``"ste_sign"``.
+    """
+    if depth not in IMAGENET_STAGES:
+        raise ValueError(
+            f"ImageNet ResNet depth must be one of {sorted(IMAGENET_STAGES)}, got {depth}"
+        )
+    spec = quantization(precision, weight_quantizer, quantized)
+    stages = IMAGENET_STAGES[depth]
+    inputs = tf.keras.Input(input_shape, name="image")
+    x = tf.keras.layers.Conv2D(
+        stages[0][0], 7, strides=2, padding="same", use_bias=False,
+        kernel_initializer="he_normal", name="stem_conv",
+    )(inputs)
+    x = L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
+    x = activation(spec, "stem_act")(x)
+    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_out")(x)
+    x = residual_stages(x, spec, stages, bireal)
+    logits = classifier(x, num_classes)
+    name = f"resnet{depth}_imagenet{'_bireal' if bireal else ''}_{spec.label}"
+    return tf.keras.Model(inputs, logits, name=name)

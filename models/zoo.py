@@ -1,0 +1,141 @@
+"""Larq-Zoo networks, ready for LCR.
+
+:func:`zoo_model` builds a Larq-Zoo network (random initialization,
+``weights=None``: nothing is downloaded) for any input shape and class count
+and prepares it for this project:
+
+* the final softmax is cut off, so the model outputs logits
+  (:func:`logits_model`);
+* ``precision="1w32a"`` and ``quantized=False`` clone it with the input
+  quantizers, or all quantizers and weight clipping, off
+  (:func:`without_quantizers`) — the full-precision version is the
+  ``teacher`` reference of LCR;
+* its stock Larq layers and batch norms become the full-precision-aware
+  layers of :mod:`lcr_larq.layers`
+  (:func:`lcr_larq.make_full_precision_aware`), so the latent
+  full-precision path of LCR can replay it.
+
+The zoo networks keep their published quantizers (e.g. Bi-Real Net's
+``approx_sign`` activations and ``magnitude_aware_sign`` weights);
+:func:`lcr_larq.find_blocks` regularizes every residual add of them.
+
+Example:
+    >>> model = zoo_model("birealnet", (32, 32, 3), 10)
+    >>> model.output_shape, model.layers[-1].__class__.__name__
+    ((None, 10), 'Dense')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import larq as lq
+import larq_zoo
+import tensorflow as tf
+from larq.layers_base import BaseLayer
+
+from lcr_larq.graph import make_full_precision_aware
+from models.quantization import PRECISIONS
+
+ZOO_MODELS: dict[str, Callable[..., tf.keras.Model]] = {
+    "birealnet": larq_zoo.literature.BiRealNet,
+    "resnet_e": larq_zoo.literature.BinaryResNetE18,
+    "quicknet": larq_zoo.sota.QuickNet,
+    "quicknet_small": larq_zoo.sota.QuickNetSmall,
+    "quicknet_large": larq_zoo.sota.QuickNetLarge,
+}
+
+_INPUT_KEYS = ("input_quantizer",)
+_WEIGHT_KEYS = (
+    "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer",
+    "kernel_constraint", "depthwise_constraint", "pointwise_constraint",
+)
+
+
+def _is_softmax(layer: tf.keras.layers.Layer) -> bool:
+    return isinstance(layer, tf.keras.layers.Softmax) or (
+        isinstance(layer, tf.keras.layers.Activation)
+        and layer.get_config()["activation"] == "softmax"
+    )
+
+
+def logits_model(model: tf.keras.Model, name: str | None = None) -> tf.keras.Model:
+    """``model`` without its final softmax layer, so that it outputs logits.
+
+    A model whose output layer is not a softmax is returned as it is
+    (renamed when ``name`` is given).
+
+    Example:
+        >>> inputs = tf.keras.Input((4,))
+        >>> probs = tf.keras.layers.Activation("softmax")(tf.keras.layers.Dense(3)(inputs))
+        >>> logits_model(tf.keras.Model(inputs, probs)).layers[-1].__class__.__name__
+        'Dense'
+    """
+    last = model.layers[-1]
+    outputs = last.input if _is_softmax(last) else model.outputs[0]
+    return tf.keras.Model(model.inputs, outputs, name=name or model.name)
+
+
+def without_quantizers(
+    model: tf.keras.Model, inputs: bool = True, weights: bool = True
+) -> tf.keras.Model:
+    """A copy of ``model`` (same weights) with its quantizers off.
+
+    Args:
+        model: a functional model with Larq layers.
+        inputs: remove the input quantizers (and pass standalone quantizer
+            layers through) — real-valued activations.
+        weights: remove the kernel quantizers and their weight clipping —
+            real-valued weights.
+
+    Example:
+        >>> bnn = zoo_model("birealnet", (32, 32, 3), 10)
+        >>> fp = without_quantizers(bnn)
+        >>> any(getattr(layer, "kernel_quantizer", None) for layer in fp.layers)
+        False
+    """
+    removed = (_INPUT_KEYS if inputs else ()) + (_WEIGHT_KEYS if weights else ())
+
+    def clone(layer):
+        if inputs and isinstance(layer, lq.quantizers.Quantizer):
+            return tf.keras.layers.Activation("linear", name=layer.name)
+        config = layer.get_config()
+        if isinstance(layer, BaseLayer):
+            config.update({key: None for key in removed if key in config})
+        return layer.__class__.from_config(config)
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def zoo_model(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    precision: str = "1w1a",
+    quantized: bool = True,
+) -> tf.keras.Model:
+    """Larq-Zoo network ``name`` (see :data:`ZOO_MODELS`), randomly initialized,
+    outputting logits, with full-precision-aware layers.
+
+    Args:
+        name: a key of :data:`ZOO_MODELS`.
+        input_shape: ``(height, width, channels)``.
+        num_classes: width of the logits.
+        precision: ``"1w1a"`` (the published network) or ``"1w32a"`` (its
+            input quantizers off).
+        quantized: ``False`` gives the full-precision version.
+    """
+    if name not in ZOO_MODELS:
+        raise ValueError(f"unknown Larq-Zoo model {name!r}; choose one of {sorted(ZOO_MODELS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    model = ZOO_MODELS[name](
+        input_shape=tuple(input_shape), num_classes=num_classes, weights=None
+    )
+    label = precision if quantized else f"fp_{precision}"
+    model = logits_model(model, name=f"{name}_{label}")
+    if not quantized or precision == "1w32a":
+        model = without_quantizers(model, inputs=True, weights=not quantized)
+    return make_full_precision_aware(model)

@@ -1,0 +1,358 @@
+"""The model zoo: every network builds, trains with LCR and profiles as published."""
+
+import json
+import os
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+from larq.layers_base import BaseLayer
+
+import lcr_larq
+import train
+from lcr_larq import layers
+from lcr_larq.config import TrainConfig
+from lcr_larq.training import build_training_model, load_trained_model
+from models import build_model
+from models.resnet_cifar import DEPTHS, IMAGENET_STAGES
+from models.zoo import logits_model, without_quantizers
+
+CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+CIFAR, IMAGENET = ((32, 32, 1), 10), ((224, 224, 3), 1000)
+
+
+def stage_blocks(stages):
+    return sum(blocks for _, blocks in stages)
+
+
+# Regularized blocks, from the architectures: ResNets one per basic block;
+# ReActNet-A 13 blocks; Bi-Real Net-18 and ResNetE-18 one shortcut around each
+# of their 16 binary convolutions; QuickNet sections of 4, 4, 4, 4 residual
+# blocks, QuickNetLarge 6, 8, 12, 6.
+BLOCKS = {
+    "resnet20": 3 * 3,
+    "resnet18": 2 + 2 + 2 + 2,
+    "resnet34": 3 + 4 + 6 + 3,
+    "reactnet": 13,
+    "birealnet": 16,
+    "resnet_e": 16,
+    "quicknet": 4 * 4,
+    "quicknet_small": 4 * 4,
+    "quicknet_large": 6 + 8 + 12 + 6,
+}
+ZOO = ("birealnet", "resnet_e", "quicknet", "quicknet_small", "quicknet_large")
+
+
+def binary_layers(model):
+    """Layers with binary weights (quantized kernels)."""
+    keys = ("kernel_quantizer", "depthwise_quantizer")
+    return [
+        layer for layer in model.layers
+        if isinstance(layer, BaseLayer) and any(getattr(layer, k, None) for k in keys)
+    ]
+
+
+def quantizers_of(model):
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, lq.quantizers.Quantizer):
+            found.append(layer)
+        for key in ("input_quantizer", "kernel_quantizer", "depthwise_quantizer"):
+            if getattr(layer, key, None) is not None:
+                found.append(getattr(layer, key))
+    return found
+
+
+def test_block_counts_follow_the_architectures():
+    assert BLOCKS["resnet20"] == stage_blocks(DEPTHS[20])
+    assert BLOCKS["resnet18"] == stage_blocks(IMAGENET_STAGES[18])
+    assert BLOCKS["resnet34"] == stage_blocks(IMAGENET_STAGES[34])
+
+
+def lcr_step(bnn, x, y):
+    """One SGD step of ``bnn`` with LCR (eager: no tracing, the same train step)."""
+    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0)
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss=CE, run_eagerly=True)
+    latent = [layer.kernel.latent_variable for layer in binary_layers(bnn)]
+    before = [v.numpy() for v in latent]
+    logs = model.train_on_batch(x, y, return_dict=True)
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, latent)]
+    return logs, changed
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_every_model_builds_and_trains_with_lcr(name):
+    # CIFAR size: the BNN, its blocks, its full-precision version, one LCR step.
+    bnn = build_model(name, *CIFAR)
+    assert bnn.input_shape == (None, *CIFAR[0]) and bnn.output_shape == (None, CIFAR[1])
+    blocks = lcr_larq.find_blocks(bnn)
+    assert len(blocks) == BLOCKS[name]
+    if name in ("birealnet", "resnet_e") or name.startswith("quicknet"):
+        # A shortcut around every binary convolution, one block each.
+        assert len(binary_layers(bnn)) == BLOCKS[name]
+    # Logits, not probabilities: Larq-Zoo's softmax is cut off.
+    assert isinstance(bnn.layers[-1], tf.keras.layers.Dense)
+    assert bnn.layers[-1].get_config()["activation"] == "linear"
+    fp = build_model(name, *CIFAR, quantized=False)
+    assert binary_layers(bnn) and not quantizers_of(fp)
+    fp_blocks = lcr_larq.find_blocks(fp)
+    assert [b.output.shape for b in fp_blocks] == [b.output.shape for b in blocks]
+
+    x = tf.random.stateless_normal((2, *CIFAR[0]), seed=(1, 2))
+    logs, changed = lcr_step(bnn, x, tf.constant([3, 7]))
+    assert np.isfinite(logs["loss"])
+    # The binary and latent paths differ, so the regularizer is active.
+    assert np.isfinite(logs["lcr_lip"]) and logs["lcr_lip"] > 0
+    ratios = [logs[f"sigma_ratio_{k}"] for k in range(1, BLOCKS[name] + 1)]
+    assert np.all(np.isfinite(ratios))
+    assert all(changed), f"{changed.count(False)} of {len(changed)} binary kernels unchanged"
+
+    # ImageNet size: the same blocks, finite logits for a batch of one.
+    big = build_model(name, *IMAGENET)
+    assert big.output_shape == (None, IMAGENET[1])
+    assert len(lcr_larq.find_blocks(big)) == BLOCKS[name]
+    logits = big(tf.random.stateless_normal((1, *IMAGENET[0]), seed=(3, 4)), training=False)
+    assert logits.shape == (1, IMAGENET[1]) and np.isfinite(logits).all()
+
+
+def test_imagenet_resnet18_trains_with_lcr_at_224():
+    bnn = build_model("resnet18", *IMAGENET)
+    assert bnn.get_layer("stem_out").output_shape == (None, 56, 56, 64)
+    x = tf.random.stateless_normal((2, *IMAGENET[0]), seed=(3, 4))
+    logs, changed = lcr_step(bnn, x, tf.constant([1, 999]))
+    assert np.isfinite(logs["loss"]) and logs["lcr_lip"] > 0
+    assert len(changed) == 16 and all(changed)
+
+
+def macs(model, bits):
+    return lq.models.ModelProfile(model).op_count("mac", bits)
+
+
+def test_imagenet_resnet18_profile_matches_the_paper():
+    model = build_model("resnet18", *IMAGENET)
+    # Closed form: binary 3×3 convolutions of the four stages at 56, 28, 14, 7 px.
+    binary = 4 * 9 * 64 * 64 * 56**2
+    for c, size in ((128, 28), (256, 14), (512, 7)):
+        binary += 9 * c // 2 * c * size**2 + 3 * 9 * c * c * size**2
+    # Float: 7×7 stem at 112 px, 1×1 downsampling shortcuts, classifier.
+    floats = 49 * 3 * 64 * 112**2 + sum(
+        c // 2 * c * size**2 for c, size in ((128, 28), (256, 14), (512, 7))
+    ) + 512 * 1000
+    assert macs(model, 1) == binary
+    # Larq's profile also counts the scalar EDE variables (t, k) of the two
+    # IR-Net quantizers of every binary convolution as float MACs, one per
+    # output pixel each: 4 × 4,165 in all, 0.05% of the float MACs.
+    ede = sum(4 * int(np.prod(layer.output_shape[1:3])) for layer in binary_layers(model))
+    assert ede == 4 * 4 * (56**2 + 28**2 + 14**2 + 7**2)
+    assert macs(model, 32) == floats + ede
+    # The paper's Table 5: 1.676×10⁹ BOPs and 1.544×10⁸ FLOPs.
+    assert abs(macs(model, 1) / 1.676e9 - 1) < 0.05
+    assert 0.5 < macs(model, 32) / 1.544e8 < 2
+
+
+def test_reactnet_profile_matches_its_paper():
+    model = build_model("reactnet", *IMAGENET)
+    # ReActNet paper: 4.82×10⁹ BOPs and 0.87×10⁸ OPs (BOPs/64 + FLOPs).
+    assert abs(macs(model, 1) / 4.82e9 - 1) < 0.05
+    assert abs((macs(model, 1) / 64 + macs(model, 32)) / 0.87e8 - 1) < 0.05
+
+
+def test_registry_picks_the_resnet_layout_by_input_size():
+    cifar = build_model("resnet18", (99, 99, 3), 10)
+    assert cifar.name == "resnet18_1w1a" and cifar.get_layer("stem_conv").strides == (1, 1)
+    resnet20 = build_model("resnet20", (128, 128, 3), 10)
+    assert resnet20.name == "resnet20_1w1a"
+    assert resnet20.get_layer("stem_conv").kernel_size == (3, 3)
+    # From 100 px: the ImageNet stem (odd sizes too), here with Bi-Real shortcuts.
+    bireal = build_model("resnet18", (101, 101, 3), 10, bireal=True)
+    assert bireal.name == "resnet18_imagenet_bireal_1w1a"
+    assert bireal.get_layer("stem_conv").kernel_size == (7, 7)
+    assert bireal.get_layer("block8_out").output_shape == (None, 4, 4, 512)
+    adds = [layer for layer in bireal.layers if isinstance(layer, tf.keras.layers.Add)]
+    assert len(adds) == 2 * 8 and len(lcr_larq.find_blocks(bireal)) == 8
+    with pytest.raises(ValueError, match="--bireal applies to"):
+        build_model("birealnet", (32, 32, 3), 10, bireal=True)
+
+
+def test_zoo_quantizer_switches():
+    bnn = build_model("birealnet", (32, 32, 3), 10)
+    assert isinstance(bnn.layers[-1], tf.keras.layers.Dense)
+    assert all(isinstance(layer.input_quantizer, lq.quantizers.ApproxSign)
+               for layer in binary_layers(bnn))
+    w32a = build_model("birealnet", (32, 32, 3), 10, precision="1w32a")
+    assert len(binary_layers(w32a)) == 16
+    assert all(layer.input_quantizer is None for layer in binary_layers(w32a))
+    fp = without_quantizers(bnn)
+    assert not quantizers_of(fp)
+    assert all(getattr(layer, "kernel_constraint", None) is None for layer in fp.layers)
+    # Same weights: the full-precision copy computes the latent path of the BNN.
+    x = tf.random.stateless_normal((4, 32, 32, 3), seed=(5, 6))
+    for a, b in zip(bnn.weights, fp.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    latent = lcr_larq.full_precision_path(bnn, bnn.outputs)[0]
+    np.testing.assert_allclose(
+        tf.keras.Model(bnn.inputs, latent)(x, training=True), fp(x, training=True),
+        rtol=1e-3, atol=1e-3,
+    )
+
+
+def test_logits_model_cuts_only_a_final_softmax():
+    inputs = tf.keras.Input((4,))
+    dense = tf.keras.layers.Dense(3)
+    probs = tf.keras.layers.Activation("softmax")(dense(inputs))
+    cut = logits_model(tf.keras.Model(inputs, probs), name="cut")
+    x = tf.random.stateless_normal((2, 4), seed=(0, 1))
+    np.testing.assert_allclose(cut(x), dense(x))
+    plain = tf.keras.Model(inputs, dense(inputs))
+    assert logits_model(plain).outputs[0] is plain.outputs[0]
+
+
+def test_find_blocks_takes_operator_adds():
+    inputs = tf.keras.Input((8, 8, 2))
+    h = tf.keras.layers.Conv2D(2, 3, padding="same")(inputs)
+    shortcut = tf.keras.layers.ReLU()(h)
+    y = tf.keras.layers.Conv2D(2, 3, padding="same")(shortcut) + shortcut
+    z = y * 2.0 + 1.0  # not residual: one Keras tensor
+    model = tf.keras.Model(inputs, z)
+    (block,) = lcr_larq.find_blocks(model)
+    assert block.input is shortcut and block.output is y
+
+
+# --- ReActNet's RSign and RPReLU -------------------------------------------
+
+
+def test_rsign_with_zero_thresholds_is_sign():
+    x = tf.constant([[-2.0, -0.3, 0.0, 0.3, 5.0, -1e-6]])
+    rsign = layers.RSign()
+    np.testing.assert_array_equal(rsign(x), np.where(x.numpy() >= 0, 1.0, -1.0))
+    np.testing.assert_array_equal(rsign.threshold.numpy(), np.zeros(6))
+
+
+def test_rsign_thresholds_and_gradients(rng):
+    x = tf.constant(rng.uniform(-1.5, 1.5, size=(5, 4, 4, 3)).astype(np.float32))
+    dy = tf.constant(rng.normal(size=(5, 4, 4, 3)).astype(np.float32))
+    alpha = np.array([0.2, -0.4, 0.7], np.float32)
+    rsign = layers.RSign(threshold_initializer=tf.keras.initializers.Constant(alpha))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        out = rsign(x)
+        loss = tf.reduce_sum(out * dy)
+    shifted = x.numpy() - alpha
+    np.testing.assert_array_equal(out, np.where(shifted >= 0, 1.0, -1.0))
+    # ApproxSign: d sign(u)/du ≈ 2 − 2|u| on |u| ≤ 1.
+    local = np.where(np.abs(shifted) <= 1, 2 - 2 * np.abs(shifted), 0.0) * dy.numpy()
+    np.testing.assert_allclose(tape.gradient(loss, x), local, rtol=1e-5, atol=1e-6)
+    grad_alpha = tape.gradient(loss, rsign.threshold).numpy()
+    np.testing.assert_allclose(grad_alpha, -local.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    assert np.all(grad_alpha != 0)
+    # Full precision: the real value before the sign.
+    np.testing.assert_allclose(rsign(x, full_precision=True), shifted, atol=1e-6)
+    real = layers.RSign(binarize=False, threshold_initializer=tf.keras.initializers.Constant(alpha))
+    np.testing.assert_allclose(real(x), shifted, atol=1e-6)
+
+
+def test_rprelu_closed_form_and_gradients(rng):
+    x = tf.constant(rng.normal(size=(6, 3, 3, 4)).astype(np.float32))
+    dy = tf.constant(rng.normal(size=(6, 3, 3, 4)).astype(np.float32))
+    gamma, beta, zeta = (rng.normal(size=4).astype(np.float32) for _ in range(3))
+    act = layers.RPReLU()
+    act.build(x.shape)
+    act.shift_in.assign(gamma)
+    act.slope.assign(beta)
+    act.shift_out.assign(zeta)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = act(x)
+        loss = tf.reduce_sum(out * dy)
+    grads = tape.gradient(loss, [x, act.shift_in, act.slope, act.shift_out])
+    u = x.numpy() - gamma
+    positive = u > 0
+    np.testing.assert_allclose(out, np.where(positive, u, beta * u) + zeta, rtol=1e-6, atol=1e-6)
+    d_u = dy.numpy() * np.where(positive, 1.0, beta)
+    axes = (0, 1, 2)
+    np.testing.assert_allclose(grads[0], d_u, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grads[1], -d_u.sum(axes), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        grads[2], (dy.numpy() * np.where(positive, 0.0, u)).sum(axes), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(grads[3], dy.numpy().sum(axes), rtol=1e-4, atol=1e-5)
+    assert all(np.all(g.numpy() != 0) for g in grads[1:])
+    # Default: a PReLU with slope 0.25 and no shifts.
+    np.testing.assert_allclose(layers.RPReLU()(tf.constant([[-2.0, 3.0]])), [[-0.5, 3.0]])
+
+
+def test_reactnet_layers_serialize(tmp_path):
+    inputs = tf.keras.Input((4, 4, 3))
+    h = layers.RSign(threshold_initializer=tf.keras.initializers.Constant(0.1))(inputs)
+    h = layers.RPReLU(slope_initializer=tf.keras.initializers.Constant(0.5))(h)
+    h = layers.RSign(binarize=False)(h)
+    model = tf.keras.Model(inputs, h)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    x = tf.random.stateless_normal((2, 4, 4, 3), seed=(7, 8))
+    np.testing.assert_allclose(loaded(x), model(x))
+    assert [type(layer).__name__ for layer in loaded.layers[1:]] == ["RSign", "RPReLU", "RSign"]
+    assert loaded.layers[3].binarize is False
+
+
+def test_reactnet_latent_path_uses_real_values():
+    bnn = build_model("reactnet", (32, 32, 3), 10)
+    sign = bnn.get_layer("block1_sign1")
+    (real,) = lcr_larq.full_precision_path(bnn, [sign.output])
+    x = tf.random.stateless_normal((2, 32, 32, 3), seed=(9, 9))
+    stem = tf.keras.Model(bnn.inputs, bnn.get_layer("stem_out").output)(x, training=True)
+    np.testing.assert_allclose(
+        tf.keras.Model(bnn.inputs, real)(x, training=True), stem - sign.threshold, atol=1e-5
+    )
+    # The binary convolutions declare binary inputs to Larq (summary, converter).
+    conv = bnn.get_layer("block1_conv3x3")
+    assert conv.input_quantizer.precision == 1 and conv.kernel.precision == 1
+
+
+# --- train.py ---------------------------------------------------------------
+
+
+def test_summary_prints_the_larq_profile_and_exits(tmp_path, capsys):
+    out = tmp_path / "run"
+    binary = 4 * 9 * 64 * 64 * 56**2 + sum(
+        9 * c // 2 * c * s**2 + 3 * 9 * c * c * s**2 for c, s in ((128, 28), (256, 14), (512, 7))
+    )
+    shortcuts = sum(c // 2 * c * s**2 for c, s in ((128, 28), (256, 14), (512, 7)))
+    ede = 4 * 4 * (56**2 + 28**2 + 14**2 + 7**2)  # see the profile test above
+    # ImageNet needs no data for its shape; digits at --input-size 224 is 1-channel.
+    for args, channels, classes in (
+        (["--dataset", "imagenet2012"], 3, 1000),
+        (["--input-size", "224"], 1, 10),
+    ):
+        code = train.main(["--model", "resnet18", "--summary", "--output-dir", str(out), *args])
+        printed = capsys.readouterr().out
+        assert code == 0
+        assert "resnet18_imagenet_1w1a" in printed and "1-bit MACs" in printed
+        floats = 49 * channels * 64 * 112**2 + shortcuts + 512 * classes + ede
+        total = next(line for line in printed.splitlines() if line.startswith("| Total "))
+        assert total.split()[-3:-1] == [str(binary), str(floats)], total
+    assert not out.exists()  # nothing trained, nothing written
+
+
+def test_input_size_sets_the_model_input_and_errors_are_one_line(capsys):
+    config = TrainConfig(model="resnet20", input_size=48, lcr_lambda=0.0)
+    model = build_training_model(config, (32, 32, 1), 10)
+    assert model.input_shape == (None, 48, 48, 1)
+    code = train.main(["--model", "quicknet", "--bireal", "--epochs", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--bireal applies to" in err
+
+
+def test_zoo_model_trains_from_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    code = train.main(["--model", "birealnet", "--lcr-lambda", "4", "--epochs", "1",
+                       "--steps-per-epoch", "1", "--batch-size", "8", "--verbose", "0",
+                       "--output-dir", str(out)])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == "birealnet_1w1a" and results["blocks"] == 16
+    assert 0 <= results["test_accuracy"] <= 1 and os.path.isfile(out / "bnn.keras")
+    loaded = load_trained_model(str(out))
+    assert lcr_larq.lcr_layer(loaded) is None and len(lcr_larq.find_blocks(loaded)) == 16
