@@ -462,6 +462,7 @@ class _TunerMixin:
     def run_trial(self, trial, *args, **kwargs):
         self.executed.append(trial.trial_id)
         kwargs["trial_dir"] = self.get_trial_dir(trial.trial_id)
+        kwargs["checkpoint"] = self._get_checkpoint_fname(trial.trial_id)
         return super().run_trial(trial, *args, **kwargs)
 
     def on_epoch_begin(self, trial, model, epoch, logs=None):
@@ -557,17 +558,28 @@ class LCRHyperModel(kt.HyperModel):
         training.compile_model(model, config, config.steps_per_epoch or self.train_batches)
         return model
 
-    def fit(self, hp, model, *args, trial_dir=None, callbacks=(), epochs=None,
-            initial_epoch=0, **kwargs):
+    def fit(self, hp, model, *args, trial_dir=None, checkpoint=None, callbacks=(),
+            epochs=None, initial_epoch=0, **kwargs):
+        """Trains as ``train.py`` does (same schedules) and returns the trial's
+        metrics: the last epoch's ``loss``, ``accuracy`` (and ``lcr_lip``) and
+        those of :func:`evaluate` on the validation split."""
         config = self.config(hp)
         start = time.time()
         dataset = load_data(self.settings)  # a fresh pipeline: the seed's own shuffles
+        steps = config.steps_per_epoch or self.train_batches
         fit_callbacks = [lcr_callbacks.EDESchedule(config.epochs)]
+        if config.weight_quantizer == "proxconnect":
+            fit_callbacks.append(lcr_callbacks.ProxConnectSchedule(
+                config.epochs, steps, rho_end=config.prox_rho_end,
+                hard_epochs=config.prox_hard_epochs, hard_at_end=True,
+            ))
         backup = os.path.join(trial_dir, "backup") if trial_dir else None
         if backup:  # first, so that it saves before any later callback stops
             fit_callbacks.insert(0, training.ResumableBackup(backup))
+        # As in train.py: a finite dataset is not restarted within one fit.
+        train_data = dataset.train.repeat() if config.steps_per_epoch else dataset.train
         history = model.fit(
-            dataset.train,
+            train_data,
             epochs=epochs or config.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=config.steps_per_epoch,
@@ -576,6 +588,9 @@ class LCRHyperModel(kt.HyperModel):
         )
         if backup:
             shutil.rmtree(backup, ignore_errors=True)
+        if checkpoint and not history.epoch:
+            # Resumed after its last epoch: Hyperband may continue from its weights.
+            model.save_weights(checkpoint)
         metrics = {
             key: float(values[-1])
             for key, values in history.history.items()
@@ -592,7 +607,7 @@ def load_data(settings: TuneSettings) -> lcr_data.Dataset:
     base = settings.base
     dataset = lcr_data.load_dataset(
         base.dataset, batch_size=base.batch_size, seed=base.seed, data_dir=base.data_dir,
-        validation_fraction=settings.validation_fraction,
+        validation_fraction=settings.validation_fraction, input_size=base.input_size,
     )
     if dataset.validation is None:
         raise cfg.ConfigError(

@@ -11,7 +11,6 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
 import train
 from lcr_larq import config as cfg
@@ -259,8 +258,8 @@ def test_failing_trials_are_reported_and_end_the_search(tmp_path, capsys):
 
 
 class InterruptSecondTrial(tf.keras.callbacks.Callback):
-    """Stops the search after the first epoch of the second trial (Keras Tuner
-    copies callbacks per trial, so the count is kept on the class)."""
+    """Stops the search at the end of the second trial's first epoch (Keras
+    Tuner copies callbacks per trial, so the count is kept on the class)."""
 
     trials = 0
 
@@ -272,58 +271,49 @@ class InterruptSecondTrial(tf.keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_search_continues_without_repeating_finished_trials(tmp_path):
+def test_interrupted_search_continues_without_repeating_finished_trials(tmp_path, capsys):
+    # Hyperband, 2 epochs at most, factor 2: round 0 trains trials 0 and 1 for
+    # one epoch, round 1 (trial 2) continues the better of them to epoch 2.
     out = tmp_path / "tune"
-    settings = tune.TuneSettings(
-        base=TrainConfig(epochs=2, steps_per_epoch=1, batch_size=16, verbose=0,
-                         output_dir=str(out)),
-        space=tune.SearchSpace(power_iterations=(1, 1)),
-        max_trials=2,
-    )
+    argv = ["--tuner", "hyperband", "--epochs", "2", "--hyperband-factor", "2",
+            "--max-trials", "3", "--objective", "val_mce",
+            "--mce-corruptions", "gaussian_noise", "--mce-severities", "1", "3",
+            "--output-dir", str(out), *FAST]
+    settings = tune.settings_from_args(tune.build_parser().parse_args(argv))
     InterruptSecondTrial.trials = 0
     with pytest.raises(KeyboardInterrupt):
         tune.run_search(settings, callbacks=[InterruptSecondTrial()])
-    first = read_rows(out / "trials.csv")  # written after every finished trial
+    assert "corrupting 287 validation images (2 corruption × severity" in capsys.readouterr().out
+    first = read_rows(out / "trials.csv")  # written when interrupted
     assert [(r["trial"], r["status"]) for r in first] == [("0", "COMPLETED"), ("1", "RUNNING")]
+    assert first[0]["lcr_lambda"] == "0.0"  # the baseline comes first
     assert any((out / "tuner" / "search" / "trial_1" / "backup").iterdir())
 
     tf.keras.backend.clear_session()
-    result = tune.run_search(settings)
-    assert result.executed == ["1"]  # trial 0 is not run again
-    assert result.epochs_run == {"1": [1]}  # trial 1 resumes after its finished epoch
-    rows = {r["trial"]: r for r in read_rows(out / "trials.csv")}
-    assert set(rows) == {"0", "1"} and all(r["status"] == "COMPLETED" for r in rows.values())
-    assert rows["0"] == {**first[0], "rank": rows["0"]["rank"]}
+    result = tune.run_search(settings)  # the same settings again
+    assert "corrupting" not in capsys.readouterr().out  # the corrupted sets are reused
+    assert result.executed == ["1", "2"]  # trial 0 is not run again
+    # Trial 1 had finished its only epoch: it is scored without training again
+    # (its weights saved for Hyperband); trial 2 continues at epoch 1.
+    assert result.epochs_run == {"2": [1]}
+    assert (out / "tuner" / "search" / "trial_1" / "checkpoint.index").exists()
     assert not (out / "tuner" / "search" / "trial_1" / "backup").exists()
 
-    again = tune.run_search(settings)  # nothing left to do
-    assert again.executed == [] and len(again.rows) == 2
-
-
-def test_hyperband_continues_the_best_trial_and_mce_objective(tmp_path):
-    out = tmp_path / "tune"
-    code = tune.main(["--tuner", "hyperband", "--epochs", "2", "--hyperband-factor", "2",
-                      "--max-trials", "3", "--objective", "val_mce",
-                      "--mce-corruptions", "gaussian_noise", "contrast",
-                      "--mce-severities", "1", "3", "--output-dir", str(out), *FAST])
-    assert code == 0
-    rows = read_rows(out / "trials.csv")
-    assert len(rows) == 3 and all(r["status"] == "COMPLETED" for r in rows)
-    mce = [float(r["val_mce"]) for r in rows]
+    table = read_rows(out / "trials.csv")
+    rows = {r["trial"]: r for r in table}
+    assert set(rows) == {"0", "1", "2"}
+    assert all(r["status"] == "COMPLETED" for r in table)
+    assert rows["0"] == {**first[0], "rank": rows["0"]["rank"]}  # unchanged
+    mce = [float(r["val_mce"]) for r in table]
     assert mce == sorted(mce) and all(0 <= m <= 2 for m in mce)  # 2 severities summed
-    by_trial = {r["trial"]: r for r in rows}
-    # Round 0 trains two trials for 1 epoch; round 1 continues the better one to 2.
-    assert [by_trial[t]["epochs"] for t in ("0", "1", "2")] == ["1", "1", "2"]
-    best_of_round_0 = min(("0", "1"), key=lambda t: float(by_trial[t]["val_mce"]))
-    assert by_trial["2"]["continues"] == best_of_round_0
-    assert by_trial["2"]["lcr_lambda"] == by_trial[best_of_round_0]["lcr_lambda"]
-    with np.load(out / "corrupted_validation.npz") as sets:
-        assert sorted(sets.files) == ["contrast__1", "contrast__3",
-                                      "gaussian_noise__1", "gaussian_noise__3"]
-        assert sets["contrast__3"].shape == (287, 32, 32, 1)
-    with open(out / "search.yaml") as handle:
-        assert yaml.safe_load(handle)["objective"] == "val_mce"
-    assert os.path.isfile(out / "best.yaml")
+    assert [rows[t]["epochs"] for t in ("0", "1", "2")] == ["1", "1", "2"]
+    better = min(("0", "1"), key=lambda t: float(rows[t]["val_mce"]))
+    assert rows["2"]["continues"] == better
+    assert rows["2"]["lcr_lambda"] == rows[better]["lcr_lambda"]
+
+    tf.keras.backend.clear_session()
+    again = tune.run_search(settings)  # nothing left to do
+    assert again.executed == [] and len(again.rows) == 3
 
 
 # --------------------------------------------------------------------------- λ sweep report
