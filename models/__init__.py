@@ -35,10 +35,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from models.reactnet import reactnet
-from models.resnet_cifar import resnet_cifar
-from models.resnet_imagenet import resnet_imagenet
-from models.zoo import ZOO_MODELS, zoo_model
+# Modules, not their functions, so that ``models.reactnet`` etc. stay importable.
+from models import reactnet, resnet_cifar, resnet_imagenet, zoo
 
 # Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
 IMAGENET_MIN_SIZE = 100
@@ -47,8 +45,8 @@ IMAGENET_MIN_SIZE = 100
 def _resnet(depth: int, imagenet_layout: bool = True) -> Callable[..., tf.keras.Model]:
     def build(shape, classes, **kw):
         if imagenet_layout and shape[0] >= IMAGENET_MIN_SIZE:
-            return resnet_imagenet(depth, shape, classes, **kw)
-        return resnet_cifar(depth, shape, classes, **kw)
+            return resnet_imagenet.resnet_imagenet(depth, shape, classes, **kw)
+        return resnet_cifar.resnet_cifar(depth, shape, classes, **kw)
 
     return build
 
@@ -68,12 +66,13 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
     "resnet20": _resnet(20, imagenet_layout=False),
     "resnet18": _resnet(18),
     "resnet34": _resnet(34),
-    "reactnet": _no_resnet_options("reactnet", reactnet),
+    "reactnet": _no_resnet_options("reactnet", reactnet.reactnet),
     **{
         name: _no_resnet_options(
-            name, lambda shape, classes, _name=name, **kw: zoo_model(_name, shape, classes, **kw)
+            name,
+            lambda shape, classes, _name=name, **kw: zoo.zoo_model(_name, shape, classes, **kw),
         )
-        for name in ZOO_MODELS
+        for name in zoo.ZOO_MODELS
     },
 }
 
