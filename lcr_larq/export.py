@@ -58,7 +58,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import larq as lq  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from larq.layers_base import BaseLayer  # noqa: E402
 
 BINARY_FILE = "bnn_lce.tflite"
 FLOAT_FILE = "float.tflite"
@@ -190,12 +189,6 @@ def _first_line(error: Exception) -> str:
 
 # ------------------------------------------------------ the float counterpart
 
-_QUANTIZER_KEYS = (
-    "input_quantizer", "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer",
-    "kernel_constraint", "depthwise_constraint", "pointwise_constraint",
-)
-
-
 def _short_name(variable: tf.Variable) -> str:
     return variable.name.split("/")[-1].split(":")[0]
 
@@ -250,15 +243,9 @@ def strip_quantizers(model: tf.keras.Model) -> tf.keras.Model:
         False
     """
 
-    def clone(layer):
-        if isinstance(layer, lq.quantizers.Quantizer):
-            return tf.keras.layers.Activation("linear", name=layer.name)
-        config = layer.get_config()
-        if isinstance(layer, BaseLayer):
-            config.update({key: None for key in _QUANTIZER_KEYS if key in config})
-        return layer.__class__.from_config(config)
+    from models.zoo import without_quantizers
 
-    clone_model = tf.keras.models.clone_model(model, clone_function=clone)
+    clone_model = without_quantizers(model, copy_weights=False)
     copy_latent_weights(model, clone_model)
     return clone_model
 

@@ -77,7 +77,7 @@ def logits_model(model: tf.keras.Model, name: str | None = None) -> tf.keras.Mod
 
 
 def without_quantizers(
-    model: tf.keras.Model, inputs: bool = True, weights: bool = True
+    model: tf.keras.Model, inputs: bool = True, weights: bool = True, copy_weights: bool = True
 ) -> tf.keras.Model:
     """A copy of ``model`` (same weights) with its quantizers off.
 
@@ -87,6 +87,9 @@ def without_quantizers(
             layers through) — real-valued activations.
         weights: remove the kernel quantizers and their weight clipping —
             real-valued weights.
+        copy_weights: copy ``model``'s weights list as it is (the layers keep
+            their variables); off for a caller that copies weights itself,
+            e.g. when quantizer state disappears with the quantizers.
 
     Example:
         >>> bnn = zoo_model("birealnet", (32, 32, 3), 10)
@@ -105,7 +108,8 @@ def without_quantizers(
         return layer.__class__.from_config(config)
 
     copy = tf.keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
+    if copy_weights:
+        copy.set_weights(model.get_weights())
     return copy
 
 
