@@ -2,9 +2,13 @@
 """Training-step time of a BNN with LCR divided by the same BNN without it.
 
 Both models are built in one process (same weights, same synthetic batch) and
-timed alternately — A B A B … — so machine noise hits both alike; warm-up steps
-are excluded and the median over repeats is reported. Peak memory (max RSS) is
-measured per variant in a child process, since one process holds both.
+stepped the way ``model.fit`` steps them (Keras' train function on a
+``tf.data`` iterator). They are timed in turns — A B A B … — so machine noise
+hits both alike; warm-up steps are excluded and the median over the turns is
+reported. Peak memory (max RSS) is measured per variant in a child process,
+since one process holds both. The σ columns give the relative error of the
+power-iteration estimate against exact SVD, over every block's cross matrix
+on both paths.
 
     python benchmarks/lcr_overhead.py                       # table
     python benchmarks/lcr_overhead.py --json                # one JSON line
@@ -28,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import lcr_larq  # noqa: E402
+from lcr_larq import spectral  # noqa: E402
 from models import build_model  # noqa: E402
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -49,35 +54,74 @@ def batch_data(shape, batch: int):
     return x, y
 
 
-def time_steps(model, x, y, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return (time.perf_counter() - start) / steps
+def step_function(model, x, y):
+    """One training step as ``model.fit`` runs it: Keras' train function on a
+    ``tf.data`` iterator whose batch size is unknown to the graph."""
+    batch = int(x.shape[0])
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).repeat()
+    iterator = iter(data)
+    train = model.make_train_function()
+
+    def step():
+        logs = train(iterator)
+        return float(logs["loss"])  # waits for the step to finish
+
+    return step
 
 
 def measure(name, shape, batch, lcr_settings, warmup, steps, repeats):
+    """Median seconds per step of each variant, timed in turns (A B C A B C …)."""
     x, y = batch_data(shape, batch)
     variants = {"plain": make_models(name, shape, batch, None)}
     for label, settings in lcr_settings.items():
         variants[label] = make_models(name, shape, batch, settings)
-    for model in variants.values():
-        time_steps(model, x, y, warmup)
+    steppers = {label: step_function(model, x, y) for label, model in variants.items()}
+    for step in steppers.values():
+        for _ in range(warmup):
+            step()
     times = {label: [] for label in variants}
     for _ in range(repeats):
-        for label, model in variants.items():
-            times[label].append(time_steps(model, x, y, steps))
-    return {label: statistics.median(values) for label, values in times.items()}
+        for label, step in steppers.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[label].append((time.perf_counter() - start) / steps)
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    return medians, variants, (x, y)
+
+
+def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, float]]:
+    """Relative error of the power-iteration σ against exact SVD, per setting.
+
+    Every block's cross matrix on both paths (the features ``model`` feeds its
+    LCR layer in a training step) is compared with ``numpy.linalg.svd``;
+    returns ``{iterations: (median, max)}`` over all of them.
+    """
+    lcr = lcr_larq.lcr_layer(model)
+    features = tf.keras.Model(model.inputs, lcr.input[1:])(x, training=True)
+    half = len(features) // 2
+    samples = lcr.samples or int(x.shape[0])
+    pairs = [
+        (features[i][:samples], features[i + 1][:samples]) for i in range(0, half, 2)
+    ] + [(features[i], features[i + 1]) for i in range(half, len(features), 2)]
+    matrices = [spectral.cross_matrix(a, b) for a, b in pairs]
+    exact = np.concatenate([np.linalg.svd(m.numpy(), compute_uv=False)[:, 0] for m in matrices])
+    errors = {}
+    for n in iterations:
+        sigma = np.concatenate([spectral.top_singular_value(m, n)[0].numpy() for m in matrices])
+        relative = np.abs(sigma - exact) / np.maximum(exact, 1e-12)
+        errors[n] = (float(np.median(relative)), float(relative.max()))
+    return errors
 
 
 def peak_memory_mb(name, shape, batch, settings, steps) -> float:
     """Max RSS of a child process that trains ``steps`` steps of one variant."""
     code = (
         "import sys, json, resource; sys.argv=['x'];"
-        "from benchmarks.lcr_overhead import make_models, batch_data;"
+        "from benchmarks.lcr_overhead import make_models, batch_data, step_function;"
         f"m = make_models({name!r}, {tuple(shape)!r}, {batch}, {settings!r});"
-        f"x, y = batch_data({tuple(shape)!r}, {batch});"
-        f"[m.train_on_batch(x, y) for _ in range({steps})];"
+        f"step = step_function(m, *batch_data({tuple(shape)!r}, {batch}));"
+        f"[step() for _ in range({steps})];"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,8 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--power-iterations", default=None,
                         help="comma-separated list; default: the library default only")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2, help="steps per timed turn")
+    parser.add_argument("--repeats", type=int, default=15, help="turns per variant")
     parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
@@ -112,8 +156,9 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         settings = {f"lcr_pi{n}": {"lcr_lambda": 4.0, "power_iterations": n}
                     for n in iterations}
-        medians = measure(name, shape, args.batch_size, settings,
-                          args.warmup, args.steps, args.repeats)
+        medians, variants, (x, _) = measure(name, shape, args.batch_size, settings,
+                                            args.warmup, args.steps, args.repeats)
+        errors = sigma_errors(variants[next(iter(settings))], x, iterations)
         memory = {}
         if args.memory:
             memory["plain"] = peak_memory_mb(name, shape, args.batch_size, None, 3)
@@ -126,6 +171,8 @@ def main(argv=None) -> int:
                 "step_seconds_plain": round(medians["plain"], 4),
                 "step_seconds_lcr": round(medians[label], 4),
                 "overhead_ratio": round(medians[label] / medians["plain"], 4),
+                "sigma_error_median": float(f"{errors[n][0]:.3g}"),
+                "sigma_error_max": float(f"{errors[n][1]:.3g}"),
                 "peak_mb_plain": round(memory["plain"], 1) if memory else None,
                 "peak_mb_lcr": round(memory[label], 1) if memory else None,
                 "memory_ratio": round(memory[label] / memory["plain"], 4) if memory else None,
@@ -139,12 +186,13 @@ def main(argv=None) -> int:
         return 0
     print(f"batch {args.batch_size}, input {shape}, median of {args.repeats}×{args.steps} steps")
     print(f"{'model':10} {'iters':>5} {'plain s':>9} {'LCR s':>9} {'ratio':>7} "
-          f"{'plain MB':>9} {'LCR MB':>9} {'mem ratio':>9}")
+          f"{'σ err med':>9} {'σ err max':>9} {'plain MB':>9} {'LCR MB':>9} {'mem ratio':>9}")
     for r in rows:
         mem = (f"{r['peak_mb_plain']:9.0f} {r['peak_mb_lcr']:9.0f} {r['memory_ratio']:9.3f}"
                if r["peak_mb_plain"] else f"{'-':>9} {'-':>9} {'-':>9}")
         print(f"{r['model']:10} {r['power_iterations']:5d} {r['step_seconds_plain']:9.4f} "
-              f"{r['step_seconds_lcr']:9.4f} {r['overhead_ratio']:7.3f} {mem}")
+              f"{r['step_seconds_lcr']:9.4f} {r['overhead_ratio']:7.3f} "
+              f"{r['sigma_error_median']:9.2e} {r['sigma_error_max']:9.2e} {mem}")
     return 0
 
 

@@ -272,7 +272,8 @@ def attach_lcr(
         samples: L_lip is estimated on the first ``samples`` samples of each
             (per-replica) batch, and the reference path runs on those only;
             0 uses the whole batch. Batches are shuffled, so the estimate is
-            unbiased for the batch mean, at a fraction of the reference cost.
+            unbiased for the batch mean, at a fraction of the cost (the
+            reference path's BN uses the statistics of those samples).
 
     Returns:
         A functional model with the same inputs and logits, whose

@@ -72,6 +72,19 @@ class BatchNormalization(tf.keras.layers.BatchNormalization):
     def call(self, inputs, training=None, full_precision: bool = False):
         if not full_precision:
             return super().call(inputs, training=training)
+        if inputs.shape.rank == 4 and list(self.axis) == [3] and inputs.dtype == tf.float32:
+            # The fused kernel is about 10 % faster for the whole reference
+            # path than moments + normalization; it returns the batch mean and
+            # variance, which are dropped here (no moving-average update).
+            ones = tf.ones(inputs.shape[-1:], inputs.dtype)
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs,
+                self.gamma if self.scale else ones,
+                self.beta if self.center else tf.zeros_like(ones),
+                epsilon=self.epsilon,
+                is_training=True,
+            )
+            return outputs
         axes = [i for i in range(inputs.shape.rank) if i not in self.axis]
         mean, variance = tf.nn.moments(inputs, axes=axes, keepdims=True)
         shape = [1] * inputs.shape.rank
@@ -132,8 +145,9 @@ class LipschitzRetention(tf.keras.layers.Layer):
         power_iterations: power-iteration steps per σ.
         block_metrics: ``"ratio"``, ``"sigma"`` or ``"none"``.
         samples: estimate L_lip on the first ``samples`` samples of each
-            batch (the reference path is then computed for those only, see
-            :func:`lcr_larq.attach_lcr`); 0 uses every sample.
+            batch: the binary features are cut to them, and the reference
+            path is computed for those only (see :func:`lcr_larq.attach_lcr`);
+            0 uses every sample.
 
     Example:
         >>> import tensorflow as tf
@@ -186,19 +200,18 @@ class LipschitzRetention(tf.keras.layers.Layer):
     def sigmas(self, inputs):
         """σ_B and σ_F of every block (lists of K tensors)."""
         _, binary, reference = self.split_inputs(inputs)
-        n = self.power_iterations
-        sigma_b = [spectral.block_sigma(x, y, n) for x, y in binary]
         if self.samples:
-            # Slicing σ rather than the features keeps the backward pass free
-            # of full-size zero gradients; the binary cross matrices are cheap.
-            sigma_b = [
-                s[: self.samples] if x.shape.rank == 4 else s for s, (x, _) in zip(sigma_b, binary)
-            ]
-        sigma_f = [
-            spectral.block_sigma(tf.stop_gradient(x), tf.stop_gradient(y), n)
-            for x, y in reference
-        ]
-        return sigma_b, sigma_f
+            # The reference path ran on the first samples only; cut the
+            # binary features to match. A block's output is the next block's
+            # input: each distinct tensor is cut (and its gradient padded) once.
+            cut = {}
+            for t in (t for pair in binary for t in pair):
+                if t.ref() not in cut:
+                    cut[t.ref()] = spectral.first_samples(t, self.samples)
+            binary = [(cut[x.ref()], cut[y.ref()]) for x, y in binary]
+        reference = [(tf.stop_gradient(x), tf.stop_gradient(y)) for x, y in reference]
+        sigma = spectral.block_sigmas(binary + reference, self.power_iterations)
+        return sigma[: len(binary)], sigma[len(binary) :]
 
     def call(self, inputs):
         logits = inputs[0]

@@ -71,6 +71,29 @@ def test_full_precision_batch_norm_keeps_moving_averages(rng):
     assert any(np.abs(m).max() > 0 for m in moving[0])  # moving averages did move
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 4, 3), (6, 3)])
+@pytest.mark.parametrize("scale,center", [(True, True), (False, False)])
+def test_full_precision_batch_norm_uses_batch_statistics(rng, shape, scale, center):
+    # Rank 4 takes the fused kernel, rank 2 the moments; both are plain BN
+    # with the batch's own (biased) statistics.
+    x = tf.constant(rng.normal(2.0, 3.0, size=shape).astype(np.float32))
+    bn = layers.BatchNormalization(scale=scale, center=center, epsilon=1e-3)
+    bn.build(x.shape)
+    if scale:
+        bn.gamma.assign(rng.normal(size=shape[-1]).astype(np.float32))
+    if center:
+        bn.beta.assign(rng.normal(size=shape[-1]).astype(np.float32))
+    axes = tuple(range(len(shape) - 1))
+    expected = (x.numpy() - x.numpy().mean(axes)) / np.sqrt(x.numpy().var(axes) + 1e-3)
+    if scale:
+        expected = expected * bn.gamma.numpy()
+    if center:
+        expected = expected + bn.beta.numpy()
+    np.testing.assert_allclose(bn(x, full_precision=True), expected, atol=1e-4)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), np.zeros(shape[-1]))
+    np.testing.assert_array_equal(bn.moving_variance.numpy(), np.ones(shape[-1]))
+
+
 def test_gradient_reaches_latent_weights_and_not_the_reference(rng):
     bnn = small_bnn()
     model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0)
@@ -188,6 +211,27 @@ def test_layer_samples_estimate_on_the_first_samples(rng):
     full = layers.LipschitzRetention(lcr_lambda=2.0)
     full([tf.zeros((3, 2)), xb[:3], yb[:3], xf, yf])
     np.testing.assert_allclose(float(sub.losses[0]), float(full.losses[0]), rtol=1e-6)
+
+
+def test_layer_samples_shared_features_loss_and_gradient_by_hand(rng):
+    # Block 1's output is block 2's input (one tensor, cut once); the last
+    # block has dense features. Loss and gradient equal the paper's formula on
+    # the first 3 samples, written out with plain slicing.
+    a = tf.Variable(tf.random.normal((8, 6, 6, 3)))
+    b = tf.Variable(tf.random.normal((8, 6, 6, 3)))
+    c = tf.Variable(tf.random.normal((8, 4)))
+    ref = [tf.random.normal((3, 6, 6, 3)), tf.random.normal((3, 6, 6, 3)), tf.random.normal((3, 4))]
+    lcr = layers.LipschitzRetention(lcr_lambda=2.0, beta=2.0, samples=3)
+    with tf.GradientTape(persistent=True) as tape:
+        lcr([tf.zeros((8, 2)), a, b, b, c, ref[0], ref[1], ref[1], ref[2]])
+        loss = lcr.losses[0]
+        sigma_b = [spectral.block_sigma(a[:3], b[:3]), spectral.block_sigma(b[:3], c[:3])]
+        sigma_f = [spectral.block_sigma(ref[0], ref[1]), spectral.block_sigma(ref[1], ref[2])]
+        expected = 0.5 * 2.0 * spectral.lipschitz_retention_loss(sigma_b, sigma_f, 2.0)
+    np.testing.assert_allclose(float(loss), float(expected), rtol=1e-5)
+    for got, want in zip(tape.gradient(loss, [a, b, c]), tape.gradient(expected, [a, b, c])):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-7)
+        assert np.all(got.numpy()[3:] == 0)
 
 
 def test_attach_samples_runs_reference_on_the_first_samples(rng):

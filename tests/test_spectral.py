@@ -157,3 +157,59 @@ def test_invalid_settings_are_refused():
         layers.LipschitzRetention(beta=1.0)
     with pytest.raises(ValueError, match="λ"):
         layers.LipschitzRetention(lcr_lambda=-1.0)
+
+
+def test_block_sigmas_equal_each_block_alone_and_svd(rng):
+    # Shapes that group (two 8×8×4→8×8×4 blocks on batches of 3 and 2), a
+    # pooled stage transition, and a dense pair; inside a tf.function with an
+    # unknown batch size, as in model.fit.
+    pairs = [
+        (rng.normal(size=(3, 8, 8, 4)), rng.normal(size=(3, 8, 8, 4))),
+        (rng.normal(size=(2, 8, 8, 4)), rng.normal(size=(2, 8, 8, 4))),
+        (rng.normal(size=(3, 8, 8, 4)), rng.normal(size=(3, 4, 4, 6))),
+        (rng.normal(size=(5, 7)), rng.normal(size=(5, 3))),
+    ]
+    pairs = [(tf.constant(x, tf.float32), tf.constant(y, tf.float32)) for x, y in pairs]
+    specs = [
+        (tf.TensorSpec((None, *x.shape[1:])), tf.TensorSpec((None, *y.shape[1:])))
+        for x, y in pairs
+    ]
+    fused = tf.function(lambda p: spectral.block_sigmas(p, 30), input_signature=[specs])
+    for (x, y), sigma in zip(pairs, fused(pairs)):
+        alone = spectral.block_sigma(x, y, 30).numpy()
+        exact = np.linalg.svd(spectral.cross_matrix(x, y).numpy(), compute_uv=False)[:, 0]
+        assert sigma.shape == alone.shape
+        np.testing.assert_allclose(sigma.numpy(), alone, rtol=1e-5)
+        np.testing.assert_allclose(sigma.numpy(), exact, rtol=1e-3)
+
+
+def test_block_sigmas_gradient_equals_each_block_alone(rng):
+    xs = [tf.Variable(rng.normal(size=(2, 4, 4, 3)).astype(np.float32)) for _ in range(2)]
+    y = tf.constant(rng.normal(size=(2, 4, 4, 3)).astype(np.float32))
+    grads = []
+    for fn in (
+        lambda: spectral.block_sigmas([(xs[0], y), (xs[1], y)]),
+        lambda: [spectral.block_sigma(xs[0], y), spectral.block_sigma(xs[1], y)],
+    ):
+        with tf.GradientTape() as tape:
+            a, b = fn()
+            total = tf.reduce_sum(a) + 2.0 * tf.reduce_sum(b)
+        grads.append(tape.gradient(total, xs))
+    for fused, alone in zip(*grads):
+        np.testing.assert_allclose(fused.numpy(), alone.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_first_samples_value_and_gradient_match_slicing(rng):
+    x = tf.Variable(rng.normal(size=(6, 3, 3, 2)).astype(np.float32))
+    w = tf.constant(rng.normal(size=(4, 3, 3, 2)).astype(np.float32))
+    grads = []
+    for cut in (lambda t: spectral.first_samples(t, 4), lambda t: t[:4]):
+        with tf.GradientTape() as tape:
+            out = cut(x)
+            loss = tf.reduce_sum(out * w)
+        grads.append(tape.gradient(loss, x).numpy())
+        np.testing.assert_array_equal(out.numpy(), x.numpy()[:4])
+    np.testing.assert_array_equal(grads[0], grads[1])
+    assert np.all(grads[0][4:] == 0) and np.any(grads[0][:4] != 0)
+    # A batch smaller than ``samples`` is taken whole.
+    np.testing.assert_array_equal(spectral.first_samples(x[:2], 4).numpy(), x.numpy()[:2])
