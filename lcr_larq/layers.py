@@ -11,6 +11,8 @@
   moving averages). Calling a layer twice, once per path, is what ties the
   reference to the BNN's latent weights in a functional model.
 * :class:`HardTanh` — ``clip(x, −1, 1)``, the activation of IR-Net's blocks.
+* :class:`RSign` and :class:`RPReLU` — ReActNet's learnable-threshold sign and
+  shifted PReLU.
 
 Example:
     >>> import tensorflow as tf

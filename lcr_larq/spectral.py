@@ -45,15 +45,16 @@ def _pool_to(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
     return tf.cast(tf.image.resize(x, (height, width), method="area"), x.dtype)
 
 
-def cross_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """Cross matrix ``M`` of a block's input ``x`` and output ``y``.
+def cross_factors(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(A, B)`` with ``M = Aᵀ B``: the scaled, flattened features of a block.
 
     Conv features (rank 4, B×H×W×C): the larger feature map is average-pooled
-    to the smaller one's spatial size, space is flattened to ``P`` positions,
-    and ``M = X̂ Ŷᵀ / P`` per sample, shape B×C1×C2.
+    to the smaller one's spatial size and space is flattened to ``P``
+    positions; ``A = X̂ / √P`` (B×P×C1) and ``B = Ŷ / √P`` (B×P×C2).
 
     Dense features (rank 2, B×C): samples play the role of positions,
-    ``M = Xᵀ Y / B``, shape 1×C1×C2 (one matrix for the batch).
+    ``A = X / √B`` and ``B = Y / √B`` with a leading axis of 1 (one matrix for
+    the batch).
 
     A conv input feeding a dense output (or the reverse) is global-average
     pooled to dense features first.
@@ -66,8 +67,8 @@ def cross_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         if y.shape.rank == 4:
             y = tf.reduce_mean(y, axis=[1, 2])
     if x.shape.rank == 2:
-        batch = tf.cast(tf.shape(x)[0], x.dtype)
-        return (tf.matmul(x, y, transpose_a=True) / batch)[tf.newaxis]
+        scale = tf.math.rsqrt(tf.cast(tf.shape(x)[0], x.dtype))
+        return (x * scale)[tf.newaxis], (y * scale)[tf.newaxis]
     if x.shape.rank != 4:
         raise ValueError(
             f"cross_matrix takes rank-2 or rank-4 features, got rank {x.shape.rank}"
@@ -77,9 +78,21 @@ def cross_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     x = _pool_to(x, height, width)
     y = _pool_to(y, height, width)
     positions = height * width
-    x_hat = tf.reshape(x, (-1, positions, x.shape[-1]))  # B×P×C1
-    y_hat = tf.reshape(y, (-1, positions, y.shape[-1]))  # B×P×C2
-    return tf.matmul(x_hat, y_hat, transpose_a=True) / positions
+    scale = tf.constant(positions**-0.5, x.dtype)
+    a = tf.reshape(x, (-1, positions, x.shape[-1])) * scale  # B×P×C1
+    b = tf.reshape(y, (-1, positions, y.shape[-1])) * scale  # B×P×C2
+    return a, b
+
+
+def cross_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Cross matrix ``M`` of a block's input ``x`` and output ``y``.
+
+    Conv features: ``M = X̂ Ŷᵀ / P`` per sample, shape B×C1×C2 (see
+    :func:`cross_factors` for pooling and flattening). Dense features:
+    ``M = Xᵀ Y / B``, shape 1×C1×C2.
+    """
+    a, b = cross_factors(x, y)
+    return tf.matmul(a, b, transpose_a=True)
 
 
 def retention_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -135,6 +148,23 @@ def power_iteration(
     return eigenvalue, v
 
 
+def _top_singular_value(
+    apply_t, apply, final_t, vector: tf.Tensor, iterations: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Power iteration on ``M Mᵀ`` given ``v ↦ Mᵀ v`` and ``u ↦ M u``.
+
+    ``apply_t`` and ``apply`` act on frozen operands; ``final_t`` is ``Mᵀ v``
+    on the live ones, the only step the gradient goes through.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    v = _safe_normalize(tf.stop_gradient(vector))
+    for _ in range(iterations):
+        v = _safe_normalize(apply(apply_t(v)))  # M Mᵀ v
+    u = final_t(v)
+    return _safe_sqrt(tf.reduce_sum(tf.square(u), axis=-1)), v
+
+
 def top_singular_value(
     m: tf.Tensor, iterations: int = 5, vector: tf.Tensor | None = None
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -148,24 +178,59 @@ def top_singular_value(
         ``(sigma, vector)``: shapes B and B×C1. ``sigma`` is 0 (with a finite
         gradient) for an all-zero matrix.
     """
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
     m = tf.convert_to_tensor(m)
     if vector is None:
         vector = tf.ones(tf.shape(m)[:-1], dtype=m.dtype)
-    v = _safe_normalize(tf.stop_gradient(vector))
     frozen = tf.stop_gradient(m)
-    for _ in range(iterations):
-        u = tf.linalg.matvec(frozen, v, transpose_a=True)  # Mᵀ v
-        v = _safe_normalize(tf.linalg.matvec(frozen, u))  # M Mᵀ v
-    u = tf.linalg.matvec(m, v, transpose_a=True)
-    return _safe_sqrt(tf.reduce_sum(tf.square(u), axis=-1)), v
+    return _top_singular_value(
+        lambda v: tf.linalg.matvec(frozen, v, transpose_a=True),
+        lambda u: tf.linalg.matvec(frozen, u),
+        lambda v: tf.linalg.matvec(m, v, transpose_a=True),
+        vector,
+        iterations,
+    )
+
+
+def top_singular_value_factored(
+    a: tf.Tensor, b: tf.Tensor, iterations: int = 5, vector: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """:func:`top_singular_value` of ``M = Aᵀ B`` without forming ``M``.
+
+    ``Mᵀ v = Bᵀ (A v)`` and ``M u = Aᵀ (B u)``: with ``A`` B×P×C1 and ``B``
+    B×P×C2 a step costs ``2P(C1 + C2)`` instead of ``2·C1·C2``, far less
+    when there are fewer positions than channels (late stages: 4×4 positions
+    against 512 channels).
+
+    Returns:
+        ``(sigma, vector)``: shapes B and B×C1.
+    """
+    a, b = tf.convert_to_tensor(a), tf.convert_to_tensor(b)
+    if vector is None:
+        vector = tf.ones(tf.stack([tf.shape(a)[0], tf.shape(a)[2]]), dtype=a.dtype)
+    frozen_a, frozen_b = tf.stop_gradient(a), tf.stop_gradient(b)
+
+    def transposed(a, b):
+        return lambda v: tf.linalg.matvec(b, tf.linalg.matvec(a, v), transpose_a=True)
+
+    return _top_singular_value(
+        transposed(frozen_a, frozen_b),
+        lambda u: tf.linalg.matvec(frozen_a, tf.linalg.matvec(frozen_b, u), transpose_a=True),
+        transposed(a, b),
+        vector,
+        iterations,
+    )
+
+
+def factored_is_cheaper(positions: int, in_channels: int, out_channels: int) -> bool:
+    """Whether :func:`top_singular_value_factored` reads less than forming
+    ``M`` (P·C1·C2) and iterating on it: true when ``P (C1 + C2) < C1 C2``."""
+    return positions * (in_channels + out_channels) < in_channels * out_channels
 
 
 def block_sigma(x: tf.Tensor, y: tf.Tensor, iterations: int = 5) -> tf.Tensor:
     """σ = sqrt(λ_max(RM)) of one block: one value per sample (conv) or one
     value for the batch (dense)."""
-    return top_singular_value(cross_matrix(x, y), iterations)[0]
+    return block_sigmas([(x, y)], iterations)[0]
 
 
 def block_sigmas(
@@ -173,7 +238,10 @@ def block_sigmas(
 ) -> list[tf.Tensor]:
     """:func:`block_sigma` of many blocks in few ops.
 
-    Cross matrices of one shape (the blocks of a stage, on both paths) are
+    Each block takes the cheaper of two exact routes: the cross matrix ``M``
+    formed once (:func:`top_singular_value`), or its factors when there are
+    fewer positions than channels (:func:`top_singular_value_factored`).
+    Blocks of one shape and route (the blocks of a stage, on both paths) are
     stacked along the batch axis and share one batched power iteration: a
     ResNet-20 runs 5 power iterations instead of 18. Each σ is the one of its
     own block; the iteration is independent per matrix.
@@ -183,7 +251,7 @@ def block_sigmas(
         iterations: power-iteration steps.
 
     Returns:
-        One σ tensor per pair, as :func:`block_sigma` returns it.
+        One σ tensor per pair: shape B (conv features) or 1 (dense).
 
     Example:
         >>> x, y = tf.random.normal((2, 4, 4, 3)), tf.random.normal((2, 4, 4, 5))
@@ -191,18 +259,30 @@ def block_sigmas(
         >>> bool(tf.reduce_all(tf.abs(b - 2.0 * a) < 1e-4))
         True
     """
-    matrices = [cross_matrix(x, y) for x, y in pairs]
+    operands = []  # per pair: (route, tensors)
     groups: dict[tuple, list[int]] = {}
-    for i, m in enumerate(matrices):
-        groups.setdefault((tuple(m.shape[1:]), m.dtype), []).append(i)
-    sigmas: list[tf.Tensor | None] = [None] * len(matrices)
-    for indices in groups.values():
+    for i, (x, y) in enumerate(pairs):
+        a, b = cross_factors(x, y)
+        positions, c1, c2 = a.shape[1], a.shape[2], b.shape[2]
+        if positions is not None and factored_is_cheaper(positions, c1, c2):
+            operands.append(("factored", (a, b)))
+        else:
+            operands.append(("matrix", (tf.matmul(a, b, transpose_a=True),)))
+        route, tensors = operands[-1]
+        key = (route, *(tuple(t.shape[1:]) for t in tensors), a.dtype)
+        groups.setdefault(key, []).append(i)
+    sigmas: list[tf.Tensor | None] = [None] * len(operands)
+    for (route, *_), indices in groups.items():
+        parts = [operands[i][1] for i in indices]
+        stacked = parts[0] if len(parts) == 1 else [tf.concat(t, axis=0) for t in zip(*parts)]
+        if route == "factored":
+            sigma = top_singular_value_factored(*stacked, iterations)[0]
+        else:
+            sigma = top_singular_value(*stacked, iterations)[0]
         if len(indices) == 1:
-            sigmas[indices[0]] = top_singular_value(matrices[indices[0]], iterations)[0]
+            sigmas[indices[0]] = sigma
             continue
-        stacked = tf.concat([matrices[i] for i in indices], axis=0)
-        sigma = top_singular_value(stacked, iterations)[0]
-        sizes = tf.stack([tf.shape(matrices[i])[0] for i in indices])
+        sizes = tf.stack([tf.shape(p[0])[0] for p in parts])
         for i, part in zip(indices, tf.split(sigma, sizes, num=len(indices))):
             sigmas[i] = part
     return sigmas

@@ -161,13 +161,16 @@ def test_invalid_settings_are_refused():
 
 def test_block_sigmas_equal_each_block_alone_and_svd(rng):
     # Shapes that group (two 8×8×4→8×8×4 blocks on batches of 3 and 2), a
-    # pooled stage transition, and a dense pair; inside a tf.function with an
+    # pooled stage transition, a dense pair and two factored pairs; inside a tf.function with an
     # unknown batch size, as in model.fit.
     pairs = [
         (rng.normal(size=(3, 8, 8, 4)), rng.normal(size=(3, 8, 8, 4))),
         (rng.normal(size=(2, 8, 8, 4)), rng.normal(size=(2, 8, 8, 4))),
         (rng.normal(size=(3, 8, 8, 4)), rng.normal(size=(3, 4, 4, 6))),
         (rng.normal(size=(5, 7)), rng.normal(size=(5, 3))),
+        # fewer positions than channels: the factored route, grouped too
+        (rng.normal(size=(3, 2, 2, 12)), rng.normal(size=(3, 2, 2, 20))),
+        (rng.normal(size=(4, 2, 2, 12)), rng.normal(size=(4, 2, 2, 20))),
     ]
     pairs = [(tf.constant(x, tf.float32), tf.constant(y, tf.float32)) for x, y in pairs]
     specs = [
@@ -213,3 +216,40 @@ def test_first_samples_value_and_gradient_match_slicing(rng):
     assert np.all(grads[0][4:] == 0) and np.any(grads[0][:4] != 0)
     # A batch smaller than ``samples`` is taken whole.
     np.testing.assert_array_equal(spectral.first_samples(x[:2], 4).numpy(), x.numpy()[:2])
+
+
+def test_factored_route_matches_svd_and_matrix_route(rng):
+    # 2×2 positions against 12 and 20 channels: the factored route is taken.
+    x = tf.constant(rng.normal(size=(5, 2, 2, 12)), tf.float32)
+    y = tf.constant(rng.normal(size=(5, 2, 2, 20)), tf.float32)
+    assert spectral.factored_is_cheaper(4, 12, 20)
+    assert not spectral.factored_is_cheaper(64, 16, 16)
+    a, b = spectral.cross_factors(x, y)
+    m = spectral.cross_matrix(x, y)
+    np.testing.assert_allclose(tf.matmul(a, b, transpose_a=True).numpy(), m.numpy(), rtol=1e-5)
+    factored = spectral.top_singular_value_factored(a, b, 40)[0].numpy()
+    exact = np.linalg.svd(m.numpy(), compute_uv=False)[:, 0]
+    np.testing.assert_allclose(factored, exact, rtol=1e-4)
+    np.testing.assert_allclose(spectral.block_sigma(x, y, 40).numpy(), exact, rtol=1e-4)
+    # Same iterates as the matrix route, so the same estimate after 1 step.
+    np.testing.assert_allclose(
+        spectral.top_singular_value_factored(a, b, 1)[0].numpy(),
+        spectral.top_singular_value(m, 1)[0].numpy(), rtol=1e-4,
+    )
+
+
+def test_factored_route_gradient_equals_matrix_route(rng):
+    x = tf.Variable(rng.normal(size=(3, 2, 2, 10)).astype(np.float32))
+    y = tf.Variable(rng.normal(size=(3, 2, 2, 10)).astype(np.float32))
+    grads = []
+    for route in ("factored", "matrix"):
+        with tf.GradientTape() as tape:
+            a, b = spectral.cross_factors(x, y)
+            if route == "factored":
+                sigma = spectral.top_singular_value_factored(a, b, 5)[0]
+            else:
+                sigma = spectral.top_singular_value(tf.matmul(a, b, transpose_a=True), 5)[0]
+            total = tf.reduce_sum(sigma * tf.range(1.0, 4.0))
+        grads.append(tape.gradient(total, [x, y]))
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
