@@ -57,6 +57,11 @@ def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
             raise ValueError(
                 f"--bireal applies to resnet18, resnet20 and resnet34, not {name}"
             )
+        if weight_quantizer != "irnet":
+            raise ValueError(
+                f"--weight-quantizer {weight_quantizer} applies to resnet18, resnet20 and "
+                f"resnet34; {name} keeps its published quantizers (drop the flag)"
+            )
         return build(shape, classes, precision=precision, quantized=quantized)
 
     return checked

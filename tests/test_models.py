@@ -173,6 +173,8 @@ def test_registry_picks_the_resnet_layout_by_input_size():
     assert len(adds) == 2 * 8 and len(lcr_larq.find_blocks(bireal)) == 8
     with pytest.raises(ValueError, match="--bireal applies to"):
         build_model("birealnet", (32, 32, 3), 10, bireal=True)
+    with pytest.raises(ValueError, match="--weight-quantizer proxconnect applies to"):
+        build_model("reactnet", (32, 32, 3), 10, weight_quantizer="proxconnect")
 
 
 def test_zoo_quantizer_switches():
