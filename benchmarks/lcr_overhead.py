@@ -5,8 +5,9 @@ Both models are built in one process (same weights, same synthetic batch) and
 stepped the way ``model.fit`` steps them (Keras' train function on a
 ``tf.data`` iterator). They are timed in turns — A B A B … — so machine noise
 hits both alike; warm-up steps are excluded and the median over the turns is
-reported. Peak memory (max RSS) is measured per variant in a child process,
-since one process holds both. The σ columns give the relative error of the
+reported. Peak memory is measured per variant in a child process, since one
+process holds both: TensorFlow's tensor peak (what ``memory_ratio`` compares)
+and the max RSS. The σ columns give the relative error of the
 power-iteration estimate against exact SVD, over every block's cross matrix
 on both paths.
 
@@ -114,21 +115,32 @@ def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, floa
     return errors
 
 
-def peak_memory_mb(name, shape, batch, settings, steps) -> float:
-    """Max RSS of a child process that trains ``steps`` steps of one variant."""
+def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
+    """``(tensor peak, max RSS)`` in MiB of a child process training ``steps``
+    steps of one variant.
+
+    The tensor peak is TensorFlow's own count of the bytes its CPU allocator
+    held at most (the BFC allocator, switched on in the child for it); the
+    max RSS also holds the runtime, the graphs and freed-but-kept pages.
+    """
     code = (
         "import sys, json, resource; sys.argv=['x'];"
+        "import tensorflow as tf;"
         "from benchmarks.lcr_overhead import make_models, batch_data, step_function;"
         f"m = make_models({name!r}, {tuple(shape)!r}, {batch}, {settings!r});"
         f"step = step_function(m, *batch_data({tuple(shape)!r}, {batch}));"
         f"[step() for _ in range({steps})];"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "peak = tf.config.experimental.get_memory_info('CPU:0')['peak'];"
+        "print(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true"}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
+        env=env,
     )
-    return int(out.stdout.strip().splitlines()[-1]) / 1024.0
+    peak, rss = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
+    return peak / 2**20, rss / 2**20
 
 
 def main(argv=None) -> int:
@@ -153,17 +165,20 @@ def main(argv=None) -> int:
         else [default_iterations]
     )
     rows = []
-    for name in args.models.split(","):
-        settings = {f"lcr_pi{n}": {"lcr_lambda": 4.0, "power_iterations": n}
-                    for n in iterations}
-        medians, variants, (x, _) = measure(name, shape, args.batch_size, settings,
-                                            args.warmup, args.steps, args.repeats)
-        errors = sigma_errors(variants[next(iter(settings))], x, iterations)
-        memory = {}
-        if args.memory:
+    names = args.models.split(",")
+    settings = {f"lcr_pi{n}": {"lcr_lambda": 4.0, "power_iterations": n} for n in iterations}
+    memories = {name: {} for name in names}
+    if args.memory:  # before this process grows: a child's max RSS starts at ours
+        for name in names:
+            memory = memories[name]
             memory["plain"] = peak_memory_mb(name, shape, args.batch_size, None, 3)
             for label, s in settings.items():
                 memory[label] = peak_memory_mb(name, shape, args.batch_size, s, 3)
+    for name in names:
+        memory = memories[name]
+        medians, variants, (x, _) = measure(name, shape, args.batch_size, settings,
+                                            args.warmup, args.steps, args.repeats)
+        errors = sigma_errors(variants[next(iter(settings))], x, iterations)
         for n, label in zip(iterations, settings):
             rows.append({
                 "model": name,
@@ -173,9 +188,13 @@ def main(argv=None) -> int:
                 "overhead_ratio": round(medians[label] / medians["plain"], 4),
                 "sigma_error_median": float(f"{errors[n][0]:.3g}"),
                 "sigma_error_max": float(f"{errors[n][1]:.3g}"),
-                "peak_mb_plain": round(memory["plain"], 1) if memory else None,
-                "peak_mb_lcr": round(memory[label], 1) if memory else None,
-                "memory_ratio": round(memory[label] / memory["plain"], 4) if memory else None,
+                "peak_mb_plain": round(memory["plain"][0], 1) if memory else None,
+                "peak_mb_lcr": round(memory[label][0], 1) if memory else None,
+                "memory_ratio": (
+                    round(memory[label][0] / memory["plain"][0], 4) if memory else None
+                ),
+                "rss_mb_plain": round(memory["plain"][1], 1) if memory else None,
+                "rss_mb_lcr": round(memory[label][1], 1) if memory else None,
             })
     if args.json:
         default = next(
@@ -186,10 +205,12 @@ def main(argv=None) -> int:
         return 0
     print(f"batch {args.batch_size}, input {shape}, median of {args.repeats}×{args.steps} steps")
     print(f"{'model':10} {'iters':>5} {'plain s':>9} {'LCR s':>9} {'ratio':>7} "
-          f"{'σ err med':>9} {'σ err max':>9} {'plain MB':>9} {'LCR MB':>9} {'mem ratio':>9}")
+          f"{'σ err med':>9} {'σ err max':>9} {'plain MB':>9} {'LCR MB':>9} {'mem ratio':>9} "
+          f"{'plain RSS':>9} {'LCR RSS':>9}")
     for r in rows:
-        mem = (f"{r['peak_mb_plain']:9.0f} {r['peak_mb_lcr']:9.0f} {r['memory_ratio']:9.3f}"
-               if r["peak_mb_plain"] else f"{'-':>9} {'-':>9} {'-':>9}")
+        mem = (f"{r['peak_mb_plain']:9.0f} {r['peak_mb_lcr']:9.0f} {r['memory_ratio']:9.3f} "
+               f"{r['rss_mb_plain']:9.0f} {r['rss_mb_lcr']:9.0f}"
+               if r["peak_mb_plain"] else " ".join([f"{'-':>9}"] * 5))
         print(f"{r['model']:10} {r['power_iterations']:5d} {r['step_seconds_plain']:9.4f} "
               f"{r['step_seconds_lcr']:9.4f} {r['overhead_ratio']:7.3f} "
               f"{r['sigma_error_median']:9.2e} {r['sigma_error_max']:9.2e} {mem}")

@@ -45,16 +45,17 @@ def _pool_to(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
     return tf.cast(tf.image.resize(x, (height, width), method="area"), x.dtype)
 
 
-def cross_factors(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(A, B)`` with ``M = Aᵀ B``: the scaled, flattened features of a block.
+def cross_factors(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(A, B, n)`` with ``M = Aᵀ B / n``: the flattened features of a block.
 
     Conv features (rank 4, B×H×W×C): the larger feature map is average-pooled
-    to the smaller one's spatial size and space is flattened to ``P``
-    positions; ``A = X̂ / √P`` (B×P×C1) and ``B = Ŷ / √P`` (B×P×C2).
+    to the smaller one's spatial size and space is flattened to ``n = P``
+    positions; ``A = X̂`` (B×P×C1) and ``B = Ŷ`` (B×P×C2), reshaped views
+    rather than scaled copies (the scale is applied to the small results).
 
     Dense features (rank 2, B×C): samples play the role of positions,
-    ``A = X / √B`` and ``B = Y / √B`` with a leading axis of 1 (one matrix for
-    the batch).
+    ``A = X`` and ``B = Y`` with a leading axis of 1 (one matrix for the
+    batch) and ``n = B``.
 
     A conv input feeding a dense output (or the reverse) is global-average
     pooled to dense features first.
@@ -67,8 +68,7 @@ def cross_factors(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         if y.shape.rank == 4:
             y = tf.reduce_mean(y, axis=[1, 2])
     if x.shape.rank == 2:
-        scale = tf.math.rsqrt(tf.cast(tf.shape(x)[0], x.dtype))
-        return (x * scale)[tf.newaxis], (y * scale)[tf.newaxis]
+        return x[tf.newaxis], y[tf.newaxis], tf.cast(tf.shape(x)[0], x.dtype)
     if x.shape.rank != 4:
         raise ValueError(
             f"cross_matrix takes rank-2 or rank-4 features, got rank {x.shape.rank}"
@@ -78,10 +78,9 @@ def cross_factors(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     x = _pool_to(x, height, width)
     y = _pool_to(y, height, width)
     positions = height * width
-    scale = tf.constant(positions**-0.5, x.dtype)
-    a = tf.reshape(x, (-1, positions, x.shape[-1])) * scale  # B×P×C1
-    b = tf.reshape(y, (-1, positions, y.shape[-1])) * scale  # B×P×C2
-    return a, b
+    a = tf.reshape(x, (-1, positions, x.shape[-1]))  # B×P×C1
+    b = tf.reshape(y, (-1, positions, y.shape[-1]))  # B×P×C2
+    return a, b, tf.constant(positions, x.dtype)
 
 
 def cross_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -91,8 +90,8 @@ def cross_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     :func:`cross_factors` for pooling and flattening). Dense features:
     ``M = Xᵀ Y / B``, shape 1×C1×C2.
     """
-    a, b = cross_factors(x, y)
-    return tf.matmul(a, b, transpose_a=True)
+    a, b, n = cross_factors(x, y)
+    return tf.matmul(a, b, transpose_a=True) / n
 
 
 def retention_matrix(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -259,16 +258,16 @@ def block_sigmas(
         >>> bool(tf.reduce_all(tf.abs(b - 2.0 * a) < 1e-4))
         True
     """
-    operands = []  # per pair: (route, tensors)
+    operands = []  # per pair: (route, tensors, n)
     groups: dict[tuple, list[int]] = {}
     for i, (x, y) in enumerate(pairs):
-        a, b = cross_factors(x, y)
+        a, b, n = cross_factors(x, y)
         positions, c1, c2 = a.shape[1], a.shape[2], b.shape[2]
         if positions is not None and factored_is_cheaper(positions, c1, c2):
-            operands.append(("factored", (a, b)))
+            operands.append(("factored", (a, b), n))
         else:
-            operands.append(("matrix", (tf.matmul(a, b, transpose_a=True),)))
-        route, tensors = operands[-1]
+            operands.append(("matrix", (tf.matmul(a, b, transpose_a=True),), n))
+        route, tensors, _ = operands[-1]
         key = (route, *(tuple(t.shape[1:]) for t in tensors), a.dtype)
         groups.setdefault(key, []).append(i)
     sigmas: list[tf.Tensor | None] = [None] * len(operands)
@@ -280,11 +279,12 @@ def block_sigmas(
         else:
             sigma = top_singular_value(*stacked, iterations)[0]
         if len(indices) == 1:
-            sigmas[indices[0]] = sigma
-            continue
-        sizes = tf.stack([tf.shape(p[0])[0] for p in parts])
-        for i, part in zip(indices, tf.split(sigma, sizes, num=len(indices))):
-            sigmas[i] = part
+            split = [sigma]
+        else:
+            sizes = tf.stack([tf.shape(p[0])[0] for p in parts])
+            split = tf.split(sigma, sizes, num=len(indices))
+        for i, part in zip(indices, split):
+            sigmas[i] = part / operands[i][2]  # σ(Aᵀ B / n) = σ(Aᵀ B) / n
     return sigmas
 
 

@@ -224,9 +224,11 @@ def test_factored_route_matches_svd_and_matrix_route(rng):
     y = tf.constant(rng.normal(size=(5, 2, 2, 20)), tf.float32)
     assert spectral.factored_is_cheaper(4, 12, 20)
     assert not spectral.factored_is_cheaper(64, 16, 16)
-    a, b = spectral.cross_factors(x, y)
+    a, b, n = spectral.cross_factors(x, y)
     m = spectral.cross_matrix(x, y)
-    np.testing.assert_allclose(tf.matmul(a, b, transpose_a=True).numpy(), m.numpy(), rtol=1e-5)
+    np.testing.assert_allclose((tf.matmul(a, b, transpose_a=True) / n).numpy(), m.numpy(),
+                               rtol=1e-5)
+    a, b = a / tf.sqrt(n), b / tf.sqrt(n)  # M = Aᵀ B
     factored = spectral.top_singular_value_factored(a, b, 40)[0].numpy()
     exact = np.linalg.svd(m.numpy(), compute_uv=False)[:, 0]
     np.testing.assert_allclose(factored, exact, rtol=1e-4)
@@ -244,7 +246,7 @@ def test_factored_route_gradient_equals_matrix_route(rng):
     grads = []
     for route in ("factored", "matrix"):
         with tf.GradientTape() as tape:
-            a, b = spectral.cross_factors(x, y)
+            a, b, _ = spectral.cross_factors(x, y)
             if route == "factored":
                 sigma = spectral.top_singular_value_factored(a, b, 5)[0]
             else:
