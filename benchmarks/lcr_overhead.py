@@ -99,12 +99,10 @@ def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, floa
     returns ``{iterations: (median, max)}`` over all of them.
     """
     lcr = lcr_larq.lcr_layer(model)
-    features = tf.keras.Model(model.inputs, lcr.input[1:])(x, training=True)
-    half = len(features) // 2
+    inputs = tf.keras.Model(model.inputs, lcr.input)(x, training=True)
+    _, binary, reference = lcr.split_inputs(inputs)
     samples = lcr.samples or int(x.shape[0])
-    pairs = [
-        (features[i][:samples], features[i + 1][:samples]) for i in range(0, half, 2)
-    ] + [(features[i], features[i + 1]) for i in range(half, len(features), 2)]
+    pairs = [(a[:samples], b[:samples]) for a, b in binary] + reference
     matrices = [spectral.cross_matrix(a, b) for a, b in pairs]
     exact = np.concatenate([np.linalg.svd(m.numpy(), compute_uv=False)[:, 0] for m in matrices])
     errors = {}
