@@ -872,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
 
+    from lcr_larq import cli
     from lcr_larq import config as cfg
     from lcr_larq import data as lcr_data
     from lcr_larq.evaluate import EvaluationError
@@ -897,22 +898,16 @@ def main(argv: list[str] | None = None) -> int:
         with open(output, "w") as handle:
             json.dump(report, handle, indent=2)
     except (DiagnoseError, EvaluationError, TrainingError, cfg.ConfigError,
-            lcr_data.DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"error: cannot write the report ({error.strerror}): check --output", file=sys.stderr)
-        return 2
-    print()
-    print(format_table(report))
-    print(f"\nwrote {output}")
+            lcr_data.DataError, OSError) as error:
+        return cli.fail(error)
+    plot = None
     if not args.no_plot:
         from lcr_larq import plots
 
-        path = os.path.join(os.path.dirname(os.path.abspath(output)), PLOT_FILE)
-        plots.plot_lipschitz(report, path)
-        print(f"wrote {path}")
-    return 0
+        def plot(path: str) -> None:
+            plots.plot_lipschitz(report, path)
+
+    return cli.finish_report(format_table(report), output, plot, PLOT_FILE)
 
 
 if __name__ == "__main__":
