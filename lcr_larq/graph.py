@@ -4,10 +4,14 @@
   ``stem_out → block1_out → … → blockK_out`` of this project's models, or
   every residual ``Add`` (input: the tensor where the shortcut forks off), or
   every quantized layer of a plain network; or a chain of layer names.
+* :func:`replay` — calls the graph of a model again from its inputs, with
+  the same layers (shared variables), a node at a time.
 * :func:`full_precision_path` — replays the graph from the model's inputs
   with every layer in its latent full-precision form, sharing its variables.
-* :func:`attach_lcr` — the training model: the BNN plus the reference path
-  plus a :class:`~lcr_larq.layers.LipschitzRetention` layer on the logits.
+* :func:`attach_lcr` — the training model: the BNN (with a
+  :class:`~lcr_larq.layers.SampleTap` on each block feature) plus the
+  reference path plus a :class:`~lcr_larq.layers.LipschitzRetention` layer
+  on the logits.
 * :func:`strip_lcr` — the plain BNN back from a training model.
 * :func:`make_full_precision_aware` — swaps Larq's quantized layers and Keras'
   batch normalization for this project's full-precision-aware subclasses
@@ -168,17 +172,21 @@ def _needs_conversion(layer) -> bool:
     return stateful and not _supports_full_precision(layer)
 
 
-def full_precision_path(
-    model: tf.keras.Model, tensors: list, inputs: list | None = None
+def replay(
+    model: tf.keras.Model,
+    tensors: list,
+    inputs: list | None = None,
+    call_layer=None,
+    rewire=None,
 ) -> list:
-    """The latent full-precision counterparts of ``tensors`` of ``model``.
+    """New Keras tensors for ``tensors`` of ``model``, the graph called again.
 
     Replays the part of the graph that ``tensors`` depend on, from the model's
-    inputs (or from ``inputs`` in their place), calling every
-    full-precision-aware layer with
-    ``full_precision=True`` (the same layer objects: weights are tied, never
-    copied), passing standalone quantizers through, and calling every other
-    layer as it is.
+    inputs (or from ``inputs`` in their place), with the same layer objects
+    (weights are shared, never copied). ``call_layer(layer, args, kwargs)``
+    computes a node's outputs (default: the layer's own call);
+    ``rewire(tensor, new)`` may replace each new tensor as it is made
+    (``tensor`` is the original it stands for).
     """
     order = []  # producer nodes in topological order
     seen = set()
@@ -195,13 +203,16 @@ def full_precision_path(
     for t in tensors:
         visit(t)
 
+    call_layer = call_layer or (lambda layer, args, kwargs: layer(*args, **kwargs))
+    rewire = rewire or (lambda ref, new: new)
     mapped: dict[int, tf.Tensor] = {}
     if inputs is not None:
-        mapped.update({id(ref): new for ref, new in zip(model.inputs, inputs)})
+        mapped.update({id(ref): rewire(ref, new) for ref, new in zip(model.inputs, inputs)})
     for layer, node in order:
         if node.is_input:
             for out in tf.nest.flatten(node.outputs):
-                mapped.setdefault(id(out), out)
+                if id(out) not in mapped:
+                    mapped[id(out)] = rewire(out, out)
             continue
         if isinstance(layer, tf.keras.Model):
             raise ValueError(
@@ -211,21 +222,38 @@ def full_precision_path(
         swap = lambda t: mapped[id(t)] if id(t) in mapped else t  # noqa: E731
         args = tf.nest.map_structure(swap, node.call_args)
         kwargs = tf.nest.map_structure(swap, dict(node.call_kwargs))
-        if _supports_full_precision(layer):
-            outputs = layer(*args, **kwargs, full_precision=True)
-        elif isinstance(layer, lq.quantizers.Quantizer):
-            outputs = tf.nest.flatten(args)[0]  # real values in place of binary
-        elif _needs_conversion(layer):
-            raise ValueError(
-                f"layer {layer.name!r} ({type(layer).__name__}) has no "
-                "full-precision path: convert the model with "
-                "lcr_larq.make_full_precision_aware(model) first"
-            )
-        else:
-            outputs = layer(*args, **kwargs)
+        outputs = call_layer(layer, args, kwargs)
         for ref, out in zip(tf.nest.flatten(node.outputs), tf.nest.flatten(outputs)):
-            mapped[id(ref)] = out
+            mapped[id(ref)] = rewire(ref, out)
     return [mapped[id(t)] for t in tensors]
+
+
+def _call_full_precision(layer, args, kwargs):
+    if _supports_full_precision(layer):
+        return layer(*args, **kwargs, full_precision=True)
+    if isinstance(layer, lq.quantizers.Quantizer):
+        return tf.nest.flatten(args)[0]  # real values in place of binary
+    if _needs_conversion(layer):
+        raise ValueError(
+            f"layer {layer.name!r} ({type(layer).__name__}) has no "
+            "full-precision path: convert the model with "
+            "lcr_larq.make_full_precision_aware(model) first"
+        )
+    return layer(*args, **kwargs)
+
+
+def full_precision_path(
+    model: tf.keras.Model, tensors: list, inputs: list | None = None
+) -> list:
+    """The latent full-precision counterparts of ``tensors`` of ``model``.
+
+    Replays (:func:`replay`) the part of the graph that ``tensors`` depend
+    on, from the model's inputs (or from ``inputs`` in their place), calling
+    every full-precision-aware layer with ``full_precision=True`` (the same
+    layer objects: weights are tied, never copied), passing standalone
+    quantizers through, and calling every other layer as it is.
+    """
+    return replay(model, tensors, inputs, call_layer=_call_full_precision)
 
 
 def _block_tensors(blocks: list[Block]) -> list:
@@ -307,11 +335,34 @@ def attach_lcr(
         reference_tensors = features(reference_inputs, training=False)
     else:
         raise ValueError(f"reference must be 'latent' or 'teacher', got {reference!r}")
+    logits = model.outputs[0]
+    if samples:
+        logits, binary = _tap_blocks(model, binary, samples)
     lcr = lcr_layers.LipschitzRetention(
         lcr_lambda, beta, form, power_iterations, block_metrics, samples, name="lcr"
     )
-    logits = lcr([model.outputs[0], *binary, *reference_tensors])
+    logits = lcr([logits, *binary, *reference_tensors])
     return tf.keras.Model(model.inputs, logits, name=model.name)
+
+
+def _tap_blocks(model: tf.keras.Model, features: list, samples: int):
+    """``(logits, cut features)``: the binary path replayed with a
+    :class:`~lcr_larq.layers.SampleTap` on every distinct block feature, whose
+    first output goes on through the network and whose second (the first
+    ``samples`` samples) goes to LCR."""
+    cut: dict[int, tf.Tensor] = {}
+    wanted = {id(t) for t in features}
+
+    def tap(ref, new):
+        if id(ref) not in wanted:
+            return new
+        whole, cut[id(ref)] = lcr_layers.SampleTap(
+            samples, name=f"lcr_tap_{len(cut)}"
+        )(new)
+        return whole
+
+    logits = replay(model, [model.outputs[0], *features], rewire=tap)[0]
+    return logits, [cut[id(t)] for t in features]
 
 
 def lcr_layer(model: tf.keras.Model) -> lcr_layers.LipschitzRetention | None:
@@ -331,7 +382,18 @@ def strip_lcr(model: tf.keras.Model) -> tf.keras.Model:
     if layer is None:
         return model
     logits = layer._inbound_nodes[0].keras_inputs[0]
+    if any(isinstance(other, lcr_layers.SampleTap) for other in model.layers):
+        (logits,) = replay(model, [logits], call_layer=_untapped)
     return tf.keras.Model(model.inputs, logits, name=model.name)
+
+
+def _untapped(layer, args, kwargs):
+    """A node's outputs with every SampleTap passed through (both outputs are
+    its input)."""
+    if isinstance(layer, lcr_layers.SampleTap):
+        (x,) = tf.nest.flatten(args)
+        return [x, x]
+    return layer(*args, **kwargs)
 
 
 _CONVERSIONS = {

@@ -123,6 +123,29 @@ class SampleSlice(tf.keras.layers.Layer):
         return {**super().get_config(), "samples": self.samples}
 
 
+@register
+class SampleTap(tf.keras.layers.Layer):
+    """``[x, x[:samples]]``: a block feature for the network and its first
+    ``samples`` samples for LCR, with the two gradients summed in one op (see
+    :func:`lcr_larq.spectral.sample_tap`; it keeps the training step's peak
+    memory down). :func:`lcr_larq.attach_lcr` puts one on every block
+    feature; :func:`lcr_larq.strip_lcr` takes them out again.
+    """
+
+    def __init__(self, samples: int, **kwargs):
+        super().__init__(**kwargs)
+        self.samples = int(samples)
+
+    def call(self, inputs):
+        return list(spectral.sample_tap(inputs, self.samples))
+
+    def compute_output_shape(self, input_shape):
+        return [input_shape, input_shape]
+
+    def get_config(self):
+        return {**super().get_config(), "samples": self.samples}
+
+
 BLOCK_METRICS = ("ratio", "sigma", "none")
 
 
@@ -206,6 +229,8 @@ class LipschitzRetention(tf.keras.layers.Layer):
             # The reference path ran on the first samples only; cut the
             # binary features to match. A block's output is the next block's
             # input: each distinct tensor is cut (and its gradient padded) once.
+            # attach_lcr's SampleTaps hand them over already cut (this is then
+            # the identity) and sum the gradients once both have arrived.
             cut = {}
             for t in (t for pair in binary for t in pair):
                 if t.ref() not in cut:

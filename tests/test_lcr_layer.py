@@ -246,3 +246,41 @@ def test_attach_samples_runs_reference_on_the_first_samples(rng):
     np.testing.assert_allclose(float(sampled.losses[0]), float(whole.losses[0]), rtol=1e-5)
     whole(x, training=False)
     assert abs(float(whole.losses[0]) - float(sampled.losses[0])) > 1e-6
+
+
+def test_attach_taps_block_features_and_keeps_loss_and_gradients(rng):
+    """The SampleTaps only reroute gradients: the training model's loss and
+    gradients equal those of the same LCR wired without taps (the layer
+    cutting the BNN's own block features)."""
+    tf.keras.utils.set_random_seed(3)
+    bnn = small_bnn()
+    tapped = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
+    taps = [layer for layer in tapped.layers if isinstance(layer, layers.SampleTap)]
+    assert len(taps) == len(lcr_larq.find_blocks(bnn)) + 1  # stem + every block
+    blocks = lcr_larq.find_blocks(bnn)
+    binary = [t for b in blocks for t in (b.input, b.output)]
+    sliced = layers.SampleSlice(3)(bnn.inputs[0])
+    reference = lcr_larq.full_precision_path(bnn, binary, [sliced])
+    lcr = layers.LipschitzRetention(lcr_lambda=4.0, samples=3)
+    untapped = tf.keras.Model(bnn.inputs, lcr([bnn.outputs[0], *binary, *reference]))
+    x, y = batch(rng, 8)
+    results = []
+    for model in (tapped, untapped):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = CE(y, logits) + tf.add_n(model.losses)
+        results.append((logits, model.losses[0], tape.gradient(loss, bnn.trainable_weights)))
+    (logits_a, lip_a, grads_a), (logits_b, lip_b, grads_b) = results
+    np.testing.assert_allclose(logits_a.numpy(), logits_b.numpy(), rtol=1e-5, atol=1e-6)
+    assert float(lip_a) > 0
+    np.testing.assert_allclose(float(lip_a), float(lip_b), rtol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_strip_removes_the_taps(rng):
+    bnn = small_bnn()
+    stripped = lcr_larq.strip_lcr(lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3))
+    assert [layer.name for layer in stripped.layers] == [layer.name for layer in bnn.layers]
+    x, _ = batch(rng, 8)
+    np.testing.assert_array_equal(stripped(x).numpy(), bnn(x).numpy())

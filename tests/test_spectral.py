@@ -218,6 +218,36 @@ def test_first_samples_value_and_gradient_match_slicing(rng):
     np.testing.assert_array_equal(spectral.first_samples(x[:2], 4).numpy(), x.numpy()[:2])
 
 
+def test_sample_tap_gradient_is_the_sum_of_both_uses(rng):
+    x = tf.Variable(rng.normal(size=(6, 3, 3, 2)).astype(np.float32))
+    w_whole = tf.constant(rng.normal(size=(6, 3, 3, 2)).astype(np.float32))
+    for samples in (4, 9):  # 9: a batch smaller than ``samples`` is taken whole
+        kept = min(samples, 6)
+        w_cut = tf.constant(rng.normal(size=(kept, 3, 3, 2)).astype(np.float32))
+        grads = []
+        for split in (
+            lambda t, samples=samples: spectral.sample_tap(t, samples),
+            lambda t, samples=samples: (t, t[:samples]),  # two uses: TF sums them
+        ):
+            with tf.GradientTape() as tape:
+                whole, cut = split(x)
+                loss = tf.reduce_sum(whole * w_whole) + tf.reduce_sum(tf.sin(cut) * w_cut)
+            grads.append(tape.gradient(loss, x).numpy())
+            np.testing.assert_array_equal(whole.numpy(), x.numpy())
+            np.testing.assert_array_equal(cut.numpy(), x.numpy()[:samples])
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+        # Closed form: w_whole everywhere, plus cos(x)·w_cut on the first samples.
+        expected = w_whole.numpy().copy()
+        expected[:kept] += np.cos(x.numpy()[:kept]) * w_cut.numpy()
+        np.testing.assert_allclose(grads[0], expected, rtol=1e-5, atol=1e-6)
+    # Only one output used: the other contributes nothing.
+    for pick, rows in ((0, 6), (1, 4)):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(spectral.sample_tap(x, 4)[pick])
+        grad = tape.gradient(loss, x).numpy()
+        assert np.all(grad[:rows] == 1) and np.all(grad[rows:] == 0)
+
+
 def test_factored_route_matches_svd_and_matrix_route(rng):
     # 2×2 positions against 12 and 20 channels: the factored route is taken.
     x = tf.constant(rng.normal(size=(5, 2, 2, 12)), tf.float32)
