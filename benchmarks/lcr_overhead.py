@@ -5,15 +5,18 @@ Both models are built in one process (same weights, same synthetic batch) and
 stepped the way ``model.fit`` steps them (Keras' train function on a
 ``tf.data`` iterator). They are timed in turns — A B A B … — so machine noise
 hits both alike; warm-up steps are excluded and the median over the turns is
-reported. Peak memory is measured per variant in a child process, since one
-process holds both: TensorFlow's tensor peak (what ``memory_ratio`` compares)
-and the max RSS. The σ columns give the relative error of the
-power-iteration estimate against exact SVD, over every block's cross matrix
-on both paths.
+taken. A process's models run faster or slower as a whole (memory placement,
+the executor's schedule), so the timing is repeated in ``--processes`` fresh
+processes and ``overhead_ratio`` is the median of their ratios. Peak memory is
+measured per variant in child processes of its own (``--memory-runs`` each,
+median): TensorFlow's tensor peak (what ``memory_ratio`` compares) and the max
+RSS. The σ columns give the relative error of the power-iteration estimate
+against exact SVD, over every block's cross matrix on both paths.
 
     python benchmarks/lcr_overhead.py                       # table
     python benchmarks/lcr_overhead.py --json                # one JSON line
     python benchmarks/lcr_overhead.py --models resnet20,resnet18 --power-iterations 1,5,20
+    python benchmarks/lcr_overhead.py --samples 16,32,128      # samples L_lip is estimated on
 """
 
 from __future__ import annotations
@@ -113,6 +116,19 @@ def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, floa
     return errors
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_child(code: str, **env) -> str:
+    """The last line a fresh Python process running ``code`` prints (cwd: the
+    repository, so ``benchmarks.lcr_overhead`` imports)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+        env={**os.environ, **env},
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
     """``(tensor peak, max RSS)`` in MiB of a child process training ``steps``
     steps of one variant.
@@ -131,14 +147,36 @@ def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
         "peak = tf.config.experimental.get_memory_info('CPU:0')['peak'];"
         "print(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
     )
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
-        env=env,
-    )
-    peak, rss = (int(v) for v in out.stdout.strip().splitlines()[-1].split())
+    peak, rss = (int(v) for v in _run_child(code, TF_CPU_ALLOCATOR_USE_BFC="true").split())
     return peak / 2**20, rss / 2**20
+
+
+def timing_in_child(name, shape, batch, settings, warmup, steps, repeats, errors_for=None):
+    """:func:`measure` in a fresh process: ``{"medians": {variant: seconds}}``,
+    plus ``"errors"`` (:func:`sigma_errors` of the first variant of each
+    samples setting, keyed ``"samples/iterations"``) when ``errors_for`` gives
+    the iteration counts."""
+    code = (
+        "import json, sys; sys.argv=['x'];"
+        "from benchmarks.lcr_overhead import measure, sigma_errors;"
+        f"settings = {settings!r};"
+        f"medians, variants, (x, _) = measure({name!r}, {tuple(shape)!r}, {batch}, settings,"
+        f" {warmup}, {steps}, {repeats});"
+        "report = {'medians': medians};"
+        f"its = {errors_for!r};"
+        "firsts = {s['samples']: label for label, s in reversed(list(settings.items()))};"
+        "report['errors'] = {f'{s}/{n}': e for s, label in firsts.items()"
+        " for n, e in sigma_errors(variants[label], x, its).items()} if its else {};"
+        "print(json.dumps(report))"
+    )
+    return json.loads(_run_child(code))
+
+
+def _median_memory(name, shape, batch, settings, runs: int) -> tuple[float, float]:
+    """:func:`peak_memory_mb` of ``runs`` children, the median of each figure:
+    the executor's schedule moves a single run's tensor peak by several %."""
+    peaks, rsses = zip(*(peak_memory_mb(name, shape, batch, settings, 3) for _ in range(runs)))
+    return statistics.median(peaks), statistics.median(rsses)
 
 
 def main(argv=None) -> int:
@@ -148,10 +186,17 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--power-iterations", default=None,
                         help="comma-separated list; default: the library default only")
+    parser.add_argument("--samples", default=None,
+                        help="comma-separated --lcr-samples values; default: the library "
+                        "default only (0: the whole batch)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2, help="steps per timed turn")
     parser.add_argument("--repeats", type=int, default=15, help="turns per variant")
-    parser.add_argument("--memory", action="store_true", help="also measure peak RSS")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="fresh processes the timing is repeated in (median ratio)")
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory")
+    parser.add_argument("--memory-runs", type=int, default=3,
+                        help="child processes per variant for the memory figures (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
 
@@ -162,30 +207,45 @@ def main(argv=None) -> int:
         if args.power_iterations
         else [default_iterations]
     )
+    default_samples = lcr_larq.graph.DEFAULT_SAMPLES
+    samples = (
+        [int(n) for n in args.samples.split(",")] if args.samples else [default_samples]
+    )
+    grid = [(n, s) for s in samples for n in iterations]
+    settings = {
+        f"lcr_pi{n}_s{s}": {"lcr_lambda": 4.0, "power_iterations": n, "samples": s}
+        for n, s in grid
+    }
     rows = []
-    names = args.models.split(",")
-    settings = {f"lcr_pi{n}": {"lcr_lambda": 4.0, "power_iterations": n} for n in iterations}
-    memories = {name: {} for name in names}
-    if args.memory:  # before this process grows: a child's max RSS starts at ours
-        for name in names:
-            memory = memories[name]
-            memory["plain"] = peak_memory_mb(name, shape, args.batch_size, None, 3)
-            for label, s in settings.items():
-                memory[label] = peak_memory_mb(name, shape, args.batch_size, s, 3)
-    for name in names:
-        memory = memories[name]
-        medians, variants, (x, _) = measure(name, shape, args.batch_size, settings,
-                                            args.warmup, args.steps, args.repeats)
-        errors = sigma_errors(variants[next(iter(settings))], x, iterations)
-        for n, label in zip(iterations, settings):
+    for name in args.models.split(","):
+        memory = {}
+        if args.memory:
+            memory["plain"] = _median_memory(name, shape, args.batch_size, None,
+                                             args.memory_runs)
+            for label, setting in settings.items():
+                memory[label] = _median_memory(name, shape, args.batch_size, setting,
+                                               args.memory_runs)
+        runs = [
+            timing_in_child(name, shape, args.batch_size, settings, args.warmup, args.steps,
+                            args.repeats, errors_for=iterations if p == 0 else None)
+            for p in range(max(1, args.processes))
+        ]
+        errors = runs[0]["errors"]
+        for (n, s), label in zip(grid, settings):
+            ratios = [run["medians"][label] / run["medians"]["plain"] for run in runs]
+            error = errors[f"{s}/{n}"]
             rows.append({
                 "model": name,
                 "power_iterations": n,
-                "step_seconds_plain": round(medians["plain"], 4),
-                "step_seconds_lcr": round(medians[label], 4),
-                "overhead_ratio": round(medians[label] / medians["plain"], 4),
-                "sigma_error_median": float(f"{errors[n][0]:.3g}"),
-                "sigma_error_max": float(f"{errors[n][1]:.3g}"),
+                "samples": s,
+                "step_seconds_plain": round(
+                    statistics.median(run["medians"]["plain"] for run in runs), 4),
+                "step_seconds_lcr": round(
+                    statistics.median(run["medians"][label] for run in runs), 4),
+                "overhead_ratio": round(statistics.median(ratios), 4),
+                "overhead_ratios": [round(r, 4) for r in ratios],
+                "sigma_error_median": float(f"{error[0]:.3g}"),
+                "sigma_error_max": float(f"{error[1]:.3g}"),
                 "peak_mb_plain": round(memory["plain"][0], 1) if memory else None,
                 "peak_mb_lcr": round(memory[label][0], 1) if memory else None,
                 "memory_ratio": (
@@ -193,24 +253,31 @@ def main(argv=None) -> int:
                 ),
                 "rss_mb_plain": round(memory["plain"][1], 1) if memory else None,
                 "rss_mb_lcr": round(memory[label][1], 1) if memory else None,
+                "rss_ratio": (
+                    round(memory[label][1] / memory["plain"][1], 4) if memory else None
+                ),
             })
     if args.json:
         default = next(
-            (r for r in rows if r["power_iterations"] == default_iterations), rows[0]
+            (r for r in rows if r["power_iterations"] == default_iterations
+             and r["samples"] == default_samples), rows[0]
         )
         print(json.dumps({**default, "batch_size": args.batch_size,
                           "input_shape": list(shape), "rows": rows}))
         return 0
-    print(f"batch {args.batch_size}, input {shape}, median of {args.repeats}×{args.steps} steps")
-    print(f"{'model':10} {'iters':>5} {'plain s':>9} {'LCR s':>9} {'ratio':>7} "
-          f"{'σ err med':>9} {'σ err max':>9} {'plain MB':>9} {'LCR MB':>9} {'mem ratio':>9} "
-          f"{'plain RSS':>9} {'LCR RSS':>9}")
+    print(f"batch {args.batch_size}, input {shape}: median over {args.processes} processes of "
+          f"the median of {args.repeats}×{args.steps} steps")
+    print(f"{'model':10} {'iters':>5} {'samp':>4} {'plain s':>8} {'LCR s':>8} {'ratio':>6} "
+          f"{'per process':>20} {'σ err med':>9} {'σ err max':>9} {'plain MB':>8} "
+          f"{'LCR MB':>8} {'ratio':>6} {'RSS MB':>6} {'LCR RSS':>7} {'ratio':>6}")
     for r in rows:
-        mem = (f"{r['peak_mb_plain']:9.0f} {r['peak_mb_lcr']:9.0f} {r['memory_ratio']:9.3f} "
-               f"{r['rss_mb_plain']:9.0f} {r['rss_mb_lcr']:9.0f}"
-               if r["peak_mb_plain"] else " ".join([f"{'-':>9}"] * 5))
-        print(f"{r['model']:10} {r['power_iterations']:5d} {r['step_seconds_plain']:9.4f} "
-              f"{r['step_seconds_lcr']:9.4f} {r['overhead_ratio']:7.3f} "
+        mem = (f"{r['peak_mb_plain']:8.0f} {r['peak_mb_lcr']:8.0f} {r['memory_ratio']:6.3f} "
+               f"{r['rss_mb_plain']:6.0f} {r['rss_mb_lcr']:7.0f} {r['rss_ratio']:6.3f}"
+               if r["peak_mb_plain"] else "  ".join(["-"] * 6))
+        spread = ",".join(f"{x:.3f}" for x in r["overhead_ratios"])
+        print(f"{r['model']:10} {r['power_iterations']:5d} {r['samples']:4d} "
+              f"{r['step_seconds_plain']:8.4f} {r['step_seconds_lcr']:8.4f} "
+              f"{r['overhead_ratio']:6.3f} {spread:>20} "
               f"{r['sigma_error_median']:9.2e} {r['sigma_error_max']:9.2e} {mem}")
     return 0
 

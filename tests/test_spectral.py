@@ -38,6 +38,26 @@ def test_power_iteration_error_shrinks_with_iterations(rng):
     assert errors[-1] < 0.1 * errors[0]
 
 
+def test_sigma_gradient_is_the_rayleigh_quotient_gradient(rng):
+    """With the vector v held constant, σ = ‖Mᵀv‖ has gradient v (Mᵀv)ᵀ / σ
+    after any number of steps, and at convergence that is u₁v₁ᵀ, the
+    gradient of the top singular value (from SVD)."""
+    m = tf.Variable(matrices_with_gap(rng, 6, 7, 5, ratio=0.5))
+    for iterations in (1, 60):
+        with tf.GradientTape() as tape:
+            sigma, v = spectral.top_singular_value(m, iterations)
+            total = tf.reduce_sum(sigma * tf.range(1.0, 7.0))  # a weight per matrix
+        grad = tape.gradient(total, m).numpy()
+        v, sigma = v.numpy(), sigma.numpy()
+        u = np.einsum("bij,bi->bj", m.numpy(), v)  # Mᵀ v
+        weights = np.arange(1.0, 7.0)[:, None, None]
+        expected = weights * v[:, :, None] * u[:, None, :] / sigma[:, None, None]
+        np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
+    left, _, right = np.linalg.svd(m.numpy())
+    exact = weights * left[:, :, :1] * right[:, :1, :]  # u₁ v₁ᵀ, sign-free
+    np.testing.assert_allclose(grad, exact, rtol=1e-3, atol=1e-4)
+
+
 def test_eigenvalue_form_agrees_with_matrix_free_form(rng):
     m = tf.constant(matrices_with_gap(rng, 8, 10, 6))
     rm = tf.matmul(m, m, transpose_b=True)
