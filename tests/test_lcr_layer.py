@@ -284,3 +284,19 @@ def test_strip_removes_the_taps(rng):
     assert [layer.name for layer in stripped.layers] == [layer.name for layer in bnn.layers]
     x, _ = batch(rng, 8)
     np.testing.assert_array_equal(stripped(x).numpy(), bnn(x).numpy())
+
+
+def test_metrics_are_means_over_batches_and_no_weights(rng):
+    # One metric object reports every scalar; its logs must still be the mean
+    # of the per-batch values, reset between runs, and hold no model weights.
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0)
+    model.compile(optimizer="sgd", loss=CE)
+    x, y = batch(rng, 16)
+    halves = [model.evaluate(x[i : i + 8], y[i : i + 8], verbose=0, return_dict=True)
+              for i in (0, 8)]
+    both = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    for name in ["lcr_lip"] + [f"sigma_ratio_{k}" for k in range(1, 10)]:
+        expected = np.mean([h[name] for h in halves])
+        np.testing.assert_allclose(both[name], expected, rtol=1e-5)
+    assert halves[0]["lcr_lip"] != halves[1]["lcr_lip"]
+    assert lcr_larq.lcr_layer(model).weights == []
