@@ -30,7 +30,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -116,9 +117,6 @@ def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, floa
     return errors
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def _run_child(code: str, **env) -> str:
     """The last line a fresh Python process running ``code`` prints (cwd: the
     repository, so ``benchmarks.lcr_overhead`` imports)."""
@@ -151,23 +149,29 @@ def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
     return peak / 2**20, rss / 2**20
 
 
+def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_for=None):
+    """:func:`measure`'s medians as ``{"medians": {variant: seconds}}``, plus
+    ``"errors"``: :func:`sigma_errors` for the iteration counts ``errors_for``
+    of the first variant of each samples setting, keyed
+    ``"samples/iterations"`` (empty without ``errors_for``)."""
+    medians, variants, (x, _) = measure(name, shape, batch, settings, warmup, steps, repeats)
+    errors = {}
+    if errors_for:
+        first = {}  # samples setting -> its first variant
+        for label, setting in settings.items():
+            first.setdefault(setting["samples"], label)
+        for samples, label in first.items():
+            for n, error in sigma_errors(variants[label], x, errors_for).items():
+                errors[f"{samples}/{n}"] = error
+    return {"medians": medians, "errors": errors}
+
+
 def timing_in_child(name, shape, batch, settings, warmup, steps, repeats, errors_for=None):
-    """:func:`measure` in a fresh process: ``{"medians": {variant: seconds}}``,
-    plus ``"errors"`` (:func:`sigma_errors` of the first variant of each
-    samples setting, keyed ``"samples/iterations"``) when ``errors_for`` gives
-    the iteration counts."""
+    """:func:`timing_report` in a fresh process."""
     code = (
-        "import json, sys; sys.argv=['x'];"
-        "from benchmarks.lcr_overhead import measure, sigma_errors;"
-        f"settings = {settings!r};"
-        f"medians, variants, (x, _) = measure({name!r}, {tuple(shape)!r}, {batch}, settings,"
-        f" {warmup}, {steps}, {repeats});"
-        "report = {'medians': medians};"
-        f"its = {errors_for!r};"
-        "firsts = {s['samples']: label for label, s in reversed(list(settings.items()))};"
-        "report['errors'] = {f'{s}/{n}': e for s, label in firsts.items()"
-        " for n, e in sigma_errors(variants[label], x, its).items()} if its else {};"
-        "print(json.dumps(report))"
+        "import json; from benchmarks.lcr_overhead import timing_report;"
+        f"print(json.dumps(timing_report({name!r}, {tuple(shape)!r}, {batch}, {settings!r},"
+        f" {warmup}, {steps}, {repeats}, {errors_for!r})))"
     )
     return json.loads(_run_child(code))
 
@@ -179,14 +183,31 @@ def _median_memory(name, shape, batch, settings, runs: int) -> tuple[float, floa
     return statistics.median(peaks), statistics.median(rsses)
 
 
+def _counts(minimum: int):
+    """argparse type: a comma-separated list of integers ≥ ``minimum``."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(n) for n in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated integers >= {minimum}, got {text!r}"
+            )
+        return values
+
+    return parse
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20", help="comma-separated model names")
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--power-iterations", default=None,
+    parser.add_argument("--power-iterations", type=_counts(1), default=None,
                         help="comma-separated list; default: the library default only")
-    parser.add_argument("--samples", default=None,
+    parser.add_argument("--samples", type=_counts(0), default=None,
                         help="comma-separated --lcr-samples values; default: the library "
                         "default only (0: the whole batch)")
     parser.add_argument("--warmup", type=int, default=3)
@@ -202,15 +223,9 @@ def main(argv=None) -> int:
 
     shape = (args.input_size, args.input_size, 3)
     default_iterations = lcr_larq.LipschitzRetention().power_iterations
-    iterations = (
-        [int(n) for n in args.power_iterations.split(",")]
-        if args.power_iterations
-        else [default_iterations]
-    )
+    iterations = args.power_iterations or [default_iterations]
     default_samples = lcr_larq.graph.DEFAULT_SAMPLES
-    samples = (
-        [int(n) for n in args.samples.split(",")] if args.samples else [default_samples]
-    )
+    samples = args.samples or [default_samples]
     grid = [(n, s) for s in samples for n in iterations]
     settings = {
         f"lcr_pi{n}_s{s}": {"lcr_lambda": 4.0, "power_iterations": n, "samples": s}
