@@ -10,8 +10,10 @@ the executor's schedule), so the timing is repeated in ``--processes`` fresh
 processes and ``overhead_ratio`` is the median of their ratios. Peak memory is
 measured per variant in child processes of its own (``--memory-runs`` each,
 median): TensorFlow's tensor peak (what ``memory_ratio`` compares) and the max
-RSS. The σ columns give the relative error of the power-iteration estimate
-against exact SVD, over every block's cross matrix on both paths.
+RSS. The cores column is the process's CPU time over wall time for each
+variant (2 on a busy 2-core machine: then added work is added time). The σ
+columns give the relative error of the power-iteration estimate against exact
+SVD, over every block's cross matrix on both paths.
 
     python benchmarks/lcr_overhead.py                       # table
     python benchmarks/lcr_overhead.py --json                # one JSON line
@@ -75,7 +77,9 @@ def step_function(model, x, y):
 
 
 def measure(name, shape, batch, lcr_settings, warmup, steps, repeats):
-    """Median seconds per step of each variant, timed in turns (A B C A B C …)."""
+    """Median seconds per step of each variant, timed in turns (A B C A B C …),
+    and the median cores each kept busy (process CPU time / wall time): near
+    the machine's core count, any added work shows up as added time."""
     x, y = batch_data(shape, batch)
     variants = {"plain": make_models(name, shape, batch, None)}
     for label, settings in lcr_settings.items():
@@ -85,14 +89,18 @@ def measure(name, shape, batch, lcr_settings, warmup, steps, repeats):
         for _ in range(warmup):
             step()
     times = {label: [] for label in variants}
+    cores = {label: [] for label in variants}
     for _ in range(repeats):
         for label, step in steppers.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 step()
-            times[label].append((time.perf_counter() - start) / steps)
+            wall = time.perf_counter() - start
+            times[label].append(wall / steps)
+            cores[label].append((time.process_time() - cpu) / wall)
     medians = {label: statistics.median(values) for label, values in times.items()}
-    return medians, variants, (x, y)
+    busy = {label: statistics.median(values) for label, values in cores.items()}
+    return medians, busy, variants, (x, y)
 
 
 def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, float]]:
@@ -150,11 +158,14 @@ def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
 
 
 def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_for=None):
-    """:func:`measure`'s medians as ``{"medians": {variant: seconds}}``, plus
+    """:func:`measure`'s figures as ``{"medians": {variant: seconds}, "cores":
+    {variant: cores busy}}``, plus
     ``"errors"``: :func:`sigma_errors` for the iteration counts ``errors_for``
     of the first variant of each samples setting, keyed
     ``"samples/iterations"`` (empty without ``errors_for``)."""
-    medians, variants, (x, _) = measure(name, shape, batch, settings, warmup, steps, repeats)
+    medians, cores, variants, (x, _) = measure(
+        name, shape, batch, settings, warmup, steps, repeats
+    )
     errors = {}
     if errors_for:
         first = {}  # samples setting -> its first variant
@@ -163,7 +174,7 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
         for samples, label in first.items():
             for n, error in sigma_errors(variants[label], x, errors_for).items():
                 errors[f"{samples}/{n}"] = error
-    return {"medians": medians, "errors": errors}
+    return {"medians": medians, "cores": cores, "errors": errors}
 
 
 def timing_in_child(name, shape, batch, settings, warmup, steps, repeats, errors_for=None):
@@ -259,6 +270,8 @@ def main(argv=None) -> int:
                     statistics.median(run["medians"][label] for run in runs), 4),
                 "overhead_ratio": round(statistics.median(ratios), 4),
                 "overhead_ratios": [round(r, 4) for r in ratios],
+                "cores_plain": round(statistics.median(run["cores"]["plain"] for run in runs), 2),
+                "cores_lcr": round(statistics.median(run["cores"][label] for run in runs), 2),
                 "sigma_error_median": float(f"{error[0]:.3g}"),
                 "sigma_error_max": float(f"{error[1]:.3g}"),
                 "peak_mb_plain": round(memory["plain"][0], 1) if memory else None,
@@ -283,7 +296,7 @@ def main(argv=None) -> int:
     print(f"batch {args.batch_size}, input {shape}: median over {args.processes} processes of "
           f"the median of {args.repeats}×{args.steps} steps")
     print(f"{'model':10} {'iters':>5} {'samp':>4} {'plain s':>8} {'LCR s':>8} {'ratio':>6} "
-          f"{'per process':>20} {'σ err med':>9} {'σ err max':>9} {'plain MB':>8} "
+          f"{'per process':>20} {'cores':>9} {'σ err med':>9} {'σ err max':>9} {'plain MB':>8} "
           f"{'LCR MB':>8} {'ratio':>6} {'RSS MB':>6} {'LCR RSS':>7} {'ratio':>6}")
     for r in rows:
         mem = (f"{r['peak_mb_plain']:8.0f} {r['peak_mb_lcr']:8.0f} {r['memory_ratio']:6.3f} "
@@ -293,6 +306,7 @@ def main(argv=None) -> int:
         print(f"{r['model']:10} {r['power_iterations']:5d} {r['samples']:4d} "
               f"{r['step_seconds_plain']:8.4f} {r['step_seconds_lcr']:8.4f} "
               f"{r['overhead_ratio']:6.3f} {spread:>20} "
+              f"{r['cores_plain']:4.2f}→{r['cores_lcr']:4.2f} "
               f"{r['sigma_error_median']:9.2e} {r['sigma_error_max']:9.2e} {mem}")
     return 0
 
