@@ -135,23 +135,30 @@ def _run_child(code: str, **env) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def memory_report(name, shape, batch, settings, steps) -> tuple[int, int]:
+    """``(tensor peak, max RSS)`` in bytes of this process after training
+    ``steps`` steps of one variant (run it in a fresh process: both figures
+    are process-wide maxima)."""
+    import resource
+
+    step = step_function(make_models(name, shape, batch, settings), *batch_data(shape, batch))
+    for _ in range(steps):
+        step()
+    peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+    return peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
     """``(tensor peak, max RSS)`` in MiB of a child process training ``steps``
-    steps of one variant.
+    steps of one variant (:func:`memory_report`).
 
     The tensor peak is TensorFlow's own count of the bytes its CPU allocator
     held at most (the BFC allocator, switched on in the child for it); the
     max RSS also holds the runtime, the graphs and freed-but-kept pages.
     """
     code = (
-        "import sys, json, resource; sys.argv=['x'];"
-        "import tensorflow as tf;"
-        "from benchmarks.lcr_overhead import make_models, batch_data, step_function;"
-        f"m = make_models({name!r}, {tuple(shape)!r}, {batch}, {settings!r});"
-        f"step = step_function(m, *batch_data({tuple(shape)!r}, {batch}));"
-        f"[step() for _ in range({steps})];"
-        "peak = tf.config.experimental.get_memory_info('CPU:0')['peak'];"
-        "print(peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
+        "from benchmarks.lcr_overhead import memory_report;"
+        f"print(*memory_report({name!r}, {tuple(shape)!r}, {batch}, {settings!r}, {steps}))"
     )
     peak, rss = (int(v) for v in _run_child(code, TF_CPU_ALLOCATOR_USE_BFC="true").split())
     return peak / 2**20, rss / 2**20
