@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.machine import describe_machine  # noqa: E402
 from lcr_larq import export as lcr_export  # noqa: E402
 
 THREADS = (1, 2)
@@ -218,14 +219,6 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (
-        f"{platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f} "
-        f"(tensorflow {tf.__version__})"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -255,13 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(name, args.warmup, args.runs, args.budget, not args.no_xnnpack))
     print(format_table(rows))
     runtime = "TFLite builtin kernels" if args.no_xnnpack else "TFLite + XNNPACK"
-    print(f"\nbatch 1, median ms; binary: LCE interpreter, float: {runtime}; {machine()}")
+    print(f"\nbatch 1, median ms; binary: LCE interpreter, float: {runtime}; {describe_machine()}")
     if platform.machine() not in ("aarch64", "arm64", "armv7l"):
         print("LCE's optimized binary kernels target ARM: on this machine they run "
               "portable code, not LCE's best case.")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"machine": machine(), "rows": [asdict(r) for r in rows]}, handle,
+            json.dump({"machine": describe_machine(), "rows": [asdict(r) for r in rows]}, handle,
                       indent=2)
     return 0
 

@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import lcr_larq  # noqa: E402
+from benchmarks.machine import describe_machine  # noqa: E402
 from lcr_larq import spectral  # noqa: E402
 from models import build_model  # noqa: E402
 
@@ -298,10 +299,11 @@ def main(argv=None) -> int:
              and r["samples"] == default_samples), rows[0]
         )
         print(json.dumps({**default, "batch_size": args.batch_size,
-                          "input_shape": list(shape), "rows": rows}))
+                          "input_shape": list(shape), "machine": describe_machine(),
+                          "rows": rows}))
         return 0
     print(f"batch {args.batch_size}, input {shape}: median over {args.processes} processes of "
-          f"the median of {args.repeats}×{args.steps} steps")
+          f"the median of {args.repeats}×{args.steps} steps\n{describe_machine()}")
     print(f"{'model':10} {'iters':>5} {'samp':>4} {'plain s':>8} {'LCR s':>8} {'ratio':>6} "
           f"{'per process':>20} {'cores':>9} {'σ err med':>9} {'σ err max':>9} {'plain MB':>8} "
           f"{'LCR MB':>8} {'ratio':>6} {'RSS MB':>6} {'LCR RSS':>7} {'ratio':>6}")

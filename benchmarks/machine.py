@@ -1,0 +1,39 @@
+"""What a benchmark ran on, in one line: step-time ratios depend on the CPU
+(its vector units, its caches), so every table says which one it came from."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+# Vector extensions that change which kernels oneDNN picks, most capable last.
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_name_and_flags(cpuinfo: str) -> tuple[str, list[str]]:
+    """The model name and the :data:`VECTOR_FLAGS` present in ``/proc/cpuinfo`` text."""
+    name, flags = platform.processor() or platform.machine(), set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            name = value.strip()
+        elif key.strip() == "flags":
+            flags.update(value.split())
+    return name, [flag for flag in VECTOR_FLAGS if flag in flags]
+
+
+def describe_machine() -> str:
+    """CPU, vector extensions, cores, load average and TensorFlow version."""
+    import tensorflow as tf
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            name, flags = cpu_name_and_flags(handle.read())
+    except OSError:
+        name, flags = platform.processor() or platform.machine(), []
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    extensions = f" ({' '.join(flags)})" if flags else ""
+    return (
+        f"{name}{extensions}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {load:.1f}, tensorflow {tf.__version__}"
+    )
