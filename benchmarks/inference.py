@@ -248,13 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(name, args.warmup, args.runs, args.budget, not args.no_xnnpack))
     print(format_table(rows))
     runtime = "TFLite builtin kernels" if args.no_xnnpack else "TFLite + XNNPACK"
-    print(f"\nbatch 1, median ms; binary: LCE interpreter, float: {runtime}; {describe_machine()}")
+    machine = describe_machine()
+    print(f"\nbatch 1, median ms; binary: LCE interpreter, float: {runtime}; {machine}")
     if platform.machine() not in ("aarch64", "arm64", "armv7l"):
         print("LCE's optimized binary kernels target ARM: on this machine they run "
               "portable code, not LCE's best case.")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"machine": describe_machine(), "rows": [asdict(r) for r in rows]}, handle,
+            json.dump({"machine": machine, "rows": [asdict(r) for r in rows]}, handle,
                       indent=2)
     return 0
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import platform
 
+import tensorflow as tf
+
 # Vector extensions that change which kernels oneDNN picks, most capable last.
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
@@ -24,13 +26,12 @@ def cpu_name_and_flags(cpuinfo: str) -> tuple[str, list[str]]:
 
 def describe_machine() -> str:
     """CPU, vector extensions, cores, load average and TensorFlow version."""
-    import tensorflow as tf
-
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            name, flags = cpu_name_and_flags(handle.read())
-    except OSError:
-        name, flags = platform.processor() or platform.machine(), []
+            cpuinfo = handle.read()
+    except OSError:  # not Linux: the platform's own name, no flags
+        cpuinfo = ""
+    name, flags = cpu_name_and_flags(cpuinfo)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     extensions = f" ({' '.join(flags)})" if flags else ""
     return (

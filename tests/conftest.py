@@ -17,3 +17,20 @@ def _seed():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def benchmark_script():
+    """Loads ``benchmarks/<name>.py`` by path: the benchmarks are scripts beside
+    the project, not an installed package."""
+    import importlib.util
+
+    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, os.path.join(folder, f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

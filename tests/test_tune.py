@@ -2,10 +2,8 @@
 train.py on best.yaml, resuming, and one-line errors."""
 
 import csv
-import importlib.util
 import json
 import math
-import os
 
 import keras_tuner as kt
 import numpy as np
@@ -317,12 +315,8 @@ def test_interrupted_search_continues_without_repeating_finished_trials(tmp_path
 
 
 # --------------------------------------------------------------------------- λ sweep report
-def test_lambda_sweep_report_tables_and_plot(tmp_path):
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks",
-                        "lambda_sweep.py")
-    spec = importlib.util.spec_from_file_location("lambda_sweep", path)
-    lambda_sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lambda_sweep)
+def test_lambda_sweep_report_tables_and_plot(tmp_path, benchmark_script):
+    lambda_sweep = benchmark_script("lambda_sweep")
 
     accuracies = {0.0: (0.80, 0.84), 0.5: (0.86, 0.90), 8.0: (0.70, 0.70)}
     for lcr_lambda, values in accuracies.items():
