@@ -1,6 +1,13 @@
-"""Keras callbacks of lcr-larq.
+"""Keras callbacks of lcr-larq: the schedules its quantizers train with.
+
+:func:`schedules_for` gives the callbacks a model needs (what ``train.py``
+uses); pass them to ``fit``.
 
 Example:
+    >>> from models import build_model
+    >>> model = build_model("resnet20", (32, 32, 1), 10)
+    >>> [type(c).__name__ for c in schedules_for(model, epochs=40, steps_per_epoch=12)]
+    ['EDESchedule']
     >>> schedule = EDESchedule(epochs=10)
     >>> [round(t, 3) for t in (schedule.parameters(0)[0], schedule.parameters(5)[0])]
     [0.1, 1.0]
@@ -11,7 +18,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import quantizers
-from lcr_larq.proxconnect import ProxConnectSchedule  # noqa: F401
+from lcr_larq.proxconnect import ProxConnectSchedule, find_prox_quantizers
 
 
 def iter_quantizers(model: tf.keras.Model):
@@ -52,6 +59,11 @@ class EDESchedule(tf.keras.callbacks.Callback):
     def parameters(self, epoch: int) -> tuple[float, float]:
         return quantizers.ede_parameters(epoch / max(self.epochs, 1), self.t_min, self.t_max)
 
+    def on_train_begin(self, logs=None):
+        for quantizer in iter_quantizers(self.model):
+            if isinstance(quantizer, quantizers._EDEQuantizer):
+                quantizer.schedule_attached = True
+
     def on_epoch_begin(self, epoch, logs=None):
         t, k = self.parameters(epoch)
         self._t = None
@@ -63,3 +75,34 @@ class EDESchedule(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self._t is not None:
             logs["ede_t"] = self._t
+
+
+def schedules_for(
+    model: tf.keras.Model,
+    epochs: int,
+    steps_per_epoch: int,
+    prox_rho_end: float = 20.0,
+    prox_hard_epochs: int = 1,
+) -> list[tf.keras.callbacks.Callback]:
+    """The schedule callbacks the quantizers of ``model`` train with.
+
+    * :class:`EDESchedule` when it holds IR-Net quantizers (EDE's t from 0.1
+      to 10 over ``epochs``);
+    * :class:`~lcr_larq.proxconnect.ProxConnectSchedule` when it holds
+      ProxConnect quantizers: ρ from 0 to ``prox_rho_end`` per step, the
+      last ``prox_hard_epochs`` with the hard sign, validation and everything
+      after ``fit`` with the hard sign (the deployed weights).
+
+    ``train.py`` trains with exactly these; a model without such quantizers
+    needs none (an empty list).
+    """
+    found = list(iter_quantizers(model))
+    callbacks: list[tf.keras.callbacks.Callback] = []
+    if any(isinstance(q, quantizers._EDEQuantizer) for q in found):
+        callbacks.append(EDESchedule(epochs))
+    if find_prox_quantizers(model):
+        callbacks.append(ProxConnectSchedule(
+            epochs, steps_per_epoch, rho_end=prox_rho_end, hard_epochs=prox_hard_epochs,
+            hard_at_end=True, hard_validation=True,
+        ))
+    return callbacks

@@ -41,6 +41,13 @@ class TrainConfig:
     precision: str = _opt("1w1a", "1w1a (binary weights and activations) or 1w32a")
     full_precision: bool = _opt(False, "train the full-precision counterpart (LCR off)")
     bireal: bool = _opt(False, "real-valued shortcut around every binary conv (Bi-Real)")
+    shortcut: str = _opt(
+        "auto",
+        "downsampling shortcut of the ResNets: zero-pad (option A, IR-Net's ResNet-20), conv "
+        "(strided 1x1 conv + BN, IR-Net's ResNet-18), avgpool-conv (Bi-Real's); auto: the "
+        "paper baselines' (zero-pad for resnet20, conv for CIFAR resnet18/34, avgpool-conv "
+        "from 100 px)",
+    )
     weight_quantizer: str = _opt(
         "irnet", "binary weight quantizer: irnet, ste_sign or proxconnect"
     )
@@ -58,9 +65,43 @@ class TrainConfig:
     epochs: int = _opt(40, "training epochs")
     batch_size: int = _opt(128, "global batch size")
     steps_per_epoch: int | None = _opt(None, "limit the steps of each epoch")
-    lr: float = _opt(0.1, "initial learning rate (SGD, cosine decay)")
+    validation_split: float = _opt(
+        0.1,
+        "held out of the training data and evaluated every epoch: a share in (0, 1) "
+        "(stratified for in-memory data) or a number of images (the paper holds out 10000 "
+        "CIFAR images); 0: none",
+    )
+    bn_recalibration_batches: int = _opt(
+        100,
+        "after training, set every BN's moving mean and variance to the exact average over "
+        "this many training batches (no augmentation) before testing and saving; 0: keep "
+        "the moving averages",
+    )
+    optimizer: str = _opt(
+        "sgd", "sgd (PyTorch's SGD, the papers'), adam (PyTorch's Adam) or adamw"
+    )
+    lr: float = _opt(0.1, "initial learning rate")
+    lr_schedule: str = _opt("cosine", "learning-rate decay to 0: cosine, linear or constant")
+    lr_update: str = _opt(
+        "epoch",
+        "when the learning rate changes: epoch (once per epoch, as the papers' PyTorch "
+        "schedulers) or step",
+    )
+    warmup_epochs: int = _opt(0, "linear learning-rate warm-up epochs before the decay")
     momentum: float = _opt(0.9, "SGD momentum")
     weight_decay: float = _opt(1e-4, "weight decay")
+    weight_decay_mode: str = _opt(
+        "auto",
+        "coupled: an L2 term added to the gradient before momentum (PyTorch's SGD and Adam "
+        "weight_decay, the papers'); decoupled: w -= lr*wd*w outside the optimizer "
+        "(Keras' weight_decay, AdamW); auto: decoupled for adamw, coupled otherwise",
+    )
+    weight_decay_on: str = _opt(
+        "all",
+        "all (every trainable variable, PyTorch's default) or conv-kernels "
+        "(convolution kernels only, as ReActNet)",
+    )
+    label_smoothing: float = _opt(0.0, "label smoothing ε of the cross entropy, in [0, 1)")
     strategy: str = _opt("default", "tf.distribute strategy: default, mirrored, multiworker")
     seed: int = _opt(0, "random seed")
     output_dir: str = _opt("runs/latest", "where results, checkpoints and the model go")
@@ -72,6 +113,12 @@ class TrainConfig:
 
 CHOICES = {
     "precision": ("1w1a", "1w32a"),
+    "shortcut": ("auto", "zero-pad", "conv", "avgpool-conv"),
+    "optimizer": ("sgd", "adam", "adamw"),
+    "lr_schedule": ("cosine", "linear", "constant"),
+    "lr_update": ("epoch", "step"),
+    "weight_decay_mode": ("auto", "coupled", "decoupled"),
+    "weight_decay_on": ("all", "conv-kernels"),
     "weight_quantizer": ("irnet", "ste_sign", "proxconnect"),
     "prox_gradient": ("prox", "ste"),
     "lcr_reference": ("latent", "teacher"),
@@ -122,6 +169,28 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"--input-size must be >= 8, got {config.input_size}")
     if config.lr <= 0 or config.weight_decay < 0 or not 0 <= config.momentum < 1:
         raise ConfigError("--lr must be > 0, --weight-decay >= 0 and 0 <= --momentum < 1")
+    if config.optimizer == "adamw" and config.weight_decay_mode == "coupled":
+        raise ConfigError(
+            "--optimizer adamw is Adam with decoupled weight decay: for coupled weight decay "
+            "use --optimizer adam"
+        )
+    if not 0 <= config.warmup_epochs < config.epochs:
+        raise ConfigError(
+            f"--warmup-epochs must be >= 0 and below --epochs, got {config.warmup_epochs}"
+        )
+    if not 0 <= config.label_smoothing < 1:
+        raise ConfigError(f"--label-smoothing must be in [0, 1), got {config.label_smoothing}")
+    if config.bn_recalibration_batches < 0:
+        raise ConfigError(
+            "--bn-recalibration-batches must be >= 0 (0 keeps the moving averages), got "
+            f"{config.bn_recalibration_batches}"
+        )
+    split = config.validation_split
+    if split < 0 or (split >= 1 and split != int(split)):
+        raise ConfigError(
+            "--validation-split must be 0 (none), a share in (0, 1) or a whole number of "
+            f"images, got {split}"
+        )
     if config.lcr_reference == "teacher" and not config.teacher and config.lcr_lambda > 0:
         raise ConfigError(
             "--lcr-reference teacher needs --teacher DIR (train one with --full-precision)"

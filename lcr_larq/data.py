@@ -86,6 +86,9 @@ class Dataset:
     test_arrays: tuple[np.ndarray, np.ndarray] | None = None
     normalize: Callable[[tf.Tensor], tf.Tensor] | None = None
     info: dict = field(default_factory=dict)
+    # Training images as evaluated (no augmentation), in one fixed shuffled
+    # order: what batch-normalization statistics are re-estimated from.
+    calibration: tf.data.Dataset | None = None
 
 
 def standardizer(mean: np.ndarray, std: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -107,15 +110,17 @@ def arrays_pipeline(
     training: bool,
     seed: int,
     augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+    shuffle_once: bool = False,
 ) -> tf.data.Dataset:
     """An in-memory uint8 array pipeline: shuffle (train), augment, normalize, batch.
 
     ``augment(image, seed)`` (train only) gets a stateless seed per element,
-    see :func:`map_with_seeds`.
+    see :func:`map_with_seeds`. ``shuffle_once`` (not training) shuffles the
+    images into one fixed order, the same on every pass.
     """
     ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if training or shuffle_once:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=training)
     if training and augment is not None:
         ds = map_with_seeds(ds, lambda x, y, s: (augment(x, s), y), seed)
     ds = ds.batch(batch_size, drop_remainder=False)
@@ -162,17 +167,21 @@ def from_arrays(
     seed: int,
     num_classes: int | None = None,
     augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
-    validation_fraction: float = 0.0,
+    validation_split: float = 0.0,
 ) -> Dataset:
     """A :class:`Dataset` from uint8 arrays, normalized by train statistics.
 
-    ``validation_fraction`` > 0 holds out that share of the training arrays
-    (a fixed, seed-independent permutation) as ``validation``.
+    ``validation_split`` > 0 holds out that share (below 1) or that number
+    of the training images (see :func:`validation_count`), stratified by
+    class and the same for every seed, as ``validation``.
     """
     classes = num_classes or int(max(y_train.max(), y_test.max()) + 1)
     validation, x_val = None, ()
-    if validation_fraction > 0:
-        x_train, y_train, x_val, y_val = split_validation(x_train, y_train, validation_fraction)
+    if validation_split:
+        fraction = validation_count(len(x_train), validation_split) / len(x_train)
+        x_train, y_train, x_val, y_val = holdout_split(
+            x_train, y_train, fraction, split="validation"
+        )
     mean, std = channel_statistics(x_train)
     normalize = standardizer(mean, std)
     if len(x_val):
@@ -191,31 +200,45 @@ def from_arrays(
         validation=validation,
         validation_size=len(x_val),
         validation_arrays=(x_val, y_val) if len(x_val) else None,
+        calibration=arrays_pipeline(
+            x_train, y_train, batch_size, normalize, False, seed, shuffle_once=True
+        ),
     )
 
 
-def split_validation(images: np.ndarray, labels: np.ndarray, fraction: float):
-    """``(x_train, y_train, x_val, y_val)``: the last ``fraction`` of a fixed
-    permutation of the training arrays."""
-    if not 0 < fraction < 1:
-        raise DataError(f"the validation fraction must be in (0, 1), got {fraction}")
-    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(images))
-    cut = len(images) - max(1, int(round(fraction * len(images))))
-    keep, held = order[:cut], order[cut:]
-    return images[keep], labels[keep], images[held], labels[held]
+def validation_count(total: int, split: float) -> int:
+    """Images of ``total`` training images held out by ``--validation-split``:
+    a share of them for ``0 < split < 1``, that many for a whole ``split >= 1``.
+
+    Example:
+        >>> validation_count(50_000, 10_000), validation_count(1437, 0.1)
+        (10000, 144)
+    """
+    if not split > 0 or (split >= 1 and float(split) != int(split)):
+        raise DataError(
+            f"--validation-split must be a share in (0, 1) or a whole number of images, "
+            f"got {split}"
+        )
+    count = int(split) if split >= 1 else int(round(split * total))
+    if not 1 <= count < total:
+        raise DataError(
+            f"--validation-split {split:g} holds out {count} of {total} training images: "
+            "choose a share or a number that leaves both splits non-empty"
+        )
+    return count
 
 
 def load_digits_dataset(
     batch_size: int,
     seed: int,
-    validation_fraction: float = 0.0,
+    validation_split: float = 0.0,
     input_size: int | None = None,
     **_,
 ) -> Dataset:
     """scikit-learn's digits at 32×32×1 (or ``input_size``), 1,437 train / 360 test images."""
     return from_arrays(
         "digits", *digits_arrays(input_size or DIGITS_SIZE), batch_size=batch_size, seed=seed,
-        validation_fraction=validation_fraction,
+        validation_split=validation_split,
     )
 
 
@@ -415,21 +438,25 @@ def _imagenet_manual_dir(data_dir: str | None) -> str | None:
     return os.path.join(data_dir, "downloads", "manual")
 
 
-def _carve_splits(builder, split: str, fraction: float) -> tuple[str, str | None]:
+def _carve_splits(builder, split: str, validation_split: float) -> tuple[str, str | None]:
     """(train split, validation split) TFDS split strings: the validation split
-    is the last ``fraction`` of ``split`` (a fixed slice, the same every run)."""
-    if not fraction:
+    is the last share or number of images of ``split`` (see
+    :func:`validation_count`; a fixed slice, the same every run)."""
+    if not validation_split:
         return split, None
-    if not 0 < fraction < 1:
-        raise DataError(f"the validation fraction must be in (0, 1), got {fraction}")
     try:
         total = int(builder.info.splits[split].num_examples)
     except (KeyError, ValueError, TypeError):
         total = 0
     if total:
-        cut = total - max(1, int(round(fraction * total)))
+        cut = total - validation_count(total, validation_split)
         return f"{split}[:{cut}]", f"{split}[{cut}:]"
-    percent = max(1, int(round(100 * fraction)))
+    if validation_split >= 1:
+        raise DataError(
+            f"the size of {builder.info.name}'s {split} split is unknown: give "
+            "--validation-split as a share in (0, 1)"
+        )
+    percent = max(1, int(round(100 * validation_split)))
     return f"{split}[:{100 - percent}%]", f"{split}[{100 - percent}%:]"
 
 
@@ -464,7 +491,7 @@ def load_cifar_dataset(
     batch_size: int,
     seed: int,
     data_dir: str | None = None,
-    validation_fraction: float = 0.0,
+    validation_split: float = 0.0,
     input_size: int | None = None,
     spec: str = "cifar10",
     **_,
@@ -495,10 +522,10 @@ def load_cifar_dataset(
     def resized(ds: tf.data.Dataset) -> tf.data.Dataset:
         return ds.map(lambda x, y: (resize_image(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
 
-    train_split, validation_split = _carve_splits(builder, "train", validation_fraction)
-    train = split(train_split).cache()  # decoded 32×32 images: 150 MB for 50,000
-    train_size = _num_examples(train)
-    train = train.shuffle(train_size, seed=seed, reshuffle_each_iteration=True)
+    train_split, validation_split = _carve_splits(builder, "train", validation_split)
+    cached = split(train_split).cache()  # decoded 32×32 images: 150 MB for 50,000
+    train_size = _num_examples(cached)
+    train = cached.shuffle(train_size, seed=seed, reshuffle_each_iteration=True)
     train = map_with_seeds(
         train, lambda x, y, s: (pad_crop_flip(resize_image(x, size), s), y), seed
     )
@@ -522,6 +549,8 @@ def load_cifar_dataset(
         test_arrays=(x_test, y_test),
         normalize=normalize,
         info={"mean": list(mean), "std": list(std), "source": "tfds", "augment": "pad-crop-flip"},
+        # TFDS stores CIFAR's examples shuffled: file order is a fixed random order.
+        calibration=_finish(resized(cached), batch_size, normalize),
     )
 
 
@@ -529,7 +558,7 @@ def load_imagenet_dataset(
     batch_size: int,
     seed: int,
     data_dir: str | None = None,
-    validation_fraction: float = 0.0,
+    validation_split: float = 0.0,
     input_size: int | None = None,
     **_,
 ) -> Dataset:
@@ -562,7 +591,7 @@ def load_imagenet_dataset(
         )
         return _finish(ds, batch_size, normalize)
 
-    train_split, validation_split = _carve_splits(builder, "train", validation_fraction)
+    train_split, validation_split = _carve_splits(builder, "train", validation_split)
     train = split(train_split, training=True)
     train_size = _num_examples(train)
     train = train.shuffle(IMAGENET_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
@@ -590,6 +619,8 @@ def load_imagenet_dataset(
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "source": "tfds",
             "augment": "random-resized-crop-flip",
         },
+        # The evaluation view of training images, files in a seeded order.
+        calibration=evaluation(split(train_split, training=True)),
     )
 
 
@@ -821,12 +852,14 @@ def holdout_split(
     labels: np.ndarray,
     fraction: float = HOLDOUT_FRACTION,
     seed: int = DIGITS_SPLIT_SEED,
+    split: str = "test",
 ):
-    """``(x_train, y_train, x_test, y_test)``: a stratified held-out test split.
+    """``(x_train, y_train, x_held, y_held)``: a stratified held-out split
+    (the ``test`` split, or the ``validation`` split of the training data).
 
     From every class with at least two images, ``round(fraction · n)`` images
-    (at least one, never all) chosen by a fixed seed go to the test split;
-    both splits keep the original order.
+    (at least one, never all) chosen by a fixed seed are held out; both
+    splits keep the original order.
 
     Example:
         >>> x, y = np.zeros((10, 2, 2, 1), np.uint8), np.array([0] * 5 + [1] * 5)
@@ -843,10 +876,11 @@ def holdout_split(
         count = min(len(members) - 1, max(1, int(round(fraction * len(members)))))
         held[rng.permutation(members)[:count]] = True
     if not held.any():
-        raise DataError(
-            "too few images per class to hold out a test split: give one "
-            "(folder: PATH/train and PATH/test; npz: x_test and y_test)"
-        )
+        fix = {
+            "test": "give one (folder: PATH/train and PATH/test; npz: x_test and y_test)",
+            "validation": "pass --validation-split 0",
+        }[split]
+        raise DataError(f"too few images per class to hold out a {split} split: {fix}")
     return images[~held], labels[~held], images[held], labels[held]
 
 
@@ -855,7 +889,7 @@ def _own_dataset(
     arrays: tuple,
     batch_size: int,
     seed: int,
-    validation_fraction: float,
+    validation_split: float,
     input_size: int | None,
     class_names: list[str] | None = None,
 ) -> Dataset:
@@ -869,7 +903,7 @@ def _own_dataset(
     dataset = from_arrays(
         spec, x, y, x_test, y_test, batch_size=batch_size, seed=seed,
         num_classes=len(class_names) if class_names else None,
-        validation_fraction=validation_fraction,
+        validation_split=validation_split,
     )
     dataset.info.update(
         source=spec.split(":", 1)[0],
@@ -883,14 +917,14 @@ def load_npz_dataset(
     batch_size: int,
     seed: int,
     spec: str,
-    validation_fraction: float = 0.0,
+    validation_split: float = 0.0,
     input_size: int | None = None,
     **_,
 ) -> Dataset:
     """``npz:PATH`` — arrays ``x``, ``y`` (and optionally ``x_test``, ``y_test``),
     see :func:`read_npz`; normalized by the training images' statistics."""
     return _own_dataset(
-        spec, read_npz(_path_of(spec)), batch_size, seed, validation_fraction, input_size
+        spec, read_npz(_path_of(spec)), batch_size, seed, validation_split, input_size
     )
 
 
@@ -898,7 +932,7 @@ def load_folder_dataset(
     batch_size: int,
     seed: int,
     spec: str,
-    validation_fraction: float = 0.0,
+    validation_split: float = 0.0,
     input_size: int | None = None,
     **_,
 ) -> Dataset:
@@ -906,7 +940,7 @@ def load_folder_dataset(
     read into memory; normalized by the training images' statistics."""
     *arrays, class_names = read_folder(_path_of(spec), input_size)
     return _own_dataset(
-        spec, tuple(arrays), batch_size, seed, validation_fraction, None, class_names
+        spec, tuple(arrays), batch_size, seed, validation_split, None, class_names
     )
 
 
@@ -931,13 +965,13 @@ def load_dataset(
     batch_size: int = 128,
     seed: int = 0,
     data_dir: str | None = None,
-    validation_fraction: float = 0.0,
+    validation_split: float = 0.0,
     input_size: int | None = None,
 ) -> Dataset:
     """Loads dataset ``name`` (see :data:`LOADERS`).
 
     Every loader takes ``batch_size`` (the global batch), ``seed``,
-    ``data_dir``, ``validation_fraction``, ``input_size`` (resize to a square
+    ``data_dir``, ``validation_split``, ``input_size`` (resize to a square
     size; ImageNet's crop size) and ``spec`` (the full name, e.g. ``npz:PATH``).
 
     Example:
@@ -950,5 +984,5 @@ def load_dataset(
         raise DataError(f"unknown dataset {name!r}; choose one of {dataset_names()}")
     return LOADERS[kind](
         batch_size=batch_size, seed=seed, data_dir=data_dir, spec=name,
-        validation_fraction=validation_fraction, input_size=input_size,
+        validation_split=validation_split, input_size=input_size,
     )

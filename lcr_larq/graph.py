@@ -8,6 +8,8 @@
   the same layers (shared variables), a node at a time.
 * :func:`full_precision_path` — replays the graph from the model's inputs
   with every layer in its latent full-precision form, sharing its variables.
+* :func:`batchnorm_inputs` — the activations every batch normalization sees,
+  each normalizing with its batch's statistics.
 * :func:`attach_lcr` — the training model: the BNN (with a
   :class:`~lcr_larq.layers.SampleTap` on each block feature) plus the
   reference path plus a :class:`~lcr_larq.layers.LipschitzRetention` layer
@@ -254,6 +256,29 @@ def full_precision_path(
     quantizers through, and calling every other layer as it is.
     """
     return replay(model, tensors, inputs, call_layer=_call_full_precision)
+
+
+def batchnorm_inputs(model: tf.keras.Model, inputs) -> list:
+    """``[(layer, tensor), …]``: the input of every ``BatchNormalization`` call of
+    ``model`` on ``inputs`` (real tensors), in graph order.
+
+    The model is replayed (:func:`replay`) with every batch normalization
+    normalizing by its own batch's statistics, as in training but without
+    updating its moving averages, and every other layer as it is (inference
+    mode): the activations a BN sees in the last steps of training, and what
+    :func:`lcr_larq.batchnorm.recalibrate_batchnorm` averages.
+    """
+    found = []
+
+    def call(layer, args, kwargs):
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            (x,) = tf.nest.flatten(args)
+            found.append((layer, x))
+            return lcr_layers.normalize_with_batch_statistics(layer, x)
+        return layer(*args, **kwargs)
+
+    replay(model, list(model.outputs), tf.nest.flatten(inputs), call_layer=call)
+    return found
 
 
 def _block_tensors(blocks: list[Block]) -> list:

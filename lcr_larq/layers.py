@@ -11,6 +11,8 @@
   moving averages). Calling a layer twice, once per path, is what ties the
   reference to the BNN's latent weights in a functional model.
 * :class:`HardTanh` — ``clip(x, −1, 1)``, the activation of IR-Net's blocks.
+* :class:`ZeroPadShortcut` — the parameter-free downsampling shortcut
+  ("option A") of IR-Net's CIFAR ResNet-20.
 * :class:`RSign` and :class:`RPReLU` — ReActNet's learnable-threshold sign and
   shifted PReLU.
 
@@ -75,27 +77,46 @@ class BatchNormalization(tf.keras.layers.BatchNormalization):
     def call(self, inputs, training=None, full_precision: bool = False):
         if not full_precision:
             return super().call(inputs, training=training)
-        if inputs.shape.rank == 4 and list(self.axis) == [3] and inputs.dtype == tf.float32:
-            # The fused kernel is about 10 % faster for the whole reference
-            # path than moments + normalization; it returns the batch mean and
-            # variance, which are dropped here (no moving-average update).
-            ones = tf.ones(inputs.shape[-1:], inputs.dtype)
-            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs,
-                self.gamma if self.scale else ones,
-                self.beta if self.center else tf.zeros_like(ones),
-                epsilon=self.epsilon,
-                is_training=True,
-            )
-            return outputs
-        axes = [i for i in range(inputs.shape.rank) if i not in self.axis]
-        mean, variance = tf.nn.moments(inputs, axes=axes, keepdims=True)
-        shape = [1] * inputs.shape.rank
-        for axis in self.axis:
-            shape[axis] = inputs.shape[axis]
-        gamma = tf.reshape(self.gamma, shape) if self.scale else None
-        beta = tf.reshape(self.beta, shape) if self.center else None
-        return tf.nn.batch_normalization(inputs, mean, variance, beta, gamma, self.epsilon)
+        return normalize_with_batch_statistics(self, inputs)
+
+
+def normalize_with_batch_statistics(
+    layer: tf.keras.layers.BatchNormalization, inputs: tf.Tensor
+) -> tf.Tensor:
+    """``layer``'s normalization of ``inputs`` with their own batch mean and
+    (biased) variance, as in training, but without touching its moving
+    averages. Any Keras ``BatchNormalization`` (``center``/``scale`` off too).
+
+    Example:
+        >>> bn = tf.keras.layers.BatchNormalization(epsilon=0.0)
+        >>> x = tf.constant([[1.0], [3.0]])
+        >>> _ = bn(x)  # builds it; moving mean 0, variance 1
+        >>> normalize_with_batch_statistics(bn, x).numpy().ravel().tolist()
+        [-1.0, 1.0]
+        >>> float(bn.moving_mean[0])
+        0.0
+    """
+    if inputs.shape.rank == 4 and list(layer.axis) == [3] and inputs.dtype == tf.float32:
+        # The fused kernel is about 10 % faster for the whole reference path
+        # than moments + normalization; it returns the batch mean and
+        # variance, which are dropped here (no moving-average update).
+        ones = tf.ones(inputs.shape[-1:], inputs.dtype)
+        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            inputs,
+            layer.gamma if layer.scale else ones,
+            layer.beta if layer.center else tf.zeros_like(ones),
+            epsilon=layer.epsilon,
+            is_training=True,
+        )
+        return outputs
+    axes = [i for i in range(inputs.shape.rank) if i not in layer.axis]
+    mean, variance = tf.nn.moments(inputs, axes=axes, keepdims=True)
+    shape = [1] * inputs.shape.rank
+    for axis in layer.axis:
+        shape[axis] = inputs.shape[axis]
+    gamma = tf.reshape(layer.gamma, shape) if layer.scale else None
+    beta = tf.reshape(layer.beta, shape) if layer.center else None
+    return tf.nn.batch_normalization(inputs, mean, variance, beta, gamma, layer.epsilon)
 
 
 @register
@@ -104,6 +125,38 @@ class HardTanh(tf.keras.layers.Layer):
 
     def call(self, inputs):
         return tf.clip_by_value(inputs, -1.0, 1.0)
+
+
+@register
+class ZeroPadShortcut(tf.keras.layers.Layer):
+    """The parameter-free downsampling shortcut of He et al.'s CIFAR ResNets
+    ("option A", as in IR-Net's ResNet-20): every ``strides``-th position,
+    and the channels padded with zeros on both sides up to ``filters``.
+
+    Example:
+        >>> shortcut = ZeroPadShortcut(filters=8, strides=2)
+        >>> y = shortcut(tf.ones((1, 5, 5, 4)))
+        >>> tuple(y.shape), y.numpy()[0, 0, 0].tolist()
+        ((1, 3, 3, 8), [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    """
+
+    def __init__(self, filters: int, strides: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.strides = int(strides)
+
+    def call(self, inputs):
+        x = inputs[:, :: self.strides, :: self.strides, :]
+        extra = self.filters - int(inputs.shape[-1])
+        if extra < 0:
+            raise ValueError(
+                f"a zero-padding shortcut cannot reduce {inputs.shape[-1]} channels to "
+                f"{self.filters}"
+            )
+        return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
 @register
@@ -244,7 +297,9 @@ class LipschitzRetention(tf.keras.layers.Layer):
     def call(self, inputs):
         logits = inputs[0]
         sigma_b, sigma_f = self.sigmas(inputs)
-        lip = spectral.lipschitz_retention_loss(sigma_b, sigma_f, self.beta, self.form)
+        lip = spectral.lipschitz_retention_loss(
+            sigma_b, sigma_f, self.beta, self.form, batch_size=global_batch_size(logits)
+        )
         if self.lcr_lambda > 0:
             self.add_loss(0.5 * self.lcr_lambda * lip)
         metrics = {"lcr_lip": lip}
@@ -286,6 +341,15 @@ class LipschitzRetention(tf.keras.layers.Layer):
             "block_metrics": self.block_metrics,
             "samples": self.samples,
         }
+
+
+def global_batch_size(per_replica: tf.Tensor) -> tf.Tensor:
+    """The global batch size of a per-replica batch: under ``tf.distribute``
+    each replica holds 1/N of it (Keras then scales each replica's loss by
+    1/N and sums)."""
+    replica = tf.distribute.get_replica_context()
+    replicas = replica.num_replicas_in_sync if replica is not None else 1
+    return tf.shape(per_replica)[0] * replicas
 
 
 def validate_lcr_settings(

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
+from collections.abc import Callable
 
 import larq as lq
 import numpy as np
@@ -57,12 +59,20 @@ def ede_parameters(progress: float, t_min: float = EDE_T_MIN, t_max: float = EDE
     return t, max(1.0 / t, 1.0)
 
 
-def ede_sign(x: tf.Tensor, t: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """``sign(x)`` with the Error Decay Estimator gradient ``k·t·(1 − tanh²(t x))``."""
+def ede_sign(
+    x: tf.Tensor, t: tf.Tensor, k: tf.Tensor, on_backward: Callable[[], None] | None = None
+) -> tf.Tensor:
+    """``sign(x)`` with the Error Decay Estimator gradient ``k·t·(1 − tanh²(t x))``.
+
+    ``on_backward()`` is called (in Python) when the backward pass is built:
+    once per trace of a training step, at the start of ``fit``.
+    """
 
     @tf.custom_gradient
     def _sign(x):
         def grad(dy):
+            if on_backward is not None:
+                on_backward()
             t_ = tf.cast(t, x.dtype)
             k_ = tf.cast(k, x.dtype)
             return dy * k_ * t_ * (1.0 - tf.square(tf.tanh(t_ * x)))
@@ -92,9 +102,16 @@ def power_of_two_scale(w_hat: tf.Tensor) -> tf.Tensor:
 
 
 class _EDEQuantizer(lq.quantizers.Quantizer):
-    """Holds the EDE's ``t`` and ``k`` in non-trainable variables."""
+    """Holds the EDE's ``t`` and ``k`` in non-trainable variables.
+
+    ``schedule_attached`` is set by :class:`lcr_larq.callbacks.EDESchedule`
+    when training begins; a quantizer trained without it warns once, when its
+    backward pass is first built, since ``t`` would stay at its initial value
+    (0.1, i.e. k = 10) for the whole run.
+    """
 
     precision = 1
+    schedule_attached = False
 
     def __init__(self, t: float = EDE_T_MIN, k: float | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -107,6 +124,17 @@ class _EDEQuantizer(lq.quantizers.Quantizer):
             name="ede_k", shape=(), trainable=False,
             initializer=tf.keras.initializers.Constant(k),
         )
+
+    @tf.autograph.experimental.do_not_convert
+    def _check_schedule(self) -> None:
+        if not self.schedule_attached:
+            warnings.warn(
+                f"{type(self).__name__} trains without EDESchedule: the EDE's t stays at its "
+                "initial value for the whole run; pass the callbacks of "
+                "lcr_larq.callbacks.schedules_for(model, epochs, steps_per_epoch) to fit",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def set_ede(self, t: float, k: float) -> None:
         """Sets the EDE parameters (used by the schedule callback)."""
@@ -132,7 +160,7 @@ class EDESign(_EDEQuantizer):
     """
 
     def call(self, inputs):
-        return ede_sign(inputs, self.t, self.k)
+        return ede_sign(inputs, self.t, self.k, self._check_schedule)
 
 
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
@@ -148,7 +176,7 @@ class LibraSign(_EDEQuantizer):
 
     def call(self, inputs):
         w_hat = libra_standardize(inputs)
-        return ede_sign(w_hat, self.t, self.k) * power_of_two_scale(w_hat)
+        return ede_sign(w_hat, self.t, self.k, self._check_schedule) * power_of_two_scale(w_hat)
 
 
 class _StandardizedWeightsFilter(logging.Filter):

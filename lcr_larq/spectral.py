@@ -378,6 +378,7 @@ def lipschitz_retention_loss(
     sigma_full: Sequence[tf.Tensor],
     beta: float = 2.0,
     form: str = "ratio",
+    batch_size: tf.Tensor | int | None = None,
 ) -> tf.Tensor:
     """``L_lip`` of the paper (Eq. 11) or of the public code.
 
@@ -386,14 +387,17 @@ def lipschitz_retention_loss(
     carries no information and contributes 0.
 
     ``mse`` (public code): ``Σ_k β^(k−K) · mean((σ_B^k − σ_F^k)²) / (B · 10⁴)``
-    where B is the number of σ values per block (the batch size for conv
-    features).
+    where B is the training batch size (``batch_size``; the public code
+    divides by its ``--batch-size`` flag, the global batch), and the mean is
+    over the σ values given, which may be a sample of the batch. Without
+    ``batch_size``, B is the number of σ values per block.
 
     Args:
         sigma_binary: K tensors, σ_B of each block (per sample or per batch).
         sigma_full: K tensors of the same shapes, σ_F of the reference.
         beta: block weighting, > 1 weighs later blocks more.
         form: ``"ratio"`` or ``"mse"``.
+        batch_size: B of the ``mse`` form.
 
     Returns:
         A scalar.
@@ -414,11 +418,7 @@ def lipschitz_retention_loss(
             gap = tf.where(s_f > 0, tf.math.divide_no_nan(s_b, s_f) - 1.0, 0.0)
             total += tf.reduce_mean(tf.square(gap * weights[k]))
         else:
-            # The public code divides by the global batch: under tf.distribute
-            # each replica holds 1/N of it (Keras then scales by 1/N and sums).
-            replica = tf.distribute.get_replica_context()
-            replicas = replica.num_replicas_in_sync if replica is not None else 1
-            count = tf.cast(tf.size(s_b) * replicas, tf.float32)
+            count = tf.size(s_b) if batch_size is None else batch_size
             mse = tf.reduce_mean(tf.square(s_b - s_f))
-            total += weights[k] * mse * MSE_FORM_SCALE / count
+            total += weights[k] * mse * MSE_FORM_SCALE / tf.cast(count, tf.float32)
     return total

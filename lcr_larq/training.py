@@ -1,12 +1,16 @@
 """One training run, from a :class:`~lcr_larq.config.TrainConfig` to results.
 
-``run(config)`` builds the data and the model, attaches LCR, trains with SGD
-(momentum, weight decay, cosine learning rate), checkpoints every epoch so a
-killed run resumes, evaluates the plain BNN on the test split and writes in
-``output_dir``:
+``run(config)`` builds the data and the model, attaches LCR, trains with the
+papers' optimizer semantics (:mod:`lcr_larq.optimizers`), validates on a
+split carved from the training data every epoch, checkpoints every epoch so a
+killed run resumes, re-estimates the BN statistics of the final weights
+(:mod:`lcr_larq.batchnorm`), evaluates the plain BNN on the test split and
+writes in ``output_dir``:
 
-* ``results.json`` — test accuracy and loss, settings, seconds;
-* ``history.csv`` — the per-epoch History (loss, accuracy, L_lip, σ_B/σ_F…);
+* ``results.json`` — test accuracy and loss (of the deployed network, BN
+  re-estimated; also with the moving averages of training), settings, seconds;
+* ``history.csv`` — the per-epoch History (loss, accuracy, L_lip, σ_B/σ_F…,
+  and the ``val_`` metrics of the validation split);
 * ``model.keras`` — the trained model with its LCR layer (Keras loads it back
   once ``lcr_larq`` and ``models`` are imported);
 * ``bnn.keras`` — the plain BNN, everything of LCR stripped;
@@ -32,7 +36,10 @@ import tensorflow as tf
 from lcr_larq import callbacks as lcr_callbacks
 from lcr_larq import config as cfg
 from lcr_larq import data as lcr_data
+from lcr_larq.batchnorm import recalibrate_batchnorm
 from lcr_larq.graph import attach_lcr, find_blocks, strip_lcr
+from lcr_larq.losses import SparseCrossEntropy
+from lcr_larq.optimizers import WarmupDecay, make_optimizer
 
 BACKUP = "backup"
 
@@ -110,6 +117,8 @@ def build_training_model(config: cfg.TrainConfig, input_shape, num_classes):
             quantized=not config.full_precision,
             bireal=config.bireal,
             weight_quantizer=config.weight_quantizer,
+            shortcut=None if config.shortcut == "auto" else config.shortcut,
+            prox_gradient=config.prox_gradient,
         )
     except ValueError as error:  # settings the chosen architecture does not take
         raise cfg.ConfigError(
@@ -133,18 +142,41 @@ def build_training_model(config: cfg.TrainConfig, input_shape, num_classes):
     )
 
 
-def compile_model(model: tf.keras.Model, config: cfg.TrainConfig, steps_per_epoch: int):
-    schedule = tf.keras.optimizers.schedules.CosineDecay(
-        config.lr, decay_steps=max(1, config.epochs * steps_per_epoch)
+def learning_rate(config: cfg.TrainConfig, steps_per_epoch: int) -> WarmupDecay:
+    """The learning-rate schedule of ``config``: warm-up, then decay to 0 by
+    the end of training, changing once per epoch or every step."""
+    per_epoch = config.lr_update == "epoch"
+    return WarmupDecay(
+        config.lr,
+        total=config.epochs if per_epoch else config.epochs * steps_per_epoch,
+        warmup=config.warmup_epochs * (1 if per_epoch else steps_per_epoch),
+        decay=config.lr_schedule,
+        steps_per_unit=steps_per_epoch if per_epoch else 1,
     )
-    optimizer = tf.keras.optimizers.SGD(
-        schedule, momentum=config.momentum, weight_decay=config.weight_decay or None
+
+
+def compile_model(model: tf.keras.Model, config: cfg.TrainConfig, steps_per_epoch: int):
+    """Compiles ``model`` with the optimizer, schedule and loss of ``config``
+    (the papers' PyTorch semantics, see :mod:`lcr_larq.optimizers`)."""
+    optimizer = make_optimizer(
+        config.optimizer,
+        learning_rate(config, steps_per_epoch),
+        weight_decay=config.weight_decay,
+        weight_decay_mode=config.weight_decay_mode,
+        momentum=config.momentum,
+        decay_on=config.weight_decay_on,
     )
     model.compile(
         optimizer=optimizer,
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=SparseCrossEntropy(config.label_smoothing),
         metrics=["accuracy"],
     )
+
+
+def compile_for_evaluation(model: tf.keras.Model) -> tf.keras.Model:
+    """``model`` compiled for ``evaluate``: cross entropy and accuracy."""
+    model.compile(loss=SparseCrossEntropy(), metrics=["accuracy"])
+    return model
 
 
 class ResumableBackup(tf.keras.callbacks.BackupAndRestore):
@@ -160,6 +192,15 @@ class ResumableBackup(tf.keras.callbacks.BackupAndRestore):
             ) from None
 
 
+def recalibrate(bnn: tf.keras.Model, dataset: lcr_data.Dataset, batches: int) -> dict | None:
+    """Re-estimates the BN statistics of ``bnn`` from ``batches`` training
+    batches of ``dataset`` (its calibration pipeline: no augmentation); None
+    when ``batches`` is 0 or the dataset has no such pipeline."""
+    if not batches or dataset.calibration is None:
+        return None
+    return recalibrate_batchnorm(bnn, dataset.calibration, max_batches=batches)
+
+
 def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
     """Trains, evaluates and saves one run; returns the results dict."""
     cfg.validate(config)
@@ -171,6 +212,7 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
     dataset = lcr_data.load_dataset(
         config.dataset, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir, input_size=config.input_size,
+        validation_split=config.validation_split,
     )
     steps = config.steps_per_epoch or int(tf.data.experimental.cardinality(dataset.train))
     # Keras does not restart a finite dataset that has more batches than
@@ -185,7 +227,10 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
     resuming = os.path.isdir(backup_dir)
     callbacks = [
         ResumableBackup(backup_dir),
-        lcr_callbacks.EDESchedule(config.epochs),
+        *lcr_callbacks.schedules_for(
+            model, config.epochs, steps, prox_rho_end=config.prox_rho_end,
+            prox_hard_epochs=config.prox_hard_epochs,
+        ),
         tf.keras.callbacks.CSVLogger(
             os.path.join(config.output_dir, "history.csv"), append=resuming
         ),
@@ -194,25 +239,19 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
         ),
         *(extra_callbacks or []),
     ]
-    if config.weight_quantizer == "proxconnect" and not config.full_precision:
-        callbacks.insert(2, lcr_callbacks.ProxConnectSchedule(
-            config.epochs, steps, rho_end=config.prox_rho_end,
-            hard_epochs=config.prox_hard_epochs, hard_at_end=True,
-        ))
     history = model.fit(
         train_data,
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
+        validation_data=dataset.validation,
         callbacks=callbacks,
         verbose=config.verbose,
     )
 
     with strategy.scope():  # built in scope: it evaluates under the same strategy
-        bnn = strip_lcr(model)
-        bnn.compile(
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
+        bnn = compile_for_evaluation(strip_lcr(model))
+    _, moving_accuracy = bnn.evaluate(dataset.test, verbose=0)
+    calibration = recalibrate(bnn, dataset, config.bn_recalibration_batches)
     test_loss, test_accuracy = bnn.evaluate(dataset.test, verbose=0)
     model.save(os.path.join(config.output_dir, "model.keras"))
     bnn.save(os.path.join(config.output_dir, "bnn.keras"))
@@ -221,6 +260,8 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
     results = {
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
+        "test_accuracy_moving_statistics": float(moving_accuracy),
+        "bn_recalibration": calibration,
         "lcr_lambda": 0.0 if config.full_precision else config.lcr_lambda,
         "lcr_beta": config.lcr_beta,
         "lcr_reference": config.lcr_reference,
@@ -234,9 +275,11 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
         "dataset": config.dataset,
         "epochs": config.epochs,
         "batch_size": config.batch_size,
+        "optimizer": compile_description(model.optimizer),
         "seed": config.seed,
         "blocks": len(find_blocks(bnn)) if not config.full_precision else None,
         "train_size": dataset.train_size,
+        "validation_size": dataset.validation_size,
         "test_size": dataset.test_size,
         "resumed": resuming,
         "final_epoch_metrics": last,
@@ -248,6 +291,17 @@ def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
     return results
 
 
+def compile_description(optimizer: tf.keras.optimizers.Optimizer) -> str:
+    """``optimizer`` in a few words, e.g. ``SGD (momentum 0.9, coupled weight
+    decay 0.0001 on all)``."""
+    config = optimizer.get_config()
+    parts = [f"momentum {config['momentum']:g}"] if "momentum" in config else []
+    if config.get("weight_decay"):
+        kind = "decoupled" if config.get("decoupled") else "coupled"
+        parts.append(f"{kind} weight decay {config['weight_decay']:g} on {config['decay_on']}")
+    return f"{config['name']} ({', '.join(parts) or 'no weight decay'})"
+
+
 def format_results(results: dict) -> str:
     """A short human-readable summary of a run."""
     lines = [
@@ -257,7 +311,8 @@ def format_results(results: dict) -> str:
         f"{results['power_iterations']} power iterations)",
         f"epochs          {results['epochs']} (batch {results['batch_size']}, "
         f"seed {results['seed']})",
-        f"test accuracy   {100 * results['test_accuracy']:.2f}%",
+        f"test accuracy   {100 * results['test_accuracy']:.2f}%"
+        + _recalibration_note(results),
         f"test loss       {results['test_loss']:.4f}",
         f"seconds         {results['seconds']:.1f}",
     ]
@@ -269,3 +324,13 @@ def format_results(results: dict) -> str:
             "σ_B/σ_F (last)  " + " ".join(f"{v:.2f}" for v in ratios.values())
         )
     return "\n".join(lines)
+
+
+def _recalibration_note(results: dict) -> str:
+    calibration = results.get("bn_recalibration")
+    if not calibration:
+        return " (BN moving averages of training)"
+    return (
+        f" (BN statistics re-estimated on {calibration['samples']} training images; "
+        f"{100 * results['test_accuracy_moving_statistics']:.2f}% with the moving averages)"
+    )

@@ -567,12 +567,10 @@ class LCRHyperModel(kt.HyperModel):
         start = time.time()
         dataset = load_data(self.settings)  # a fresh pipeline: the seed's own shuffles
         steps = config.steps_per_epoch or self.train_batches
-        fit_callbacks = [lcr_callbacks.EDESchedule(config.epochs)]
-        if config.weight_quantizer == "proxconnect":
-            fit_callbacks.append(lcr_callbacks.ProxConnectSchedule(
-                config.epochs, steps, rho_end=config.prox_rho_end,
-                hard_epochs=config.prox_hard_epochs, hard_at_end=True,
-            ))
+        fit_callbacks = lcr_callbacks.schedules_for(
+            model, config.epochs, steps, prox_rho_end=config.prox_rho_end,
+            prox_hard_epochs=config.prox_hard_epochs,
+        )
         backup = os.path.join(trial_dir, "backup") if trial_dir else None
         if backup:  # first, so that it saves before any later callback stops
             fit_callbacks.insert(0, training.ResumableBackup(backup))
@@ -596,7 +594,10 @@ class LCRHyperModel(kt.HyperModel):
             for key, values in history.history.items()
             if key in ("loss", "accuracy", "lcr_lip") and values
         }
-        metrics.update(evaluate(model, dataset, self.strategy, config.batch_size, self.mce_sets))
+        metrics.update(evaluate(
+            model, dataset, self.strategy, config.batch_size, self.mce_sets,
+            config.bn_recalibration_batches,
+        ))
         metrics["seconds"] = round(time.time() - start, 2)
         return metrics
 
@@ -607,7 +608,7 @@ def load_data(settings: TuneSettings) -> lcr_data.Dataset:
     base = settings.base
     dataset = lcr_data.load_dataset(
         base.dataset, batch_size=base.batch_size, seed=base.seed, data_dir=base.data_dir,
-        validation_fraction=settings.validation_fraction, input_size=base.input_size,
+        validation_split=settings.validation_fraction, input_size=base.input_size,
     )
     if dataset.validation is None:
         raise cfg.ConfigError(
@@ -640,16 +641,17 @@ def corrupted_validation(settings: TuneSettings, dataset: lcr_data.Dataset, path
     return sets
 
 
-def evaluate(model, dataset, strategy, batch_size: int, mce_sets=None) -> dict[str, float]:
-    """Validation loss and accuracy of the plain BNN (LCR stripped), and with
-    ``mce_sets`` its unnormalised validation mCE: the mean over corruptions of
-    the summed top-1 errors over severities (see :mod:`lcr_larq.robustness`)."""
+def evaluate(
+    model, dataset, strategy, batch_size: int, mce_sets=None, bn_batches: int = 0
+) -> dict[str, float]:
+    """Validation loss and accuracy of the plain BNN (LCR stripped; its BN
+    statistics re-estimated from ``bn_batches`` training batches, as
+    ``train.py`` does before testing), and with ``mce_sets`` its
+    unnormalised validation mCE: the mean over corruptions of the summed
+    top-1 errors over severities (see :mod:`lcr_larq.robustness`)."""
     with strategy.scope():  # the stripped model too must belong to the strategy
-        bnn = strip_lcr(model)
-        bnn.compile(
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-        )
+        bnn = training.compile_for_evaluation(strip_lcr(model))
+    training.recalibrate(bnn, dataset, bn_batches)
     val_loss, val_accuracy = bnn.evaluate(dataset.validation, verbose=0)
     metrics = {"val_loss": float(val_loss), "val_accuracy": float(val_accuracy)}
     if mce_sets:

@@ -38,21 +38,27 @@ import tensorflow as tf
 # Modules, not their functions, so that ``models.reactnet`` etc. stay importable.
 from models import reactnet, resnet_cifar, resnet_imagenet, zoo
 
+SHORTCUTS = resnet_cifar.SHORTCUTS
 # Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
 IMAGENET_MIN_SIZE = 100
 
 
 def _resnet(depth: int, imagenet_layout: bool = True) -> Callable[..., tf.keras.Model]:
-    def build(shape, classes, **kw):
+    def build(shape, classes, precision, quantized, bireal, weight_quantizer, shortcut,
+              prox_gradient):
+        spec = dict(precision=precision, quantized=quantized, bireal=bireal,
+                    weight_quantizer=weight_quantizer, shortcut=shortcut,
+                    prox_gradient=prox_gradient)
         if imagenet_layout and shape[0] >= IMAGENET_MIN_SIZE:
-            return resnet_imagenet.resnet_imagenet(depth, shape, classes, **kw)
-        return resnet_cifar.resnet_cifar(depth, shape, classes, **kw)
+            return resnet_imagenet.resnet_imagenet(depth, shape, classes, **spec)
+        return resnet_cifar.resnet_cifar(depth, shape, classes, **spec)
 
     return build
 
 
 def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
-    def checked(shape, classes, precision, quantized, bireal, weight_quantizer):
+    def checked(shape, classes, precision, quantized, bireal, weight_quantizer, shortcut,
+                prox_gradient):
         if bireal:
             raise ValueError(
                 f"--bireal applies to resnet18, resnet20 and resnet34, not {name}"
@@ -61,6 +67,11 @@ def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
             raise ValueError(
                 f"--weight-quantizer {weight_quantizer} applies to resnet18, resnet20 and "
                 f"resnet34; {name} keeps its published quantizers (drop the flag)"
+            )
+        if shortcut is not None:
+            raise ValueError(
+                f"--shortcut {shortcut} applies to resnet18, resnet20 and resnet34; {name} "
+                "keeps its published shortcuts (drop the flag)"
             )
         return build(shape, classes, precision=precision, quantized=quantized)
 
@@ -90,11 +101,16 @@ def build_model(
     quantized: bool = True,
     bireal: bool = False,
     weight_quantizer: str = "irnet",
+    shortcut: str | None = None,
+    prox_gradient: str = "prox",
 ) -> tf.keras.Model:
     """Builds model ``name`` for ``input_shape`` images and ``num_classes``.
 
     ``quantized=False`` gives the full-precision counterpart (same layers,
-    quantizers off). The model outputs logits.
+    quantizers off). The model outputs logits. The ResNets also take
+    ``shortcut`` (the downsampling shortcut, :data:`SHORTCUTS`; None: the
+    paper baselines', see :func:`models.resnet_cifar.default_shortcut`) and
+    ``prox_gradient`` (the ProxConnect backward, ``prox`` or ``ste``).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
@@ -105,4 +121,6 @@ def build_model(
         quantized=quantized,
         bireal=bireal,
         weight_quantizer=weight_quantizer,
+        shortcut=shortcut,
+        prox_gradient=prox_gradient,
     )

@@ -16,6 +16,7 @@ from lcr_larq import quantizers
 
 PRECISIONS = ("1w1a", "1w32a")
 WEIGHT_QUANTIZERS = ("irnet", "ste_sign", "proxconnect")
+PROX_GRADIENTS = ("prox", "ste")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class QuantizationSpec:
     precision: str
     weight_quantizer: str
     quantized: bool
+    prox_gradient: str = "prox"
 
     @property
     def binary_activations(self) -> bool:
@@ -53,7 +55,7 @@ class QuantizationSpec:
             return quantizers.LibraSign()
         if self.weight_quantizer == "proxconnect":
             # ρ starts at 0 (clipping) and is raised by ProxConnectSchedule.
-            return quantizers.ProxSign(rho=0.0)
+            return quantizers.ProxSign(rho=0.0, gradient=self.prox_gradient)
         return lq.quantizers.SteSign()
 
     def conv_kwargs(self) -> dict:
@@ -69,12 +71,20 @@ class QuantizationSpec:
             "input_quantizer": self.input_quantizer(),
             "kernel_quantizer": self.kernel_quantizer(),
             "kernel_constraint": constraint,
-            # One-padding keeps binary activations binary at the borders.
+            # One-padding keeps binary activations binary at the borders:
+            # Larq Compute Engine computes it natively, while zero padding
+            # (IR-Net's, a third value) needs an edge correction there, only
+            # with float output and no fused activation.
             "pad_values": 1.0 if self.binary_activations else 0.0,
         }
 
 
-def quantization(precision: str, weight_quantizer: str = "irnet", quantized: bool = True):
+def quantization(
+    precision: str,
+    weight_quantizer: str = "irnet",
+    quantized: bool = True,
+    prox_gradient: str = "prox",
+) -> QuantizationSpec:
     """A :class:`QuantizationSpec`, validated."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -82,4 +92,8 @@ def quantization(precision: str, weight_quantizer: str = "irnet", quantized: boo
         raise ValueError(
             f"weight quantizer must be one of {WEIGHT_QUANTIZERS}, got {weight_quantizer!r}"
         )
-    return QuantizationSpec(precision, weight_quantizer, quantized)
+    if prox_gradient not in PROX_GRADIENTS:
+        raise ValueError(
+            f"ProxConnect gradient must be one of {PROX_GRADIENTS}, got {prox_gradient!r}"
+        )
+    return QuantizationSpec(precision, weight_quantizer, quantized, prox_gradient)

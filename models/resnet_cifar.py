@@ -1,8 +1,11 @@
 """CIFAR-style binary ResNets (He et al. 2016) in the IR-Net layout.
 
 3×3 full-precision stem without max-pool, binary 3×3 convolutions in every
-basic block, full-precision downsampling shortcuts (average pool + 1×1 conv +
-batch norm) and a full-precision classifier, as in IR-Net and LCR-BNN.
+basic block, full-precision downsampling shortcuts and a full-precision
+classifier, as in IR-Net and LCR-BNN. The downsampling shortcut is that of
+the papers' baselines unless chosen (:data:`SHORTCUTS`): IR-Net's ResNet-20
+pads with zeros (option A of He et al.), its ResNet-18 uses a strided 1×1
+conv + BN (option B).
 
 * ``1w1a``: binary weights and activations, HardTanh after each residual add.
 * ``1w32a``: binary weights, real-valued activations, ReLU.
@@ -62,37 +65,67 @@ def binary_conv(spec: QuantizationSpec, filters: int, strides: int, name: str):
     )
 
 
-def downsample(x, filters: int, strides: int, name: str):
-    """Full-precision shortcut: average pool, 1×1 conv, batch norm."""
-    if strides > 1:
+SHORTCUTS = ("zero-pad", "conv", "avgpool-conv")
+
+
+def default_shortcut(depth: int, imagenet_layout: bool = False) -> str:
+    """The downsampling shortcut of the papers' baselines: IR-Net's released
+    CIFAR ResNet-20 pads with zeros (He et al.'s option A), its CIFAR
+    ResNet-18 uses a strided 1×1 convolution + BN (option B); the ImageNet
+    layout uses Bi-Real's average pool + 1×1 convolution + BN."""
+    if imagenet_layout:
+        return "avgpool-conv"
+    return "zero-pad" if depth == 20 else "conv"
+
+
+def downsample(x, filters: int, strides: int, name: str, shortcut: str = "avgpool-conv"):
+    """The full-precision downsampling shortcut of a basic block.
+
+    * ``zero-pad``: every ``strides``-th position, channels zero-padded
+      (parameter-free; :class:`~lcr_larq.layers.ZeroPadShortcut`);
+    * ``conv``: a strided 1×1 convolution and batch norm;
+    * ``avgpool-conv``: an average pool, a 1×1 convolution and batch norm.
+    """
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
+    if shortcut == "zero-pad":
+        return L.ZeroPadShortcut(filters, strides, name=f"{name}_pad")(x)
+    conv_strides = strides if shortcut == "conv" else 1
+    if strides > 1 and shortcut == "avgpool-conv":
         # "same": ⌈n/2⌉ like the strided convolution, also for odd sizes.
         x = tf.keras.layers.AveragePooling2D(strides, padding="same", name=f"{name}_pool")(x)
     x = tf.keras.layers.Conv2D(
-        filters, 1, use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv"
+        filters, 1, strides=conv_strides, use_bias=False, kernel_initializer="he_normal",
+        name=f"{name}_conv",
     )(x)
     return L.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
 
 
-def basic_block(x, spec: QuantizationSpec, filters: int, strides: int, bireal: bool, index: int):
+def basic_block(
+    x, spec: QuantizationSpec, filters: int, strides: int, bireal: bool, index: int,
+    shortcut: str = "avgpool-conv",
+):
     """One basic block; its output layer is named ``block{index}_out``."""
     p = f"block{index}"
-    shortcut = x
+    identity = x
     if strides > 1 or x.shape[-1] != filters:
-        shortcut = downsample(x, filters, strides, f"{p}_shortcut")
+        identity = downsample(x, filters, strides, f"{p}_shortcut", shortcut)
     bn = lambda n: L.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{p}_bn{n}")  # noqa: E731
     h = bn(1)(binary_conv(spec, filters, strides, f"{p}_conv1")(x))
     if bireal:
-        h = tf.keras.layers.Add(name=f"{p}_add1")([h, shortcut])
+        h = tf.keras.layers.Add(name=f"{p}_add1")([h, identity])
         h = activation(spec, f"{p}_act1")(h)
-        shortcut = h
+        identity = h
     else:
         h = activation(spec, f"{p}_act1")(h)
     h = bn(2)(binary_conv(spec, filters, 1, f"{p}_conv2")(h))
-    h = tf.keras.layers.Add(name=f"{p}_add{2 if bireal else ''}")([h, shortcut])
+    h = tf.keras.layers.Add(name=f"{p}_add{2 if bireal else ''}")([h, identity])
     return activation(spec, f"{p}_out")(h)
 
 
-def residual_stages(x, spec: QuantizationSpec, stages, bireal: bool):
+def residual_stages(
+    x, spec: QuantizationSpec, stages, bireal: bool, shortcut: str = "avgpool-conv"
+):
     """The basic blocks of ``stages`` (``(filters, blocks)`` pairs), named
     ``block1_out`` … ``blockK_out``; every stage but the first starts with a
     stride-2 block."""
@@ -101,7 +134,7 @@ def residual_stages(x, spec: QuantizationSpec, stages, bireal: bool):
         for b in range(blocks):
             index += 1
             strides = 2 if stage > 0 and b == 0 else 1
-            x = basic_block(x, spec, filters, strides, bireal, index)
+            x = basic_block(x, spec, filters, strides, bireal, index, shortcut)
     return x
 
 
@@ -119,11 +152,17 @@ def resnet_cifar(
     quantized: bool = True,
     bireal: bool = False,
     weight_quantizer: str = "irnet",
+    shortcut: str | None = None,
+    prox_gradient: str = "prox",
 ) -> tf.keras.Model:
-    """CIFAR ResNet-20, -18 or -34 (3×3 stem, no max-pool); outputs logits."""
+    """CIFAR ResNet-20, -18 or -34 (3×3 stem, no max-pool); outputs logits.
+
+    ``shortcut`` is the downsampling shortcut (:data:`SHORTCUTS`); None takes
+    the paper baselines' (:func:`default_shortcut`).
+    """
     if depth not in DEPTHS:
         raise ValueError(f"CIFAR ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
-    spec = quantization(precision, weight_quantizer, quantized)
+    spec = quantization(precision, weight_quantizer, quantized, prox_gradient)
     inputs = tf.keras.Input(input_shape, name="image")
     stages = DEPTHS[depth]
     x = tf.keras.layers.Conv2D(
@@ -132,7 +171,7 @@ def resnet_cifar(
     )(inputs)
     x = L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
     x = activation(spec, "stem_out")(x)
-    x = residual_stages(x, spec, stages, bireal)
+    x = residual_stages(x, spec, stages, bireal, shortcut or default_shortcut(depth))
     logits = classifier(x, num_classes)
     name = f"resnet{depth}{'_bireal' if bireal else ''}_{spec.label}"
     return tf.keras.Model(inputs, logits, name=name)

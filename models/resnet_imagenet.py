@@ -28,7 +28,13 @@ import tensorflow as tf
 
 from lcr_larq import layers as L
 from models.quantization import quantization
-from models.resnet_cifar import IMAGENET_STAGES, activation, classifier, residual_stages
+from models.resnet_cifar import (
+    IMAGENET_STAGES,
+    activation,
+    classifier,
+    default_shortcut,
+    residual_stages,
+)
 
 
 def resnet_imagenet(
@@ -39,6 +45,8 @@ def resnet_imagenet(
     quantized: bool = True,
     bireal: bool = False,
     weight_quantizer: str = "irnet",
+    shortcut: str | None = None,
+    prox_gradient: str = "prox",
 ) -> tf.keras.Model:
     """ImageNet ResNet-18 or ResNet-34 (7×7 stride-2 stem + max-pool); outputs logits.
 
@@ -50,12 +58,14 @@ def resnet_imagenet(
         quantized: ``False`` gives the full-precision counterpart.
         bireal: a real-valued shortcut around every binary convolution.
         weight_quantizer: ``"irnet"`` (Libra-PB + EDE) or ``"ste_sign"``.
+        shortcut: the downsampling shortcut (default: Bi-Real's average pool +
+            1×1 conv + BN), see :func:`models.resnet_cifar.downsample`.
     """
     if depth not in IMAGENET_STAGES:
         raise ValueError(
             f"ImageNet ResNet depth must be one of {sorted(IMAGENET_STAGES)}, got {depth}"
         )
-    spec = quantization(precision, weight_quantizer, quantized)
+    spec = quantization(precision, weight_quantizer, quantized, prox_gradient)
     stages = IMAGENET_STAGES[depth]
     inputs = tf.keras.Input(input_shape, name="image")
     x = tf.keras.layers.Conv2D(
@@ -65,7 +75,9 @@ def resnet_imagenet(
     x = L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
     x = activation(spec, "stem_act")(x)
     x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_out")(x)
-    x = residual_stages(x, spec, stages, bireal)
+    x = residual_stages(
+        x, spec, stages, bireal, shortcut or default_shortcut(depth, imagenet_layout=True)
+    )
     logits = classifier(x, num_classes)
     name = f"resnet{depth}_imagenet{'_bireal' if bireal else ''}_{spec.label}"
     return tf.keras.Model(inputs, logits, name=name)

@@ -17,12 +17,21 @@ RECIPES = sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml")))
 # What each dataset's loader reports (see tests/test_data.py).
 DATASETS = {"cifar10": ((32, 32, 3), 10), "cifar100": ((32, 32, 3), 100),
             "imagenet2012": ((224, 224, 3), 1000)}
-# The paper's training settings (Sec. 4).
+# The paper's training settings (Sec. 4), in PyTorch's semantics: SGD with
+# coupled weight decay on every parameter, the schedule stepped per epoch.
+PYTORCH_SGD = {"optimizer": "sgd", "weight_decay_mode": "coupled", "weight_decay_on": "all",
+               "lr_schedule": "cosine", "lr_update": "epoch", "momentum": 0.9}
 PAPER = {
-    "cifar10": {"epochs": 400, "batch_size": 128, "lr": 0.1, "momentum": 0.9,
-                "weight_decay": 1e-4},
-    "imagenet2012": {"epochs": 120, "batch_size": 256, "lr": 0.1},
+    "cifar10": {"epochs": 400, "batch_size": 128, "lr": 0.1, "weight_decay": 1e-4,
+                "validation_split": 10000, **PYTORCH_SGD},
+    "imagenet2012": {"epochs": 120, "batch_size": 256, "lr": 0.1, **PYTORCH_SGD},
+    # ReActNet's own code (MobileNet-based ReActNet-A): Adam, linear decay.
+    "reactnet": {"epochs": 128, "batch_size": 256, "lr": 1.25e-3, "optimizer": "adam",
+                 "weight_decay": 1e-5, "weight_decay_mode": "coupled",
+                 "weight_decay_on": "conv-kernels", "lr_schedule": "linear", "lr_update": "epoch"},
 }
+# IR-Net's CIFAR ResNet-20 downsamples with zero padding, its ResNet-18 with a 1×1 conv.
+CIFAR_SHORTCUTS = {"resnet20": "zero-pad", "resnet18": "conv"}
 
 
 def recipe_id(path):
@@ -48,8 +57,11 @@ def test_recipe_parses_with_the_paper_settings(path):
         raw = yaml.safe_load(handle)
     config = load(path)
     assert set(raw) <= {f for f in config.to_dict()}
-    for key, value in PAPER[config.dataset].items():
+    paper = PAPER["reactnet" if config.model == "reactnet" else config.dataset]
+    for key, value in paper.items():
         assert getattr(config, key) == pytest.approx(value), key
+    if config.dataset == "cifar10":
+        assert config.shortcut == CIFAR_SHORTCUTS[config.model]
     assert config.lcr_lambda > 0 if recipe_id(path).endswith("_lcr") else config.lcr_lambda == 0
     assert config.lcr_beta == 2.0 and config.power_iterations == 5
     assert config.output_dir == f"runs/{recipe_id(path)}"

@@ -409,7 +409,8 @@ def test_training_on_npz_builds_for_its_shape_and_steps_per_epoch_keeps_going(tm
     assert results["final_epoch_metrics"]["loss"] > 0
     history = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 3
-    assert (results["train_size"], results["test_size"]) == (30, 6)
+    # 36 images: 6 held out as the test split, 10 % of the other 30 (1 per class) to validate.
+    assert (results["train_size"], results["validation_size"], results["test_size"]) == (27, 3, 6)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["dataset"].startswith("npz:")
     model = tf.keras.models.load_model(tmp_path / "run" / "bnn.keras", compile=False)

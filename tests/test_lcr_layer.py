@@ -300,3 +300,24 @@ def test_metrics_are_means_over_batches_and_no_weights(rng):
         np.testing.assert_allclose(both[name], expected, rtol=1e-5)
     assert halves[0]["lcr_lip"] != halves[1]["lcr_lip"]
     assert lcr_larq.lcr_layer(model).weights == []
+
+
+def test_mse_form_divides_by_the_batch_not_the_samples():
+    """The public code divides by its batch size: with identical samples the
+    loss does not depend on how many of them L_lip is estimated on."""
+    x = tf.tile(tf.random.normal((1, 8, 8, 3)), [16, 1, 1, 1])
+    y = tf.tile(tf.random.normal((1, 4, 4, 5)), [16, 1, 1, 1])
+    xf = tf.tile(tf.random.normal((1, 8, 8, 3)), [16, 1, 1, 1])
+    yf = tf.tile(tf.random.normal((1, 4, 4, 5)), [16, 1, 1, 1])
+    losses = {}
+    for samples in (0, 2, 8):
+        lcr = layers.LipschitzRetention(lcr_lambda=2.0, form="mse", samples=samples)
+        n = samples or 16
+        lcr([tf.zeros((16, 2)), x, y, xf[:n], yf[:n]])
+        losses[samples] = float(lcr.losses[0])
+    assert losses[0] > 0
+    np.testing.assert_allclose([losses[2], losses[8]], [losses[0]] * 2, rtol=1e-5)
+    # Closed form: λ/2 · (σ_B − σ_F)² / (B · 10⁴) with B = 16, one block.
+    sigma_b = float(spectral.block_sigma(x[:1], y[:1], 20)[0])
+    sigma_f = float(spectral.block_sigma(xf[:1], yf[:1], 20)[0])
+    np.testing.assert_allclose(losses[0], (sigma_b - sigma_f) ** 2 / (16 * 1e4), rtol=1e-3)

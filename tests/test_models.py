@@ -358,3 +358,37 @@ def test_zoo_model_trains_from_the_command_line(tmp_path):
     assert 0 <= results["test_accuracy"] <= 1 and os.path.isfile(out / "bnn.keras")
     loaded = load_trained_model(str(out))
     assert lcr_larq.lcr_layer(loaded) is None and len(lcr_larq.find_blocks(loaded)) == 16
+
+
+def test_zero_pad_shortcut_is_option_a_of_he_et_al(rng):
+    x = rng.normal(size=(2, 7, 7, 16)).astype("float32")
+    y = layers.ZeroPadShortcut(32, 2)(x).numpy()
+    # PyTorch (IR-Net): F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))
+    expected = np.pad(x[:, ::2, ::2, :], [(0, 0), (0, 0), (0, 0), (8, 8)])
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize(
+    "name, shape, kind",
+    [("resnet20", (32, 32, 3), "pad"), ("resnet18", (32, 32, 3), "conv"),
+     ("resnet18", (224, 224, 3), "pool")],
+)
+def test_default_shortcut_is_the_paper_baselines(name, shape, kind):
+    model = build_model(name, shape, 10)
+    names = {layer.name.rsplit("_", 1)[-1] for layer in model.layers if "_shortcut_" in layer.name}
+    assert kind in names
+    if kind == "conv":  # IR-Net's CIFAR ResNet-18: strided 1×1 conv, no pooling
+        assert "pool" not in names
+        assert model.get_layer("block3_shortcut_conv").strides == (2, 2)
+
+
+def test_shortcut_choices_and_parameter_counts():
+    counts = {
+        shortcut: build_model("resnet20", (32, 32, 3), 10, shortcut=shortcut).count_params()
+        for shortcut in ("zero-pad", "conv", "avgpool-conv")
+    }
+    # Two projection shortcuts: 16·32 + 32·64 weights, BN 4·(32 + 64).
+    assert counts["conv"] - counts["zero-pad"] == 16 * 32 + 32 * 64 + 4 * (32 + 64)
+    assert counts["conv"] == counts["avgpool-conv"]
+    with pytest.raises(ValueError, match="keeps its published shortcuts"):
+        build_model("reactnet", (32, 32, 3), 10, shortcut="conv")

@@ -1,6 +1,7 @@
 """IR-Net quantizers against their definitions, and the EDE schedule."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from lcr_larq import callbacks, quantizers
@@ -70,3 +71,51 @@ def test_ede_schedule_callback_sets_every_quantizer():
     expected_t = 0.1 * 100 ** 0.5
     for q in found:
         np.testing.assert_allclose((float(q.t), float(q.k)), (expected_t, 1.0), rtol=1e-6)
+
+
+def _fit(model, callbacks_):
+    model.compile("sgd", tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype("float32")
+    model.fit(x, np.zeros(8, "int32"), epochs=1, verbose=0, callbacks=callbacks_)
+
+
+def test_ede_quantizers_without_their_schedule_warn_at_fit():
+    with pytest.warns(UserWarning, match="without EDESchedule"):
+        _fit(build_model("resnet20", (8, 8, 1), 2), [])
+
+
+def test_schedules_for_gives_the_callbacks_and_no_warning():
+    import warnings
+
+    model = build_model("resnet20", (8, 8, 1), 2)
+    found = callbacks.schedules_for(model, epochs=1, steps_per_epoch=1)
+    assert [type(c) for c in found] == [callbacks.EDESchedule]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _fit(model, found)
+    prox = build_model("resnet20", (8, 8, 1), 2, weight_quantizer="proxconnect")
+    (schedule,) = callbacks.schedules_for(prox, 4, 3, prox_rho_end=5.0, prox_hard_epochs=1)
+    assert isinstance(schedule, callbacks.ProxConnectSchedule)
+    assert schedule.rho_end == 5.0 and schedule.hard_epochs == 1
+    assert schedule.hard_validation and schedule.hard_at_end
+    full_precision = build_model("resnet20", (8, 8, 1), 2, quantized=False)
+    assert callbacks.schedules_for(full_precision, 1, 1) == []
+
+
+def test_prox_gradient_ste_reaches_the_model_as_the_identity():
+    from lcr_larq import training
+    from lcr_larq.config import TrainConfig
+
+    for gradient in ("prox", "ste"):
+        config = TrainConfig(weight_quantizer="proxconnect", prox_gradient=gradient, lcr_lambda=0)
+        model = training.build_training_model(config, (8, 8, 1), 2)
+        quantizer = model.get_layer("block1_conv1").kernel_quantizer
+        quantizer.set_rho(10.0)  # ramp only for |w| < 1/11: most weights are flat
+        w = tf.Variable(np.linspace(-1, 1, 41, dtype="float32"))
+        with tf.GradientTape() as tape:
+            out = tf.reduce_sum(quantizer(w) * tf.range(41, dtype=tf.float32))
+        grad = tape.gradient(out, w).numpy()
+        if gradient == "ste":
+            np.testing.assert_array_equal(grad, np.arange(41, dtype="float32"))
+        else:
+            assert np.count_nonzero(grad) < 5

@@ -36,10 +36,21 @@ def test_train_py_one_epoch_end_to_end(tmp_path):
     assert 0.0 <= results["test_accuracy"] <= 1.0 and results["epochs"] == 1
     assert results["lcr_lambda"] == 4.0 and results["blocks"] == 9
     assert results["test_size"] == 360
+    # 10 % of the 1,437 training images held out, rounded per class (stratified).
+    assert 140 <= results["validation_size"] <= 150
+    assert results["train_size"] + results["validation_size"] == 1437
+    assert 0.0 <= results["test_accuracy_moving_statistics"] <= 1.0
+    assert results["bn_recalibration"] == {
+        "layers": 19, "batches": 11, "samples": results["train_size"]
+    }
     assert epochs_in(out / "history.csv") == [0]
     with open(out / "history.csv") as handle:
-        header = next(csv.reader(handle))
-    assert {"loss", "accuracy", "lcr_lip", "sigma_ratio_9"} <= set(header)
+        rows = list(csv.DictReader(handle))
+    assert {"loss", "accuracy", "lcr_lip", "sigma_ratio_9", "val_accuracy", "val_loss"} <= set(
+        rows[0]
+    )
+    empty = [k for k in rows[0] if all(row[k] in ("", "NA") for row in rows)]
+    assert not empty, f"columns empty in every row: {empty}"
     import lcr_larq  # noqa: F401  (registers the custom objects)
 
     model = tf.keras.models.load_model(out / "model.keras")
