@@ -3,7 +3,7 @@
 
 For every network the binary model is converted by Larq Compute Engine and its
 full-precision version (same architecture, latent weights, quantizers off) by
-TensorFlow Lite (:mod:`lcr_larq.export`). Each file is run at batch size 1
+TensorFlow Lite (:mod:`lcr_larq.analysis.export`). Each file is run at batch size 1
 with 1 and 2 threads — the binary one in LCE's interpreter, the float one in
 TensorFlow Lite's (with its default XNNPACK delegate) — alternately, binary
 then float, so that machine noise hits both alike; the median of the timed
@@ -43,17 +43,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.machine import describe_machine  # noqa: E402
-from lcr_larq import export as lcr_export  # noqa: E402
+from lcr_larq.analysis import export as lcr_export  # noqa: E402
+from lcr_larq.quantizers import quantized_convolutions  # noqa: E402
 
 THREADS = (1, 2)
 
 
 def _resnet18(shape: tuple[int, int, int], classes: int) -> Callable[[], tuple]:
     def build():
-        from models import build_model
+        from lcr_larq.models import build_model
 
         bnn = build_model("resnet18", shape, classes)
-        return bnn, lcr_export.float_counterpart(bnn, {"model": "resnet18"})
+        from lcr_larq.config import TrainConfig
+
+        return bnn, lcr_export.float_counterpart(bnn, TrainConfig(model="resnet18"))
 
     return build
 
@@ -108,7 +111,7 @@ class Runner:
     ``xnnpack=False``.
 
     Example:
-        >>> from models import build_model
+        >>> from lcr_larq.models import build_model
         >>> fp = build_model("resnet20", (32, 32, 3), 10, quantized=False)
         >>> runner = Runner(lcr_export.convert_float(fp), threads=1, lce=False)
         >>> runner.time(np.zeros((1, 32, 32, 3), np.float32)) > 0
@@ -191,7 +194,7 @@ def measure(name: str, warmup: int, runs: int, budget: float, xnnpack: bool = Tr
         binary_bytes=len(binary),
         float_bytes=len(floating),
         bconv_ops=lcr_export.flatbuffer_ops(binary).count("LceBconv2d"),
-        binary_conv_layers=len(lcr_export.binary_conv_layers(bnn)),
+        binary_conv_layers=len(quantized_convolutions(bnn, binary=True)),
         binary_ms={},
         float_ms={},
         runs={},

@@ -41,7 +41,7 @@ import tensorflow as tf  # noqa: E402
 import lcr_larq  # noqa: E402
 from benchmarks.machine import describe_machine  # noqa: E402
 from lcr_larq import spectral  # noqa: E402
-from models import build_model  # noqa: E402
+from lcr_larq.models import build_model  # noqa: E402
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

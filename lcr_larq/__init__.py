@@ -1,11 +1,33 @@
-"""lcr-larq: binary neural networks with Lipschitz Continuity Retention, on Larq."""
+"""lcr-larq: binary neural networks with Lipschitz Continuity Retention, on Larq.
+
+The library (everything a Keras user needs, importing no command):
+
+* :mod:`lcr_larq.spectral` — the math of LCR as pure functions;
+* :mod:`lcr_larq.layers` — :class:`LipschitzRetention` and the layers with a
+  latent full-precision path; :mod:`lcr_larq.graph` — attaching LCR to a model
+  and stripping it again;
+* :mod:`lcr_larq.quantizers` (IR-Net, ProxConnect) and their schedules in
+  :mod:`lcr_larq.callbacks` (:func:`schedules_for`);
+* :mod:`lcr_larq.batchnorm` — BN statistics of the final weights;
+* :mod:`lcr_larq.optimizers`, :mod:`lcr_larq.losses` — the papers' PyTorch
+  semantics; :mod:`lcr_larq.models` — the architectures;
+* :mod:`lcr_larq.data`, :mod:`lcr_larq.config`, :mod:`lcr_larq.training`,
+  :mod:`lcr_larq.runs` — datasets, settings, a training run, run directories.
+
+On top of it, :mod:`lcr_larq.analysis` and :mod:`lcr_larq.experiments` hold
+what the commands compute, and :mod:`lcr_larq.cli` the commands themselves.
+Importing the package registers every custom Keras object, so
+``tf.keras.models.load_model("…/bnn.keras")`` works after ``import lcr_larq``.
+"""
 
 import os
 
 # TensorFlow's C++ start-up chatter would bury the one-line errors of the CLIs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from lcr_larq import callbacks  # noqa: E402, layers, quantizers, spectral
+from lcr_larq import callbacks, layers, losses, optimizers, quantizers, spectral  # noqa: E402
+from lcr_larq.batchnorm import recalibrate_batchnorm  # noqa: E402
+from lcr_larq.callbacks import schedules_for  # noqa: E402
 from lcr_larq.graph import (  # noqa: E402
     Block,
     attach_lcr,
@@ -17,7 +39,7 @@ from lcr_larq.graph import (  # noqa: E402
 )
 from lcr_larq.layers import LipschitzRetention  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Block",
@@ -28,8 +50,12 @@ __all__ = [
     "full_precision_path",
     "layers",
     "lcr_layer",
+    "losses",
     "make_full_precision_aware",
+    "optimizers",
     "quantizers",
+    "recalibrate_batchnorm",
+    "schedules_for",
     "spectral",
     "strip_lcr",
 ]

@@ -85,7 +85,7 @@ def recalibrate_batchnorm(
     model = graph.strip_lcr(model)
     layers: list[tf.keras.layers.BatchNormalization] = []
 
-    @tf.function(reduce_retracing=True)
+    @tf.function
     def batch_moments(images):
         found = graph.batchnorm_inputs(model, images)
         layers[:] = [layer for layer, _ in found]
@@ -99,11 +99,15 @@ def recalibrate_batchnorm(
 
     totals: dict[int, tuple] = {}
     used = samples = 0
+    traced = None
     for batch in batches:
         if max_batches is not None and used >= max_batches:
             break
-        images = _batch_images(batch)
-        moments = batch_moments(tf.convert_to_tensor(images))
+        images = tf.convert_to_tensor(_batch_images(batch))
+        if traced is None:  # one trace for every batch size (the last is often smaller)
+            traced = batch_moments.get_concrete_function(
+                tf.TensorSpec([None, *images.shape[1:]], images.dtype))
+        moments = traced(images)
         for layer, (count, mean, variance) in zip(layers, moments, strict=True):
             n = int(count)
             current = (n, mean.numpy().astype(np.float64), variance.numpy().astype(np.float64) * n)
@@ -118,3 +122,13 @@ def recalibrate_batchnorm(
         layer.moving_mean.assign(mean.astype(np.float32))
         layer.moving_variance.assign((m2 / n).astype(np.float32))
     return {"layers": len(distinct), "batches": used, "samples": samples}
+
+
+def recalibrate(model: tf.keras.Model, dataset, batches: int) -> dict | None:
+    """:func:`recalibrate_batchnorm` on ``batches`` batches of a
+    :class:`~lcr_larq.data.Dataset`'s calibration pipeline (training images
+    without augmentation, one fixed order); None when ``batches`` is 0 or the
+    dataset has no such pipeline."""
+    if not batches or getattr(dataset, "calibration", None) is None:
+        return None
+    return recalibrate_batchnorm(model, dataset.calibration, max_batches=batches)

@@ -1,295 +1,580 @@
-"""Experiment settings: one dataclass, its command line and its YAML recipes.
+"""Settings as dataclasses: one machinery for every command's flags, recipes and checks.
 
-Every field of :class:`TrainConfig` is a ``--flag`` of ``train.py`` (``_`` →
-``-``) and a key of a recipe in ``configs/``. A recipe is loaded with
-``--config FILE``; flags given on the command line override it.
+Every command's settings are a dataclass whose fields are made with
+:func:`setting`. The same field is
+
+* a command-line flag (``lcr_lambda`` → ``--lcr-lambda``),
+* a key of a YAML recipe (``--config FILE``; flags given on the command line
+  override it; :func:`save_recipe` writes one that ``--config`` reads back),
+* a checked value: its type (``int``, ``float``, ``str``, ``bool``, optional,
+  or a tuple of them), its choices and its range; every float must be finite.
+
+A bad value ends in a :class:`ConfigError` whose one-line message names the
+flag (or the recipe key) and what it accepts. :class:`TrainConfig` holds the
+settings of one training run; the other commands' settings live beside their
+code and reuse everything here.
 
 Example:
     >>> config = parse_args(["--model", "resnet18", "--lcr-lambda", "2"])
     >>> config.model, config.lcr_lambda, config.lcr_beta
     ('resnet18', 2.0, 2.0)
+    >>> validate(parse_args(["--lcr-lambda", "nan"]))
+    Traceback (most recent call last):
+    ...
+    lcr_larq.errors.ConfigError: --lcr-lambda must be a finite number, got nan
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from lcr_larq.errors import ConfigError
 
-class ConfigError(ValueError):
-    """Bad settings; the message says which and how to fix them."""
-
-
-def _opt(default, help: str, **extra):  # noqa: A002
-    return field(default=default, metadata={"help": help, **extra})
-
-
-@dataclass
-class TrainConfig:
-    """All settings of one training run."""
-
-    model: str = _opt("resnet20", "architecture (see --list-models)")
-    dataset: str = _opt(
-        "digits", "digits (offline), cifar10, cifar100, imagenet2012, folder:PATH or npz:PATH"
-    )
-    data_dir: str | None = _opt(None, "TFDS data directory (or manual ImageNet download)")
-    precision: str = _opt("1w1a", "1w1a (binary weights and activations) or 1w32a")
-    full_precision: bool = _opt(False, "train the full-precision counterpart (LCR off)")
-    bireal: bool = _opt(False, "real-valued shortcut around every binary conv (Bi-Real)")
-    shortcut: str = _opt(
-        "auto",
-        "downsampling shortcut of the ResNets: zero-pad (option A, IR-Net's ResNet-20), conv "
-        "(strided 1x1 conv + BN, IR-Net's ResNet-18), avgpool-conv (Bi-Real's); auto: the "
-        "paper baselines' (zero-pad for resnet20, conv for CIFAR resnet18/34, avgpool-conv "
-        "from 100 px)",
-    )
-    weight_quantizer: str = _opt(
-        "irnet", "binary weight quantizer: irnet, ste_sign or proxconnect"
-    )
-    prox_rho_end: float = _opt(20.0, "ProxConnect: final ρ of the linear schedule (from 0)")
-    prox_gradient: str = _opt("prox", "ProxConnect backward: prox (dL_ρ/dw) or ste")
-    prox_hard_epochs: int = _opt(1, "ProxConnect: final epochs with the hard sign")
-    input_size: int | None = _opt(None, "resize images to this square size")
-    lcr_lambda: float = _opt(4.0, "LCR strength λ ≥ 0 (0 trains the plain BNN)")
-    lcr_beta: float = _opt(2.0, "LCR block weighting β > 1")
-    lcr_reference: str = _opt("latent", "full-precision reference: latent or teacher")
-    lcr_form: str = _opt("ratio", "LCR loss form: ratio (paper) or mse (public code)")
-    power_iterations: int = _opt(5, "power-iteration steps per spectral norm")
-    lcr_samples: int = _opt(32, "estimate L_lip on this many samples per batch (0: all)")
-    teacher: str | None = _opt(None, "full-precision model dir or .keras file (teacher mode)")
-    epochs: int = _opt(40, "training epochs")
-    batch_size: int = _opt(128, "global batch size")
-    steps_per_epoch: int | None = _opt(None, "limit the steps of each epoch")
-    validation_split: float = _opt(
-        0.1,
-        "held out of the training data and evaluated every epoch: a share in (0, 1) "
-        "(stratified for in-memory data) or a number of images (the paper holds out 10000 "
-        "CIFAR images); 0: none",
-    )
-    bn_recalibration_batches: int = _opt(
-        100,
-        "after training, set every BN's moving mean and variance to the exact average over "
-        "this many training batches (no augmentation) before testing and saving; 0: keep "
-        "the moving averages",
-    )
-    optimizer: str = _opt(
-        "sgd", "sgd (PyTorch's SGD, the papers'), adam (PyTorch's Adam) or adamw"
-    )
-    lr: float = _opt(0.1, "initial learning rate")
-    lr_schedule: str = _opt("cosine", "learning-rate decay to 0: cosine, linear or constant")
-    lr_update: str = _opt(
-        "epoch",
-        "when the learning rate changes: epoch (once per epoch, as the papers' PyTorch "
-        "schedulers) or step",
-    )
-    warmup_epochs: int = _opt(0, "linear learning-rate warm-up epochs before the decay")
-    momentum: float = _opt(0.9, "SGD momentum")
-    weight_decay: float = _opt(1e-4, "weight decay")
-    weight_decay_mode: str = _opt(
-        "auto",
-        "coupled: an L2 term added to the gradient before momentum (PyTorch's SGD and Adam "
-        "weight_decay, the papers'); decoupled: w -= lr*wd*w outside the optimizer "
-        "(Keras' weight_decay, AdamW); auto: decoupled for adamw, coupled otherwise",
-    )
-    weight_decay_on: str = _opt(
-        "all",
-        "all (every trainable variable, PyTorch's default) or conv-kernels "
-        "(convolution kernels only, as ReActNet)",
-    )
-    label_smoothing: float = _opt(0.0, "label smoothing ε of the cross entropy, in [0, 1)")
-    strategy: str = _opt("default", "tf.distribute strategy: default, mirrored, multiworker")
-    seed: int = _opt(0, "random seed")
-    output_dir: str = _opt("runs/latest", "where results, checkpoints and the model go")
-    verbose: int = _opt(1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "add_arguments",
+    "build_config",
+    "check_fields",
+    "load_recipe",
+    "parse_args",
+    "recipe_fields",
+    "save_recipe",
+    "setting",
+    "validate",
+]
 
 
-CHOICES = {
-    "precision": ("1w1a", "1w32a"),
-    "shortcut": ("auto", "zero-pad", "conv", "avgpool-conv"),
-    "optimizer": ("sgd", "adam", "adamw"),
-    "lr_schedule": ("cosine", "linear", "constant"),
-    "lr_update": ("epoch", "step"),
-    "weight_decay_mode": ("auto", "coupled", "decoupled"),
-    "weight_decay_on": ("all", "conv-kernels"),
-    "weight_quantizer": ("irnet", "ste_sign", "proxconnect"),
-    "prox_gradient": ("prox", "ste"),
-    "lcr_reference": ("latent", "teacher"),
-    "lcr_form": ("ratio", "mse"),
-    "strategy": ("default", "mirrored", "multiworker"),
-    "verbose": (0, 1, 2),
-}
+def setting(
+    default: Any,
+    help: str,  # noqa: A002
+    *,
+    choices: tuple | None = None,
+    low: float | None = None,
+    above: float | None = None,
+    high: float | None = None,
+    below: float | None = None,
+    recipe: bool = True,
+    metavar: str | tuple[str, ...] | None = None,
+    repeat: bool = False,
+):
+    """A settings field: its default, its ``--help`` text and what it accepts.
+
+    Args:
+        choices: the values allowed.
+        low, above: the smallest value allowed, or the bound it must exceed.
+        high, below: the largest value allowed, or the bound it must stay under.
+        recipe: ``False`` for a setting of the command, not of the run
+            (e.g. ``--overwrite``): it is never written to or read from a recipe.
+        metavar: the flag's value name(s) in ``--help``.
+        repeat: a sequence setting whose flag may be given several times
+            (``--vary a=1,2 --vary b=3,4``), each adding its values.
+    """
+    meta = dict(help=help, choices=choices, low=low, above=above, high=high, below=below,
+                recipe=recipe, metavar=metavar, repeat=repeat)
+    if isinstance(default, list | dict | set):
+        raise TypeError("use a tuple default for a sequence setting")
+    return field(default=default, metadata=meta)
 
 
-def validate(config: TrainConfig) -> TrainConfig:
-    """Checks every setting; raises :class:`ConfigError` naming the fix."""
-    from lcr_larq import data
-    from models import MODELS
+# --------------------------------------------------------------------------- types
+@dataclass(frozen=True)
+class Kind:
+    """The type of a setting: a scalar ``base`` type, whether None is
+    allowed, and for tuples their length (``None``: one or more)."""
 
-    for key, choices in CHOICES.items():
-        if getattr(config, key) not in choices:
-            flag = "--" + key.replace("_", "-")
-            raise ConfigError(
-                f"{flag} must be one of {list(choices)}, got {getattr(config, key)!r}"
-            )
-    if config.model not in MODELS:
-        raise ConfigError(f"unknown model {config.model!r}; choose one of {sorted(MODELS)}")
-    kind = config.dataset.split(":", 1)[0]
-    if kind not in data.LOADERS:
-        raise ConfigError(
-            f"unknown dataset {config.dataset!r}; choose one of {data.dataset_names()}"
-        )
-    if config.lcr_lambda < 0:
-        raise ConfigError(
-            f"--lcr-lambda must be >= 0 (0 trains the plain BNN), got {config.lcr_lambda}"
-        )
-    if config.lcr_beta <= 1:
-        raise ConfigError(f"--lcr-beta must be > 1, got {config.lcr_beta}")
-    for key in ("power_iterations", "epochs", "batch_size"):
-        if getattr(config, key) < 1:
-            raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {getattr(config, key)}")
-    if config.weight_quantizer == "proxconnect" and (
-        config.prox_rho_end < 0 or not 0 <= config.prox_hard_epochs < config.epochs
-    ):
-        raise ConfigError(
-            "--prox-rho-end must be >= 0 and 0 <= --prox-hard-epochs < --epochs"
-        )
-    if config.lcr_samples < 0:
-        raise ConfigError(f"--lcr-samples must be >= 0 (0: every sample), got {config.lcr_samples}")
-    if config.steps_per_epoch is not None and config.steps_per_epoch < 1:
-        raise ConfigError(f"--steps-per-epoch must be >= 1, got {config.steps_per_epoch}")
-    if config.input_size is not None and config.input_size < 8:
-        raise ConfigError(f"--input-size must be >= 8, got {config.input_size}")
-    if config.lr <= 0 or config.weight_decay < 0 or not 0 <= config.momentum < 1:
-        raise ConfigError("--lr must be > 0, --weight-decay >= 0 and 0 <= --momentum < 1")
-    if config.optimizer == "adamw" and config.weight_decay_mode == "coupled":
-        raise ConfigError(
-            "--optimizer adamw is Adam with decoupled weight decay: for coupled weight decay "
-            "use --optimizer adam"
-        )
-    if not 0 <= config.warmup_epochs < config.epochs:
-        raise ConfigError(
-            f"--warmup-epochs must be >= 0 and below --epochs, got {config.warmup_epochs}"
-        )
-    if not 0 <= config.label_smoothing < 1:
-        raise ConfigError(f"--label-smoothing must be in [0, 1), got {config.label_smoothing}")
-    if config.bn_recalibration_batches < 0:
-        raise ConfigError(
-            "--bn-recalibration-batches must be >= 0 (0 keeps the moving averages), got "
-            f"{config.bn_recalibration_batches}"
-        )
-    split = config.validation_split
-    if split < 0 or (split >= 1 and split != int(split)):
-        raise ConfigError(
-            "--validation-split must be 0 (none), a share in (0, 1) or a whole number of "
-            f"images, got {split}"
-        )
-    if config.lcr_reference == "teacher" and not config.teacher and config.lcr_lambda > 0:
-        raise ConfigError(
-            "--lcr-reference teacher needs --teacher DIR (train one with --full-precision)"
-        )
-    if config.teacher and not os.path.exists(config.teacher):
-        raise ConfigError(f"--teacher {config.teacher} does not exist: give a model dir")
-    return config
+    base: type
+    optional: bool = False
+    sequence: bool = False
+    length: int | None = None
+
+    @property
+    def noun(self) -> str:
+        noun = {bool: "true or false", int: "a whole number", float: "a finite number",
+                str: "a text"}[self.base]
+        if self.sequence:
+            count = f"{self.length}" if self.length else "one or more"
+            noun = f"{count} values, each {noun}"
+        return noun + (" or null" if self.optional else "")
 
 
-def _parse_bool(text: str) -> bool:
+def _kind(annotation: Any) -> Kind:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        inner = _kind(args[0])
+        return dataclasses.replace(inner, optional=True)
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return Kind(args[0], sequence=True)
+        return Kind(args[0], sequence=True, length=len(args))
+    if annotation in (bool, int, float, str):
+        return Kind(annotation)
+    raise TypeError(f"unsupported setting type {annotation!r}")
+
+
+def kinds(cls) -> dict[str, Kind]:
+    """``{field name: Kind}`` of a settings dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: _kind(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def flag_name(name: str) -> str:
+    """``lcr_lambda`` → ``--lcr-lambda``."""
+    return "--" + name.replace("_", "-")
+
+
+def parse_bool(text: str) -> bool:
     lowered = str(text).lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    raise ValueError(text)
 
 
-def _field_type(f: dataclasses.Field):
-    kind = f.type if isinstance(f.type, str) else f.type.__name__
-    for name, parser in (("bool", _parse_bool), ("int", int), ("float", float)):
-        if kind.startswith(name):
-            return parser
-    return str
+def _scalar_from_text(base: type, text: str):
+    if base is bool:
+        return parse_bool(text)
+    if base is int:
+        return int(text)
+    if base is float:
+        return float(text)
+    return text
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
-    """Adds one ``--flag`` per field of ``cls`` (defaults left to the dataclass)."""
-    parser.add_argument("--config", help="YAML recipe; flags given here override it")
+def _scalar_from_yaml(base: type, value):
+    """A recipe's value as ``base``, strictly: YAML ``true`` is no number and
+    ``1`` no text."""
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+    elif base is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            return int(value)
+    elif base is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 1e-4 (no dot) as text
+            return float(value)
+    elif isinstance(value, str):
+        return value
+    raise ValueError(value)
+
+
+def convert(kind: Kind, value, from_text: bool):
+    """``value`` (a flag's text, or a recipe's YAML value) as ``kind``; raises
+    ``ValueError`` when it is none."""
+    scalar = _scalar_from_text if from_text else _scalar_from_yaml
+    if value is None:
+        if kind.optional:
+            return None
+        raise ValueError(value)
+    if kind.sequence:
+        values = value if isinstance(value, list | tuple) else [value]
+        if not values or (kind.length and len(values) != kind.length):
+            raise ValueError(value)
+        return tuple(scalar(kind.base, v) for v in values)
+    if isinstance(value, list | tuple):
+        raise ValueError(value)
+    return scalar(kind.base, value)
+
+
+# --------------------------------------------------------------------------- checks
+def _check(name: str, f: dataclasses.Field, kind: Kind, value, where: str) -> None:
+    meta = f.metadata
+    what = where or flag_name(name)
+    if value is None:
+        if not kind.optional:
+            raise ConfigError(f"{what} needs {kind.noun}, got null")
+        return
+    values = value if kind.sequence else (value,)
+    if kind.sequence and (not values or (kind.length and len(values) != kind.length)):
+        raise ConfigError(f"{what} needs {kind.noun}, got {list(values)}")
+    for v in values:
+        wrong_type = not isinstance(v, kind.base) or (kind.base is not bool and isinstance(v, bool))
+        if kind.base is float and isinstance(v, int) and not isinstance(v, bool):
+            wrong_type = False
+        if wrong_type:
+            raise ConfigError(f"{what} needs {kind.noun}, got {v!r}")
+        if kind.base is float and not math.isfinite(v):
+            raise ConfigError(f"{what} must be a finite number, got {v}")
+        choices = meta.get("choices")
+        if choices is not None and v not in choices:
+            raise ConfigError(f"{what} must be one of {list(choices)}, got {v!r}")
+        if meta.get("low") is not None and v < meta["low"]:
+            raise ConfigError(f"{what} must be >= {meta['low']:g}, got {v:g}")
+        if meta.get("above") is not None and v <= meta["above"]:
+            raise ConfigError(f"{what} must be > {meta['above']:g}, got {v:g}")
+        if meta.get("high") is not None and v > meta["high"]:
+            raise ConfigError(f"{what} must be <= {meta['high']:g}, got {v:g}")
+        if meta.get("below") is not None and v >= meta["below"]:
+            raise ConfigError(f"{what} must be < {meta['below']:g}, got {v:g}")
+
+
+def check_fields(config) -> None:
+    """Checks every field of a settings dataclass against its type, choices
+    and range; raises :class:`ConfigError` naming the flag."""
+    field_kinds = kinds(type(config))
+    for f in dataclasses.fields(config):
+        _check(f.name, f, field_kinds[f.name], getattr(config, f.name), "")
+
+
+def validate(config):
+    """Checks every setting of ``config`` (its fields, then its own
+    ``check()`` for rules between settings); returns it."""
+    check_fields(config)
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()
+    return config
+
+
+# --------------------------------------------------------------------------- flags
+def add_arguments(
+    parser: argparse.ArgumentParser, cls=None, exclude: tuple[str, ...] = ()
+) -> None:
+    """Adds ``--config`` and one ``--flag`` per field of ``cls`` (default
+    :class:`TrainConfig`; defaults are left to the dataclass, so a flag not
+    given does not override a recipe)."""
+    cls = cls or TrainConfig
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML recipe; flags given here override it")
+    field_kinds = kinds(cls)
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        kind = _field_type(f)
-        if kind is _parse_bool:
-            parser.add_argument(
-                flag, nargs="?", const=True, type=_parse_bool,
-                default=argparse.SUPPRESS, help=f.metadata.get("help"),
-            )
+        if f.name in exclude:
+            continue
+        kind = field_kinds[f.name]
+        meta = f.metadata
+        options: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name}
+        text = meta["help"]
+        if kind.base is bool and not kind.sequence:
+            options.update(nargs="?", const=True, type=_flag_type(f.name, kind),
+                           metavar="true|false")
         else:
-            parser.add_argument(
-                flag, type=kind, default=argparse.SUPPRESS,
-                help=f"{f.metadata.get('help')} (default: {f.default})",
-            )
+            options["type"] = _flag_type(f.name, kind)
+            if kind.sequence:
+                options["nargs"] = kind.length or "+"
+                if meta.get("repeat"):
+                    options["action"] = "extend"
+            if meta.get("metavar"):
+                options["metavar"] = meta["metavar"]
+            elif meta.get("choices") and not kind.sequence:
+                options["metavar"] = "{" + ",".join(map(str, meta["choices"])) + "}"
+            default = f.default
+            # None means "derived" and a help text naming its default says it better.
+            if default is not None and "default" not in text:
+                shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+                text = f"{text} (default: {shown})"
+        parser.add_argument(flag_name(f.name), help=text, **options)
 
 
-def load_recipe(path: str, cls=TrainConfig) -> dict[str, Any]:
-    """Reads a YAML recipe; unknown keys and wrongly typed values are refused."""
+def _flag_type(name: str, kind: Kind):
+    scalar = Kind(kind.base)
+
+    def parse(text: str):
+        try:
+            return convert(scalar, text, from_text=True)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag_name(name)} needs {scalar.noun}, got {text!r}"
+            ) from None
+
+    parse.__name__ = kind.base.__name__
+    return parse
+
+
+# --------------------------------------------------------------------------- recipes
+def recipe_fields(cls) -> list[dataclasses.Field]:
+    """The fields of ``cls`` that belong in a recipe."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("recipe", True)]
+
+
+def load_recipe(path: str, cls=None) -> dict[str, Any]:
+    """A YAML recipe's settings for ``cls`` (default :class:`TrainConfig`),
+    each of its type; unknown keys, values of the wrong type and files that
+    are not YAML text are refused."""
+    cls = cls or TrainConfig
     if not os.path.isfile(path):
         raise ConfigError(f"--config {path} does not exist")
     try:
-        with open(path) as handle:
-            values = yaml.safe_load(handle) or {}
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text: give a YAML recipe") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path} ({error.strerror})") from None
+    try:
+        values = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of settings")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in recipe_fields(cls)}
+    field_kinds = kinds(cls)
     recipe = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
         if name not in fields:
             raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {sorted(fields)}")
-        recipe[name] = _coerce(path, name, value, fields[name])
+        kind = field_kinds[name]
+        try:
+            recipe[name] = convert(kind, value, from_text=False)
+        except (ValueError, TypeError, OverflowError):
+            raise ConfigError(
+                f"{path}: key {name!r} needs {kind.noun}, got {value!r}"
+            ) from None
+        _check(name, fields[name], kind, recipe[name], f"{path}: key {name!r}")
     return recipe
 
 
-def _coerce(path: str, name: str, value, f: dataclasses.Field):
-    if value is None:
-        return None
-    kind = _field_type(f)
-    try:
-        if kind is _parse_bool:
-            return value if isinstance(value, bool) else _parse_bool(value)
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return kind(value)
-    except (ValueError, TypeError, argparse.ArgumentTypeError):
-        raise ConfigError(
-            f"{path}: key {name!r} needs a {kind.__name__.strip('_')} value, got {value!r}"
-        ) from None
-
-
-def build_config(namespace: argparse.Namespace, cls=TrainConfig):
-    """Defaults, then the recipe, then the command-line flags."""
+def build_config(namespace: argparse.Namespace, cls=None):
+    """The settings of parsed flags (default :class:`TrainConfig`): defaults,
+    then the recipe, then the flags."""
+    cls = cls or TrainConfig
     values = {}
     if getattr(namespace, "config", None):
         values.update(load_recipe(namespace.config, cls))
     names = {f.name for f in dataclasses.fields(cls)}
-    values.update({k: v for k, v in vars(namespace).items() if k in names})
+    values.update({
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in vars(namespace).items() if k in names
+    })
     return cls(**values)
+
+
+def given_flags(namespace: argparse.Namespace, cls) -> set[str]:
+    """The fields of ``cls`` set on the command line."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k for k in vars(namespace) if k in names}
+
+
+def save_recipe(config, path: str) -> None:
+    """Writes ``config``'s recipe settings as YAML that ``--config`` reads back."""
+    values = {}
+    for f in recipe_fields(type(config)):
+        value = getattr(config, f.name)
+        values[f.name] = list(value) if isinstance(value, tuple) else value
+    with open(path, "w") as handle:
+        yaml.safe_dump(values, handle, sort_keys=False, allow_unicode=True)
+
+
+def recipe_dict(config) -> dict[str, Any]:
+    """``config``'s recipe settings as a dict (tuples as lists, as in YAML)."""
+    return {
+        f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v
+        for f in recipe_fields(type(config))
+    }
+
+
+# --------------------------------------------------------------------------- training
+SEED_MAX = 2**32 - 1  # TensorFlow's and numpy's seed range
+RUNS_DIR = "runs"
+
+
+@dataclass
+class TrainConfig:
+    """All settings of one training run (``train.py``'s flags)."""
+
+    model: str = setting("resnet20", "architecture (--list-models lists them)")
+    dataset: str = setting(
+        "digits", "digits (offline), cifar10, cifar100, imagenet2012, folder:PATH or npz:PATH"
+    )
+    data_dir: str | None = setting(None, "TFDS data directory (or manual ImageNet download)")
+    precision: str = setting(
+        "1w1a", "1w1a (binary weights and activations) or 1w32a", choices=("1w1a", "1w32a")
+    )
+    full_precision: bool = setting(False, "train the full-precision counterpart (LCR off)")
+    bireal: bool = setting(False, "real-valued shortcut around every binary conv (Bi-Real)")
+    shortcut: str = setting(
+        "auto",
+        "downsampling shortcut of the ResNets: zero-pad (option A, IR-Net's ResNet-20), conv "
+        "(strided 1x1 conv + BN, IR-Net's ResNet-18), avgpool-conv (Bi-Real's); auto: the "
+        "paper baselines' (zero-pad for resnet20, conv for CIFAR resnet18/34, avgpool-conv "
+        "from 100 px)",
+        choices=("auto", "zero-pad", "conv", "avgpool-conv"),
+    )
+    weight_quantizer: str = setting(
+        "irnet", "binary weight quantizer of the ResNets", choices=("irnet", "ste_sign",
+                                                                    "proxconnect"),
+    )
+    prox_rho_end: float = setting(
+        20.0, "ProxConnect: final ρ of the linear schedule (from 0)", low=0, high=1e6
+    )
+    prox_gradient: str = setting(
+        "prox", "ProxConnect backward: prox (dL_ρ/dw) or ste (identity)", choices=("prox", "ste")
+    )
+    prox_hard_epochs: int = setting(1, "ProxConnect: final epochs with the hard sign", low=0)
+    input_size: int | None = setting(
+        None, "resize images to this square size", low=8, high=2048
+    )
+    lcr_lambda: float = setting(
+        4.0, "LCR strength λ (0 trains the plain BNN)", low=0, high=1e3
+    )
+    lcr_beta: float = setting(
+        2.0, "LCR block weighting β: block k of K weighs β^(k−K)", above=1, high=100
+    )
+    lcr_reference: str = setting(
+        "latent", "full-precision reference: latent or teacher", choices=("latent", "teacher")
+    )
+    lcr_form: str = setting(
+        "ratio", "LCR loss form: ratio (paper) or mse (public code)", choices=("ratio", "mse")
+    )
+    power_iterations: int = setting(
+        5, "power-iteration steps per spectral norm", low=1, high=1000
+    )
+    lcr_samples: int = setting(
+        32, "estimate L_lip on this many samples per batch (0: all)", low=0, high=2**20
+    )
+    teacher: str | None = setting(
+        None, "full-precision run directory or .keras file (--lcr-reference teacher)"
+    )
+    epochs: int = setting(40, "training epochs", low=1, high=100_000)
+    batch_size: int = setting(128, "global batch size", low=1, high=2**20)
+    steps_per_epoch: int | None = setting(
+        None, "limit the steps of each epoch", low=1, high=10**9
+    )
+    validation_split: float = setting(
+        0.1,
+        "held out of the training data and evaluated every epoch: a share in (0, 1) "
+        "(stratified for in-memory data) or a number of images (the paper holds out 10000 "
+        "CIFAR images); 0: none",
+        low=0, high=10**9,
+    )
+    bn_recalibration_batches: int = setting(
+        100,
+        "after training, set every BN's moving mean and variance to the exact average over "
+        "this many training batches (no augmentation) before testing and saving; 0: keep "
+        "the moving averages",
+        low=0, high=10**9,
+    )
+    optimizer: str = setting(
+        "sgd", "sgd (PyTorch's SGD, the papers'), adam (PyTorch's Adam) or adamw",
+        choices=("sgd", "adam", "adamw"),
+    )
+    lr: float = setting(0.1, "initial learning rate", above=0, high=10)
+    lr_schedule: str = setting(
+        "cosine", "learning-rate decay to 0: cosine, linear or constant",
+        choices=("cosine", "linear", "constant"),
+    )
+    lr_update: str = setting(
+        "epoch",
+        "when the learning rate changes: epoch (once per epoch, as the papers' PyTorch "
+        "schedulers) or step",
+        choices=("epoch", "step"),
+    )
+    warmup_epochs: int = setting(
+        0, "linear learning-rate warm-up epochs before the decay", low=0
+    )
+    momentum: float = setting(0.9, "SGD momentum", low=0, below=1)
+    weight_decay: float = setting(1e-4, "weight decay", low=0, high=1)
+    weight_decay_mode: str = setting(
+        "auto",
+        "coupled: an L2 term added to the gradient before momentum (PyTorch's SGD and Adam "
+        "weight_decay, the papers'); decoupled: w -= lr*wd*w outside the optimizer "
+        "(Keras' weight_decay, AdamW); auto: decoupled for adamw, coupled otherwise",
+        choices=("auto", "coupled", "decoupled"),
+    )
+    weight_decay_on: str = setting(
+        "all",
+        "all (every trainable variable, PyTorch's default) or conv-kernels "
+        "(convolution kernels only, as ReActNet)",
+        choices=("all", "conv-kernels"),
+    )
+    label_smoothing: float = setting(
+        0.0, "label smoothing ε of the cross entropy", low=0, below=1
+    )
+    strategy: str = setting(
+        "default", "tf.distribute strategy: default, mirrored or multiworker (reads TF_CONFIG)",
+        choices=("default", "mirrored", "multiworker"),
+    )
+    seed: int = setting(0, "random seed (weights, data order, augmentation)", low=0,
+                        high=SEED_MAX)
+    output_dir: str | None = setting(
+        None,
+        f"where results, checkpoints and the models go (default: {RUNS_DIR}/ and a name made "
+        "from the model, dataset, λ and seed)",
+    )
+    verbose: int = setting(
+        1, "Keras verbosity: 0 silent, 1 progress bar (one line per epoch when not on a "
+        "terminal), 2 one line per epoch", choices=(0, 1, 2),
+    )
+    overwrite: bool = setting(
+        False, "train again into an --output-dir that holds a finished run", recipe=False
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def run_dir(self) -> str:
+        """``output_dir``, or the name derived from the settings."""
+        return self.output_dir or os.path.join(RUNS_DIR, default_run_name(self))
+
+    def check(self) -> None:
+        """Rules between settings (each setting alone is checked by
+        :func:`check_fields`)."""
+        from lcr_larq import data
+        from lcr_larq.models import MODELS
+
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
+        kind = self.dataset.split(":", 1)[0]
+        if kind not in data.LOADERS:
+            raise ConfigError(
+                f"unknown dataset {self.dataset!r}; choose one of {data.dataset_names()}"
+            )
+        if self.weight_quantizer == "proxconnect" and not self.prox_hard_epochs < self.epochs:
+            raise ConfigError("--prox-hard-epochs must be below --epochs")
+        if self.optimizer == "adamw" and self.weight_decay_mode == "coupled":
+            raise ConfigError(
+                "--optimizer adamw is Adam with decoupled weight decay: for coupled weight "
+                "decay use --optimizer adam"
+            )
+        if not self.warmup_epochs < self.epochs:
+            raise ConfigError(f"--warmup-epochs must be below --epochs, got {self.warmup_epochs}")
+        split = self.validation_split
+        if split >= 1 and split != int(split):
+            raise ConfigError(
+                "--validation-split must be 0 (none), a share in (0, 1) or a whole number of "
+                f"images, got {split:g}"
+            )
+        if self.lcr_reference == "teacher" and not self.teacher and self.lcr_lambda > 0:
+            raise ConfigError(
+                "--lcr-reference teacher needs --teacher DIR (train one with --full-precision)"
+            )
+        if self.teacher and not os.path.exists(self.teacher):
+            raise ConfigError(f"--teacher {self.teacher} does not exist: give a run directory")
+
+
+def default_run_name(config: TrainConfig) -> str:
+    """A run directory name from the settings that tell runs apart most often.
+
+    Example:
+        >>> default_run_name(TrainConfig(lcr_lambda=0.5, seed=3))
+        'resnet20_digits_1w1a_lambda0.5_seed3'
+    """
+    dataset = config.dataset.split(":", 1)[0]
+    if ":" in config.dataset:
+        dataset += "-" + os.path.basename(os.path.normpath(config.dataset.split(":", 1)[1]))
+    precision = "fp" if config.full_precision else config.precision
+    return f"{config.model}_{dataset}_{precision}_lambda{config.lcr_lambda:g}_seed{config.seed}"
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of a ``train.py`` command line (not validated)."""
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return build_config(parser.parse_args(argv))
-
-
-def save_recipe(config, path: str) -> None:
-    """Writes ``config`` as a YAML recipe that ``--config`` reads back."""
-    with open(path, "w") as handle:
-        yaml.safe_dump(dataclasses.asdict(config), handle, sort_keys=False)
+    add_arguments(parser, TrainConfig)
+    return build_config(parser.parse_args(argv), TrainConfig)

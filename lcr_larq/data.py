@@ -13,8 +13,11 @@ for them — models are built from ``dataset.input_shape``. Loaders:
 * ``npz:PATH`` — your arrays; ``folder:PATH`` — your images, one sub-folder per
   class. Without a test split a stratified 20 % is held out (fixed seed).
 
-Augmentation is random per element yet deterministic for a given ``seed``
-(stateless ops fed by a seeded stream, see :func:`map_with_seeds`).
+Training data is drawn epoch by epoch (:meth:`Dataset.epochs`): epoch e is
+shuffled with a seed made of ``seed`` and e, and every image is augmented
+with a stateless seed made of that and its position, so any epoch can be
+recreated without replaying the ones before it (a resumed run sees the same
+data as an uninterrupted one).
 
 Example:
     >>> data = load_dataset("digits", batch_size=64, seed=0)
@@ -24,12 +27,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+
+from lcr_larq.errors import DataError
 
 DIGITS_SIZE = 32
 DIGITS_TEST_FRACTION = 0.2
@@ -54,15 +60,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGENET_SIZE = 224  # crop size
 IMAGENET_RESIZE = 256  # evaluation: shorter side, for a 224 crop
-IMAGENET_SHUFFLE_BUFFER = 10_000
+IMAGENET_SHUFFLE_BUFFER = 10_000  # examples shuffled together (one block)
 IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )
-
-
-class DataError(ValueError):
-    """A dataset that cannot be loaded as asked; the message names the fix."""
 
 
 @dataclass
@@ -89,6 +91,23 @@ class Dataset:
     # Training images as evaluated (no augmentation), in one fixed shuffled
     # order: what batch-normalization statistics are re-estimated from.
     calibration: tf.data.Dataset | None = None
+    # One training epoch's batches from the epoch number (an int64 tensor).
+    epoch: Callable[[tf.Tensor], tf.data.Dataset] | None = None
+    batch_size: int = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches of one pass over the training split."""
+        return max(1, math.ceil(self.train_size / max(self.batch_size, 1)))
+
+    def epochs(self, first: int = 0, steps: int | None = None) -> tf.data.Dataset:
+        """Training batches from epoch ``first`` on, without end: each epoch
+        in its own seeded order (``steps`` batches of it, default all)."""
+        def one(epoch):
+            batches = self.epoch(epoch)
+            return batches if steps is None else batches.take(steps)
+
+        return tf.data.Dataset.range(first, EPOCHS_END).flat_map(one).prefetch(tf.data.AUTOTUNE)
 
 
 def standardizer(mean: np.ndarray, std: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -102,27 +121,73 @@ def standardizer(mean: np.ndarray, std: np.ndarray) -> Callable[[tf.Tensor], tf.
     return normalize
 
 
+# Far beyond any number of epochs: Dataset.epochs runs without end.
+EPOCHS_END = 2**40
+
+
+def epoch_seed(seed: int, epoch) -> tf.Tensor:
+    """The shuffle and augmentation seed of one epoch (an int64 tensor).
+
+    Example:
+        >>> int(epoch_seed(3, 2))
+        300011
+    """
+    return tf.cast(seed, tf.int64) * 100_003 + tf.cast(epoch, tf.int64)
+
+
+def training_epochs(
+    examples: tf.data.Dataset,
+    size: int,
+    batch_size: int,
+    normalize: Callable[[tf.Tensor], tf.Tensor],
+    seed: int,
+    augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+    block: int | None = None,
+) -> Callable[[tf.Tensor], tf.data.Dataset]:
+    """``epoch(e)``: epoch e of ``examples`` (image, label pairs, ``size`` of
+    them), shuffled, augmented, batched and normalized, from stateless random
+    ops only: the order is a random permutation of each ``block`` of
+    consecutive examples (default: all of them) drawn from the seed
+    ``[epoch_seed(seed, e), block index]``, and ``augment(image, seed)`` gets
+    ``[epoch_seed(seed, e), position]``. So epoch e is the same whenever it is
+    made, whatever came before it."""
+    block = min(size, block or size)
+
+    def permute(index, images, labels):
+        keys = tf.random.stateless_uniform(tf.shape(labels)[:1], tf.stack([index[0], index[1]]))
+        order = tf.argsort(keys, stable=True)
+        return tf.gather(images, order), tf.gather(labels, order)
+
+    def epoch(e: tf.Tensor) -> tf.data.Dataset:
+        s = epoch_seed(seed, e)
+        ds = examples.batch(block).enumerate().map(
+            lambda k, pair: permute(tf.stack([s, k]), pair[0], pair[1])
+        ).unbatch().apply(tf.data.experimental.assert_cardinality(size))
+        if augment is not None:
+            ds = ds.enumerate().map(
+                lambda i, pair: (augment(pair[0], tf.stack([s, i])), pair[1]),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+            )
+        ds = ds.batch(batch_size, drop_remainder=False)
+        return ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+    return epoch
+
+
 def arrays_pipeline(
     images: np.ndarray,
     labels: np.ndarray,
     batch_size: int,
     normalize: Callable[[tf.Tensor], tf.Tensor],
-    training: bool,
-    seed: int,
-    augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+    seed: int = 0,
     shuffle_once: bool = False,
 ) -> tf.data.Dataset:
-    """An in-memory uint8 array pipeline: shuffle (train), augment, normalize, batch.
-
-    ``augment(image, seed)`` (train only) gets a stateless seed per element,
-    see :func:`map_with_seeds`. ``shuffle_once`` (not training) shuffles the
-    images into one fixed order, the same on every pass.
-    """
+    """An in-memory uint8 array pipeline for evaluation: normalize, batch;
+    ``shuffle_once`` shuffles the images into one fixed order, the same on
+    every pass."""
     ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
-    if training or shuffle_once:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=training)
-    if training and augment is not None:
-        ds = map_with_seeds(ds, lambda x, y, s: (augment(x, s), y), seed)
+    if shuffle_once:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=False)
     ds = ds.batch(batch_size, drop_remainder=False)
     ds = ds.map(lambda x, y: (normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -175,7 +240,7 @@ def from_arrays(
     of the training images (see :func:`validation_count`), stratified by
     class and the same for every seed, as ``validation``.
     """
-    classes = num_classes or int(max(y_train.max(), y_test.max()) + 1)
+    classes = num_classes or check_classes(name, y_train, y_test)
     validation, x_val = None, ()
     if validation_split:
         fraction = validation_count(len(x_train), validation_split) / len(x_train)
@@ -185,11 +250,15 @@ def from_arrays(
     mean, std = channel_statistics(x_train)
     normalize = standardizer(mean, std)
     if len(x_val):
-        validation = arrays_pipeline(x_val, y_val, batch_size, normalize, False, seed)
+        validation = arrays_pipeline(x_val, y_val, batch_size, normalize)
+    examples = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int32)))
+    epoch = training_epochs(examples, len(x_train), batch_size, normalize, seed, augment)
     return Dataset(
         name=name,
-        train=arrays_pipeline(x_train, y_train, batch_size, normalize, True, seed, augment),
-        test=arrays_pipeline(x_test, y_test, batch_size, normalize, False, seed),
+        train=epoch(tf.constant(0, tf.int64)).prefetch(tf.data.AUTOTUNE),
+        epoch=epoch,
+        batch_size=batch_size,
+        test=arrays_pipeline(x_test, y_test, batch_size, normalize),
         input_shape=tuple(int(d) for d in x_train.shape[1:]),
         num_classes=classes,
         train_size=len(x_train),
@@ -201,9 +270,42 @@ def from_arrays(
         validation_size=len(x_val),
         validation_arrays=(x_val, y_val) if len(x_val) else None,
         calibration=arrays_pipeline(
-            x_train, y_train, batch_size, normalize, False, seed, shuffle_once=True
+            x_train, y_train, batch_size, normalize, seed, shuffle_once=True
         ),
     )
+
+
+def check_classes(name: str, y_train: np.ndarray, y_test: np.ndarray) -> int:
+    """The number of classes K of integer labels, refusing what would train a
+    meaningless model: fewer than two classes, a class 0..K−1 without any
+    training image (e.g. labels that are not indices), test labels never seen
+    in training.
+
+    Example:
+        >>> check_classes("mine", np.array([0, 1, 2, 1]), np.array([2, 0]))
+        3
+    """
+    present = np.unique(y_train)
+    classes = int(present.max()) + 1 if len(present) else 0
+    if len(present) < 2:
+        raise DataError(
+            f"{name}: the training labels hold {len(present)} class: a classifier needs at "
+            "least two"
+        )
+    if len(present) < classes:
+        missing = sorted(set(range(min(classes, 10**6))) - set(present.tolist()))
+        raise DataError(
+            f"{name}: labels must be the class indices 0..K-1 with training images of each, "
+            f"but {len(missing)} of 0..{classes - 1} have none (e.g. {missing[0]}): renumber "
+            "the labels"
+        )
+    unseen = sorted(set(np.unique(y_test).tolist()) - set(present.tolist()))
+    if unseen:
+        raise DataError(
+            f"{name}: test labels {unseen[:5]} never occur in the training labels: every "
+            "test class needs training images"
+        )
+    return classes
 
 
 def validation_count(total: int, split: float) -> int:
@@ -244,34 +346,6 @@ def load_digits_dataset(
 
 # ---------------------------------------------------------------------------
 # Deterministic per-element randomness for parallel maps.
-
-
-def map_with_seeds(
-    ds: tf.data.Dataset,
-    fn: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]],
-    seed: int,
-) -> tf.data.Dataset:
-    """``ds.map(fn)`` where ``fn(image, label, seed)`` gets a stateless seed per element.
-
-    The seeds come from ``tf.data.Dataset.random`` zipped to the elements — a
-    sequential stream — so the map can run in parallel and still give the same
-    images for the same ``seed`` (and global seed); each epoch draws new seeds.
-
-    Example:
-        >>> ds = tf.data.Dataset.from_tensor_slices((tf.zeros((4, 2, 2, 1)), tf.range(4)))
-        >>> noisy = map_with_seeds(
-        ...     ds, lambda x, y, s: (x + tf.random.stateless_uniform(x.shape, s), y), seed=0)
-        >>> a = [float(tf.reduce_sum(x)) for x, _ in noisy]
-        >>> a == [float(tf.reduce_sum(x)) for x, _ in map_with_seeds(
-        ...     ds, lambda x, y, s: (x + tf.random.stateless_uniform(x.shape, s), y), seed=0)]
-        True
-    """
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((ds, seeds)).map(
-        lambda pair, pair_seed: fn(pair[0], pair[1], pair_seed),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
 
 
 def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = CIFAR_PAD) -> tf.Tensor:
@@ -498,7 +572,7 @@ def load_cifar_dataset(
 ) -> Dataset:
     """CIFAR-10 or CIFAR-100 from TFDS with the paper's augmentation.
 
-    Train: cached uint8 images, reshuffled every epoch, zero-pad 4 + random
+    Train: uint8 images in memory, shuffled anew every epoch, zero-pad 4 + random
     32×32 crop + horizontal flip, per-channel normalization by the fixed
     training-set statistics (:data:`CIFAR10_MEAN` …). Test: normalization
     only, from in-memory arrays (also ``test_arrays``). ``input_size`` resizes
@@ -523,22 +597,25 @@ def load_cifar_dataset(
         return ds.map(lambda x, y: (resize_image(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
 
     train_split, validation_split = _carve_splits(builder, "train", validation_split)
-    cached = split(train_split).cache()  # decoded 32×32 images: 150 MB for 50,000
-    train_size = _num_examples(cached)
-    train = cached.shuffle(train_size, seed=seed, reshuffle_each_iteration=True)
-    train = map_with_seeds(
-        train, lambda x, y, s: (pad_crop_flip(resize_image(x, size), s), y), seed
+    # In memory, as uint8: 150 MB for CIFAR's 50,000 training images.
+    x_train, y_train = _materialize(resized(split(train_split)))
+    train_size = len(y_train)
+    examples = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    epoch = training_epochs(
+        examples, train_size, batch_size, normalize, seed, augment=pad_crop_flip
     )
     x_test, y_test = _materialize(resized(split("test")))
     validation, validation_size, validation_arrays = None, 0, None
     if validation_split:
         validation_arrays = _materialize(resized(split(validation_split)))
         validation_size = len(validation_arrays[1])
-        validation = arrays_pipeline(*validation_arrays, batch_size, normalize, False, seed)
+        validation = arrays_pipeline(*validation_arrays, batch_size, normalize)
     return Dataset(
         name=name,
-        train=_finish(train, batch_size, normalize),
-        test=arrays_pipeline(x_test, y_test, batch_size, normalize, False, seed),
+        train=epoch(tf.constant(0, tf.int64)).prefetch(tf.data.AUTOTUNE),
+        epoch=epoch,
+        batch_size=batch_size,
+        test=arrays_pipeline(x_test, y_test, batch_size, normalize),
         input_shape=(size, size, 3),
         num_classes=int(builder.info.features["label"].num_classes),
         train_size=train_size,
@@ -549,8 +626,9 @@ def load_cifar_dataset(
         test_arrays=(x_test, y_test),
         normalize=normalize,
         info={"mean": list(mean), "std": list(std), "source": "tfds", "augment": "pad-crop-flip"},
-        # TFDS stores CIFAR's examples shuffled: file order is a fixed random order.
-        calibration=_finish(resized(cached), batch_size, normalize),
+        calibration=arrays_pipeline(
+            x_train, y_train, batch_size, normalize, seed, shuffle_once=True
+        ),
     )
 
 
@@ -592,11 +670,12 @@ def load_imagenet_dataset(
         return _finish(ds, batch_size, normalize)
 
     train_split, validation_split = _carve_splits(builder, "train", validation_split)
-    train = split(train_split, training=True)
+    train = split(train_split, training=True)  # files in one seeded order
     train_size = _num_examples(train)
-    train = train.shuffle(IMAGENET_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-    train = map_with_seeds(
-        train, lambda x, y, s: (random_resized_crop(x, s, size), tf.cast(y, tf.int32)), seed
+    epoch = training_epochs(
+        train.map(lambda x, y: (x, tf.cast(y, tf.int32))), train_size, batch_size, normalize,
+        seed, augment=lambda x, s: random_resized_crop(x, s, size),
+        block=IMAGENET_SHUFFLE_BUFFER,
     )
     test = split("validation", training=False)
     validation, validation_size = None, 0
@@ -606,7 +685,9 @@ def load_imagenet_dataset(
         validation = evaluation(validation)
     return Dataset(
         name="imagenet2012",
-        train=_finish(train, batch_size, normalize),
+        train=epoch(tf.constant(0, tf.int64)).prefetch(tf.data.AUTOTUNE),
+        epoch=epoch,
+        batch_size=batch_size,
         test=evaluation(test),
         input_shape=(size, size, 3),
         num_classes=int(builder.info.features["label"].num_classes),

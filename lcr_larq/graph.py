@@ -21,7 +21,7 @@
 
 Example:
     >>> import tensorflow as tf
-    >>> from models import build_model
+    >>> from lcr_larq.models import build_model
     >>> bnn = build_model("resnet20", (32, 32, 3), 10)
     >>> len(find_blocks(bnn))
     9

@@ -213,9 +213,9 @@ class LipschitzRetention(tf.keras.layers.Layer):
     returns the logits unchanged and adds ``(λ/2)·L_lip`` with ``add_loss``.
     No gradient flows into the reference path (σ_F is a target).
 
-    Metrics (progress bar and History): ``lcr_lip`` (L_lip) and per block
-    ``sigma_ratio_k`` (mean σ_B/σ_F); with ``block_metrics="sigma"`` also
-    ``sigma_b_k`` and ``sigma_f_k``.
+    Metrics (History): ``lcr_lip`` (L_lip), ``sigma_ratio_mean`` (the mean
+    over blocks) and per block ``sigma_ratio_k`` (mean σ_B/σ_F); with
+    ``block_metrics="sigma"`` also ``sigma_b_k`` and ``sigma_f_k``.
 
     Args:
         lcr_lambda: λ ≥ 0, the strength (paper Eq. 12).
@@ -304,8 +304,11 @@ class LipschitzRetention(tf.keras.layers.Layer):
             self.add_loss(0.5 * self.lcr_lambda * lip)
         metrics = {"lcr_lip": lip}
         if self.block_metrics != "none":
+            ratios = [tf.reduce_mean(tf.math.divide_no_nan(s_b, s_f))
+                      for s_b, s_f in zip(sigma_b, sigma_f)]
+            metrics["sigma_ratio_mean"] = tf.add_n(ratios) / len(ratios)
             for k, (s_b, s_f) in enumerate(zip(sigma_b, sigma_f), start=1):
-                metrics[f"sigma_ratio_{k}"] = tf.reduce_mean(tf.math.divide_no_nan(s_b, s_f))
+                metrics[f"sigma_ratio_{k}"] = ratios[k - 1]
                 if self.block_metrics == "sigma":
                     metrics[f"sigma_b_{k}"] = tf.reduce_mean(s_b)
                     metrics[f"sigma_f_{k}"] = tf.reduce_mean(s_f)

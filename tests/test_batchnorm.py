@@ -129,7 +129,7 @@ def test_stale_statistics_recover_the_batch_statistics_accuracy():
 
 def test_training_model_recalibrates_the_bnn_only(rng):
     """A training model is stripped first: a teacher's statistics stay as they are."""
-    from models import build_model
+    from lcr_larq.models import build_model
 
     bnn = build_model("resnet20", (8, 8, 1), 3)
     teacher = build_model("resnet20", (8, 8, 1), 3, quantized=False)

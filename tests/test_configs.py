@@ -85,7 +85,7 @@ def test_every_lcr_recipe_has_a_baseline_twin():
 
 @pytest.mark.parametrize("path", RECIPES, ids=recipe_id)
 def test_recipe_builds_its_model(path):
-    from models import MODELS
+    from lcr_larq.models import MODELS
 
     config = load(path)
     if config.model not in MODELS:
@@ -110,7 +110,7 @@ def test_flags_override_the_recipe():
 @pytest.mark.parametrize(
     "line, needle",
     [("learning_rate: 0.1", "unknown key 'learning_rate'"),
-     ("epochs: many", "key 'epochs' needs a int value"),
+     ("epochs: many", "key 'epochs' needs a whole number"),
      ("bireal: sometimes", "key 'bireal'")],
 )
 def test_a_bad_recipe_is_refused_naming_the_key(tmp_path, capsys, line, needle):

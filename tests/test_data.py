@@ -35,6 +35,12 @@ def batches(ds, epochs=1):
     return [[(x.numpy(), y.numpy()) for x, y in ds] for _ in range(epochs)]
 
 
+def train_batches(dataset, epochs=1):
+    """The training batches of epochs 0 .. epochs-1, each made on its own."""
+    return [[(x.numpy(), y.numpy()) for x, y in dataset.epoch(tf.constant(e, tf.int64))]
+            for e in range(epochs)]
+
+
 def unnormalize(x, mean, std):
     return np.round((x * np.asarray(std) + np.asarray(mean)) * 255.0).astype(np.int64)
 
@@ -130,7 +136,7 @@ def test_cifar_augmentation_only_on_train():
 
     # Train: every image is one of the 81 × 2 pad-4 crops/flips, and they vary.
     views = set()
-    epochs = batches(dataset.train, epochs=2)
+    epochs = train_batches(dataset, epochs=2)
     for epoch in epochs:
         for x, y in epoch:
             for image, label in zip(x, y):
@@ -179,7 +185,7 @@ def test_imagenet_eval_is_resize_256_and_center_crop_224_by_hand():
     for image, label in zip(x, y):
         np.testing.assert_allclose(image, (expected[label] / 255.0 - mean) / std, atol=1e-5)
     # Train: random views, new ones every epoch, never the evaluation view.
-    train_epochs = batches(dataset.train, epochs=2)
+    train_epochs = train_batches(dataset, epochs=2)
     assert not np.array_equal(train_epochs[0][0][0], train_epochs[1][0][0])
     for image, label in zip(*train_epochs[0][0]):
         assert image.shape == (224, 224, 3)
@@ -426,18 +432,35 @@ def test_holdout_split_is_stratified_and_keeps_singletons_in_train():
     assert sorted(np.concatenate([x_train, x_test]).ravel().tolist()) == list(range(16))
 
 
-def test_arrays_pipeline_augmentation_is_seeded():
+def test_training_epochs_are_seeded_per_epoch_whatever_came_before():
     images = np.arange(8 * 4 * 4, dtype=np.uint8).reshape(8, 4, 4, 1)
-    labels = np.arange(8)
+    labels = np.arange(8, dtype=np.int32)
+    examples = tf.data.Dataset.from_tensor_slices((images, labels))
 
-    def run(seed):
-        ds = data.arrays_pipeline(
-            images, labels, 8, lambda x: tf.cast(x, tf.float32), True, seed,
+    def epoch_fn(seed):
+        return data.training_epochs(
+            examples, 8, 8, lambda x: tf.cast(x, tf.float32), seed,
             augment=lambda x, s: data.pad_crop_flip(x, s, pad=1),
         )
-        return batches(ds, epochs=2)
 
-    a, b = run(0), run(0)
-    np.testing.assert_array_equal(a[0][0][0], b[0][0][0])
-    np.testing.assert_array_equal(a[1][0][0], b[1][0][0])
-    assert not np.array_equal(a[0][0][0], a[1][0][0])
+    def epoch(fn, e):
+        (x, y), = [(x.numpy(), y.numpy()) for x, y in fn(tf.constant(e, tf.int64))]
+        return x, y
+
+    a, b = epoch_fn(0), epoch_fn(0)
+    # Epoch 3 made first or after epochs 0-2: the same batch.
+    late = epoch(b, 3)
+    for e in range(3):
+        epoch(a, e)
+    np.testing.assert_array_equal(epoch(a, 3)[0], late[0])
+    x0, y0 = epoch(a, 0)
+    assert sorted(y0.tolist()) == list(range(8))  # a permutation of the epoch
+    assert not np.array_equal(y0, epoch(a, 1)[1])  # a new order every epoch
+    assert not np.array_equal(x0, epoch(epoch_fn(1), 0)[0])  # and per seed
+    # Dataset.epochs: one pass after another, from any first epoch.
+    dataset = data.load_dataset("digits", batch_size=512, seed=0)
+    steps = dataset.steps_per_epoch
+    assert steps == 3 and int(dataset.train.cardinality()) == 3
+    from_two = [y.numpy() for _, y in dataset.epochs(2).take(steps)]
+    expected = [y.numpy() for _, y in dataset.epoch(tf.constant(2, tf.int64))]
+    assert all(np.array_equal(u, v) for u, v in zip(from_two, expected))

@@ -1,4 +1,4 @@
-"""python -m lcr_larq.diagnose: spectral norms of the binary convolutions of a run."""
+"""lcr-diagnose: spectral norms of the binary convolutions of a run."""
 
 import json
 
@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 from test_evaluate import make_tiny_run
 
-from lcr_larq import diagnose, spectral
-from lcr_larq.lipschitz import conv_matrix
+from lcr_larq import runs, spectral
+from lcr_larq.analysis import diagnosis as diagnose
+from lcr_larq.analysis.lipschitz import conv_matrix
+from lcr_larq.cli import diagnose as command
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,7 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(tiny_run):
-    code = diagnose.main(["--model-dir", str(tiny_run), "--samples", "48", "--batch-size", "24",
+    code = command.main(["--model-dir", str(tiny_run), "--samples", "48", "--batch-size", "24",
                           "--quiet"])
     assert code == 0
     return json.loads((tiny_run / "lipschitz.json").read_text())
@@ -46,9 +48,7 @@ def test_report_rows_and_bounds(report, tiny_run):
 
 
 def test_exact_matches_dense_svd_of_the_layer(report, tiny_run):
-    from lcr_larq.training import load_trained_model
-
-    model = load_trained_model(str(tiny_run))
+    model = runs.load_model(str(tiny_run))
     layer = model.get_layer("block2_conv1")  # stride 2, 16x16x8 -> 8x8x16
     binary, latent = diagnose.layer_kernels(layer)
     # LibraSign: per output channel a single magnitude, a power of two
@@ -68,10 +68,9 @@ def test_exact_matches_dense_svd_of_the_layer(report, tiny_run):
 
 
 def test_retention_estimate_is_the_converged_block_sigma(report, tiny_run):
-    from lcr_larq.evaluate import load_run
     from lcr_larq.graph import find_blocks
 
-    run = load_run(str(tiny_run))
+    run = runs.load_run(str(tiny_run))
     images = diagnose.sample_images(run.dataset, 24)
     rows = diagnose.retention_sigmas(run.model, images, iterations=200)
     assert [r["block"] for r in rows] == ["block1_out", "block2_out"]
@@ -130,8 +129,8 @@ def test_ste_sign_kernel_is_plus_minus_one_and_padding_is_affine():
 
 def test_layer_filters_and_method_choice(tiny_run, capsys):
     out = tiny_run / "filtered.json"
-    code = diagnose.main(["--model-dir", str(tiny_run), "--layers", "block2_*",
-                          "--max-layers", "1", "--methods", "exact,gram_bound",
+    code = command.main(["--model-dir", str(tiny_run), "--layers", "block2_*",
+                          "--max-layers", "1", "--methods", "exact", "gram_bound",
                           "--output", str(out), "--no-plot", "--quiet"])
     assert code == 0
     rep = json.loads(out.read_text())
@@ -147,7 +146,7 @@ def test_layer_filters_and_method_choice(tiny_run, capsys):
     (["--max-layers", "0"], "--max-layers must be >= 1"),
 ])
 def test_bad_options_are_one_line(tiny_run, capsys, args, needle):
-    code = diagnose.main(["--model-dir", str(tiny_run), "--quiet", "--no-plot", *args])
+    code = command.main(["--model-dir", str(tiny_run), "--quiet", "--no-plot", *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
 
@@ -157,7 +156,45 @@ def test_bad_options_are_one_line(tiny_run, capsys, args, needle):
     (lambda p: (p / "bnn.keras").write_text("garbage") and p, "not a loadable Keras model"),
 ])
 def test_bad_model_dir_is_one_line(tmp_path, capsys, make, needle):
-    code = diagnose.main(["--model-dir", str(make(tmp_path)), "--quiet"])
+    code = command.main(["--model-dir", str(make(tmp_path)), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error:"), err
     assert needle in err
+
+
+def test_plots_command_draws_the_run(report, tiny_run, tmp_path, capsys):
+    """lcr-plots end to end on a trained run (and itself as --compare): every
+    figure written, the σ ratios of history.csv the ones drawn."""
+    from lcr_larq.analysis import plots
+    from lcr_larq.cli import plots as plots_command
+
+    out = tmp_path / "figures"
+    code = plots_command.main(["--model-dir", str(tiny_run), "--compare", str(tiny_run),
+                               "--samples", "16", "--output-dir", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    for name in (plots.SIGMA_FILE, plots.HISTOGRAM_FILE, plots.CORRELATION_FILE,
+                 plots.LIPSCHITZ_FILE):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert name in printed
+    history = runs.read_history(str(tiny_run))
+    figure = plots.build_sigma_ratio([("run", history, None)])
+    drawn = {line.get_label(): line.get_ydata() for line in figure.axes[0].get_lines()
+             if line.get_label().startswith("block")}
+    blocks = sorted(k for k in history if k.startswith("sigma_ratio_") and k[12:].isdigit())
+    assert len(drawn) == len(blocks) == 2
+    for key in blocks:
+        np.testing.assert_allclose(drawn[f"block {key[12:]}"], history[key])
+
+
+def test_plots_command_malformed_history_is_one_line(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from lcr_larq.cli import plots as plots_command
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "history.csv").write_text("epoch,loss\n0,1.0,7\nnot a number,\n")
+    code = plots_command.main(["--model-dir", str(broken), "--samples", "16"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "history.csv" in err[0], err

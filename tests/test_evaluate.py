@@ -1,4 +1,4 @@
-"""python -m lcr_larq.evaluate: clean accuracy, corruption accuracy, CE and mCE."""
+"""lcr-evaluate: clean accuracy, corruption accuracy, CE and mCE."""
 
 import json
 import os
@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcr_larq import evaluate
-from lcr_larq.robustness import CORRUPTIONS, EXTRA_CORRUPTIONS
+from lcr_larq import runs
+from lcr_larq.analysis import evaluation, robustness
+from lcr_larq.analysis.robustness import CORRUPTIONS, EXTRA_CORRUPTIONS
+from lcr_larq.cli import evaluate as command
+from lcr_larq.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_SIZE = 16
@@ -30,16 +33,17 @@ def make_tiny_run(path: Path, lcr_lambda: float, steps: int = 20, seed: int = 0)
     from lcr_larq import data as lcr_data
     from lcr_larq import layers as L
     from lcr_larq import training
+    from lcr_larq.callbacks import schedules_for
     from lcr_larq.graph import attach_lcr, strip_lcr
-    from models.quantization import quantization
-    from models.resnet_cifar import activation, classifier, residual_stages
+    from lcr_larq.models.quantization import quantization
+    from lcr_larq.models.resnet_cifar import activation, classifier, residual_stages
 
     path.mkdir(parents=True, exist_ok=True)
     tf.keras.utils.set_random_seed(seed)
     config = cfg.TrainConfig(
         model="resnet20", dataset="digits", input_size=TINY_SIZE, lcr_lambda=lcr_lambda,
         epochs=2, steps_per_epoch=steps // 2, batch_size=32, seed=seed, verbose=0,
-        output_dir=str(path),
+        output_dir=str(path), validation_split=0.0,
     )
     data = lcr_data.load_dataset("digits", batch_size=32, seed=seed, input_size=TINY_SIZE)
     spec = quantization("1w1a", "irnet")
@@ -53,7 +57,8 @@ def make_tiny_run(path: Path, lcr_lambda: float, steps: int = 20, seed: int = 0)
     training.compile_model(model, config, steps)
     model.fit(
         data.train.repeat(), epochs=2, steps_per_epoch=steps // 2, verbose=0,
-        callbacks=[tf.keras.callbacks.CSVLogger(str(path / "history.csv"))],
+        callbacks=[tf.keras.callbacks.CSVLogger(str(path / "history.csv")),
+                   *schedules_for(model, 2, steps // 2)],
     )
     plain = strip_lcr(model)
     plain.compile(
@@ -64,7 +69,9 @@ def make_tiny_run(path: Path, lcr_lambda: float, steps: int = 20, seed: int = 0)
     model.save(path / "model.keras")
     plain.save(path / "bnn.keras")
     cfg.save_recipe(config, str(path / "config.yaml"))
-    (path / "results.json").write_text(json.dumps({"test_accuracy": float(acc)}))
+    # As train.py writes it with --bn-recalibration-batches 0 (the moving averages kept).
+    runs.save_json({"test_accuracy": float(acc), "bn_recalibration": None},
+                   str(path / "results.json"))
     return path
 
 
@@ -73,17 +80,24 @@ def tiny_run(tmp_path_factory):
     return make_tiny_run(tmp_path_factory.getbasetemp() / "tiny_lcr", lcr_lambda=4.0)
 
 
+def settings(**values):
+    from lcr_larq import config as cfg
+
+    return cfg.validate(evaluation.EvaluateSettings(**values))
+
+
 def test_option_parsing():
-    assert evaluate.parse_corruptions("all") == list(CORRUPTIONS)
-    assert evaluate.parse_corruptions("fog,fog, snow") == ["fog", "snow"]
-    assert evaluate.parse_corruptions("fog", extra=True) == ["fog", *EXTRA_CORRUPTIONS]
-    assert evaluate.parse_severities("1-5") == [1, 2, 3, 4, 5]
-    assert evaluate.parse_severities("5,1-2") == [1, 2, 5]
-    with pytest.raises(evaluate.EvaluationError, match="unknown corruption 'rain'"):
-        evaluate.parse_corruptions("fog,rain")
-    for bad in ("0-3", "6", "a-b", ""):
-        with pytest.raises(evaluate.EvaluationError, match="--severities"):
-            evaluate.parse_severities(bad)
+    assert robustness.corruption_names(["all"]) == list(CORRUPTIONS)
+    assert robustness.corruption_names(["fog", "fog", "snow"]) == ["fog", "snow"]
+    assert robustness.corruption_names(["fog"], extra=True) == ["fog", *EXTRA_CORRUPTIONS]
+    assert settings(model_dir="x", severities=(5, 1)).severities == (5, 1)
+    with pytest.raises(ConfigError, match="unknown corruption 'rain'"):
+        settings(model_dir="x", corruptions=("fog", "rain"))
+    for bad in ((0, 3), (6,)):
+        with pytest.raises(ConfigError, match="--severities must be one of"):
+            settings(model_dir="x", severities=bad)
+    with pytest.raises(ConfigError, match="--model-dir is required"):
+        settings()
 
 
 def test_corruption_metrics_by_hand():
@@ -92,21 +106,24 @@ def test_corruption_metrics_by_hand():
         "snow": {"1": 0.8, "5": 0.2},  # errors 0.2 + 0.8 = 1.0
         "spatter": {"1": 1.0, "5": 0.0},  # extra: 0 + 1 = 1.0, not in the mCE
     }
-    m = evaluate.corruption_metrics(acc, normalized=False)
+    m = robustness.corruption_summary(acc, normalized=False)
     assert m["corruption_error"] == pytest.approx({"fog": 0.6, "snow": 1.0, "spatter": 1.0})
     assert m["mce"] == pytest.approx(0.8) and m["mce_corruptions"] == ["fog", "snow"]
     assert m["mce_extra"] == pytest.approx(1.0)
     # ImageNet: divided by AlexNet's errors at the same severities (fog: 0.67474, 0.94500)
-    n = evaluate.corruption_metrics({"fog": {"1": 0.9, "5": 0.5}}, normalized=True)
+    n = robustness.corruption_summary({"fog": {"1": 0.9, "5": 0.5}}, normalized=True)
     assert n["mce"] == pytest.approx(0.6 / (0.67474 + 0.94500))
+    # The same per-severity AlexNet errors through mean_corruption_error.
+    direct = robustness.mean_corruption_error({"fog": [0.1, 0.5]}, "alexnet", severities=[1, 5])
+    assert direct.value == pytest.approx(n["mce"])
 
 
 def test_tfds_config_names():
-    assert evaluate.tfds_corrupted_config("cifar10", "elastic_transform", 2) == (
+    assert evaluation.tfds_corrupted_config("cifar10", "elastic_transform", 2) == (
         "cifar10_corrupted", "elastic_2")
-    assert evaluate.tfds_corrupted_config("imagenet2012", "glass_blur", 5) == (
+    assert evaluation.tfds_corrupted_config("imagenet2012", "glass_blur", 5) == (
         "imagenet2012_corrupted", "glass_blur_5")
-    assert not evaluate.tfds_prepared("digits", ["fog"], [1], None)
+    assert not evaluation.tfds_prepared("digits", ["fog"], [1], None)
 
 
 def test_streamed_test_split_maps_back_to_the_exact_pixels():
@@ -117,7 +134,7 @@ def test_streamed_test_split_maps_back_to_the_exact_pixels():
 
     data = load_dataset("digits", batch_size=50)
     streamed = dataclasses.replace(data, test_arrays=None)
-    x, y = evaluate.clean_test_images(streamed, max_images=120)
+    x, y = runs.test_images(streamed, max_images=120)
     assert x.dtype == np.uint8 and len(x) == 120
     assert np.array_equal(x, data.test_arrays[0][:120])
     assert np.array_equal(y, data.test_arrays[1][:120])
@@ -128,14 +145,14 @@ def test_streamed_accuracy_counts_and_stops():
     x = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1, 2, 0]]
     y = np.array([0, 1, 0, 0, 1, 2, 2])  # correct: 0, 1, 3, 4, 5 -> 5 of 7
     batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
-    assert evaluate.streamed_accuracy(model, batches) == (pytest.approx(5 / 7), 7)
-    assert evaluate.streamed_accuracy(model, batches, max_images=4) == (pytest.approx(3 / 4), 4)
+    assert evaluation.streamed_accuracy(model, batches) == (pytest.approx(5 / 7), 7)
+    assert evaluation.streamed_accuracy(model, batches, max_images=4) == (pytest.approx(3 / 4), 4)
 
 
 def test_evaluate_writes_consistent_report(tiny_run, capsys):
-    code = evaluate.main([
-        "--model-dir", str(tiny_run), "--corruptions", "gaussian_noise,contrast,pixelate",
-        "--severities", "1,5", "--extra", "--seed", "3", "--quiet",
+    code = command.main([
+        "--model-dir", str(tiny_run), "--corruptions", "gaussian_noise", "contrast", "pixelate",
+        "--severities", "1", "5", "--extra", "--seed", "3", "--quiet",
     ])
     out = capsys.readouterr().out
     assert code == 0
@@ -147,9 +164,7 @@ def test_evaluate_writes_consistent_report(tiny_run, capsys):
 
     # clean accuracy == Keras' own evaluation of the saved BNN on the test split
     from lcr_larq import data as lcr_data
-    from lcr_larq.training import load_trained_model
-
-    bnn = load_trained_model(str(tiny_run))
+    bnn = runs.load_model(str(tiny_run))
     bnn.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
     test = lcr_data.load_dataset("digits", batch_size=32, input_size=TINY_SIZE).test
@@ -162,7 +177,7 @@ def test_evaluate_writes_consistent_report(tiny_run, capsys):
     # recomputed from the printed table (accuracies in %, 1 decimal)
     rows = {}
     for line in out.splitlines():
-        parts = line.split()
+        parts = [p.strip() for p in line.strip("|").split("|")]
         if parts and parts[0] in report["accuracy"]:
             rows[parts[0]] = [float(v) for v in parts[1:3]]
     assert set(rows) == {"gaussian_noise", "contrast", "pixelate", *EXTRA_CORRUPTIONS}
@@ -183,37 +198,54 @@ def test_evaluate_writes_consistent_report(tiny_run, capsys):
 
 
 def test_generated_corruptions_are_deterministic_and_cached(tiny_run, tmp_path):
-    run = evaluate.load_run(str(tiny_run))
-    kw = dict(corruptions=["impulse_noise"], severities=[3], max_images=40)
-    a = evaluate.evaluate(run, seed=1, cache_dir=str(tmp_path), **kw)
+    kw = dict(model_dir=str(tiny_run), corruptions=("impulse_noise",), severities=(3,),
+              max_images=40, seed=1)
+    a = evaluation.evaluate(settings(cache_dir=str(tmp_path), **kw))
     cached = list(tmp_path.glob("*.npy"))
     assert len(cached) == 1
     # a cached set is read back: overwrite it with the clean images -> clean accuracy
-    x, _ = evaluate.clean_test_images(run.dataset, 40)
+    x, _ = runs.test_images(runs.load_run(str(tiny_run)).dataset, 40)
     np.save(cached[0], x)
-    b = evaluate.evaluate(run, seed=1, cache_dir=str(tmp_path), **kw)
+    b = evaluation.evaluate(settings(cache_dir=str(tmp_path), **kw))
     assert b["accuracy"]["impulse_noise"]["3"] == pytest.approx(b["clean_accuracy"])
-    c = evaluate.evaluate(run, seed=1, **kw)
+    c = evaluation.evaluate(settings(**kw))
     assert c["accuracy"] == a["accuracy"] and c["num_images"] == 40
-    xa = evaluate.generated_images(x, "impulse_noise", 3, seed=1)
-    xb = evaluate.generated_images(x, "impulse_noise", 3, seed=2)
-    assert np.array_equal(xa, evaluate.generated_images(x, "impulse_noise", 3, seed=1))
+    xa = robustness.corrupted(x, "impulse_noise", 3, seed=1)
+    xb = robustness.corrupted(x, "impulse_noise", 3, seed=2)
+    assert np.array_equal(xa, robustness.corrupted(x, "impulse_noise", 3, seed=1))
     assert not np.array_equal(xa, xb) and not np.array_equal(xa, x)
 
 
 def test_linear_probe_trains_only_the_head(tiny_run):
-    run = evaluate.load_run(str(tiny_run))
+    run = runs.load_run(str(tiny_run))
     before = {layer.name: [w.numpy().copy() for w in layer.weights] for layer in run.model.layers}
-    report = evaluate.evaluate(
-        run, ["contrast"], [5], protocol="linear-probe", probe_epochs=1, max_images=60
-    )
-    probe = report["linear_probe"]
-    assert report["protocol"] == "linear-probe" and probe["head"] == "logits"
+    probe = evaluation.linear_probe(run.model, run.dataset, epochs=1)
+    assert probe["head"] == "logits" and probe["epochs"] == 1
     changed = {
         layer.name for layer in run.model.layers
         if any(not np.array_equal(a, w.numpy()) for a, w in zip(before[layer.name], layer.weights))
     }
     assert changed == {"logits"}, changed  # batch-norm statistics included
+    report = evaluation.evaluate(settings(
+        model_dir=str(tiny_run), corruptions=("contrast",), severities=(5,),
+        protocol="linear-probe", probe_epochs=1, max_images=60,
+    ))
+    assert report["protocol"] == "linear-probe" and report["linear_probe"]["head"] == "logits"
+
+
+def test_a_run_from_before_bn_recalibration_is_recalibrated_on_loading(tiny_run, tmp_path):
+    """A results.json without ``bn_recalibration`` (an older run): every command
+    scores the network with the BN statistics of its final weights."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run, old)
+    runs.save_json({"test_accuracy": 0.5}, str(old / "results.json"))
+    run = runs.load_run(str(old))
+    assert run.bn_recalibration is not None and run.bn_recalibration["batches"] >= 1
+    stem = run.model.get_layer("stem_bn")
+    kept = runs.load_run(str(tiny_run)).model.get_layer("stem_bn")
+    assert not np.allclose(stem.moving_mean.numpy(), kept.moving_mean.numpy())
 
 
 def test_tfds_source_reads_the_published_sets(tmp_path):
@@ -240,9 +272,11 @@ def test_tfds_source_reads_the_published_sets(tmp_path):
         labels = np.arange(n, dtype=np.int64) % 10
         return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
 
+    runs.save_json({"bn_recalibration": None}, str(tmp_path / "results.json"))
     with tfds.testing.mock_data(num_examples=5, as_dataset_fn=as_dataset):
-        run = evaluate.load_run(str(tmp_path))
-        report = evaluate.evaluate(run, ["glass_blur"], [2], source="tfds")
+        report = evaluation.evaluate(settings(
+            model_dir=str(tmp_path), corruptions=("glass_blur",), severities=(2,), source="tfds"
+        ))
     assert ("cifar10_corrupted", "frosted_glass_blur_2") in seen
     assert report["source"].startswith("tfds:cifar10_corrupted")
     assert report["num_images"] == 5 and report["corrupted_images"] == {"glass_blur_2": 7}
@@ -256,7 +290,7 @@ def test_tfds_source_reads_the_published_sets(tmp_path):
     (lambda p: (p / "bnn.keras").write_bytes(b"not a zip") and p, "not a loadable Keras model"),
 ])
 def test_bad_model_dir_is_one_line(tmp_path, capsys, make, needle):
-    code = evaluate.main(["--model-dir", str(make(tmp_path)), "--quiet"])
+    code = command.main(["--model-dir", str(make(tmp_path)), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error:"), err
     assert needle in err
@@ -265,18 +299,20 @@ def test_bad_model_dir_is_one_line(tmp_path, capsys, make, needle):
 def test_bad_options_are_one_line(tiny_run, capsys):
     for args, needle in (
         (["--corruptions", "rain"], "unknown corruption 'rain'"),
-        (["--severities", "7"], "severities are integers 1 to 5"),
+        (["--severities", "7"], "--severities must be one of [1, 2, 3, 4, 5]"),
         (["--source", "tfds"], "TFDS has no corrupted version of digits"),
         (["--max-images", "0"], "--max-images must be >= 1"),
+        (["--probe-lr", "nan"], "--probe-lr must be a finite number"),
+        (["--cache-dir", "/proc/x"], "--cache-dir /proc/x"),
     ):
-        code = evaluate.main(["--model-dir", str(tiny_run), "--quiet", *args])
+        code = command.main(["--model-dir", str(tiny_run), "--quiet", *args])
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and needle in err, (args, err)
 
 
 def test_shell_error_has_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "lcr_larq.evaluate", "--model-dir", str(tmp_path / "gone")],
+        [sys.executable, "-m", "lcr_larq.cli.evaluate", "--model-dir", str(tmp_path / "gone")],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

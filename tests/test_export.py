@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcr_larq import export as lcr_export
+from lcr_larq import runs
+from lcr_larq.analysis import export as lcr_export
+from lcr_larq.cli import export as command
 from lcr_larq.config import TrainConfig
 from lcr_larq.graph import lcr_layer, strip_lcr
-from lcr_larq.training import load_trained_model, run
-from models import build_model
+from lcr_larq.models import build_model
+from lcr_larq.quantizers import quantized_convolutions
+from lcr_larq.training import run
+
+load_trained_model = runs.load_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,9 +37,9 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory):
-    """``python -m lcr_larq.export --model-dir RUN --output-dir OUT``, in process."""
+    """``lcr-export --model-dir RUN --output-dir OUT``, in process."""
     out = str(tmp_path_factory.mktemp("export"))
-    code = lcr_export.main(["--model-dir", run_dir, "--output-dir", out])
+    code = command.main(["--model-dir", run_dir, "--output-dir", out])
     assert code == 0
     with open(os.path.join(out, lcr_export.REPORT_FILE)) as handle:
         return out, json.load(handle)
@@ -64,7 +69,8 @@ def test_trained_model_exports_agreeing_and_free_of_lcr(run_dir, exported):
     assert abs(report["lce_accuracy"] - report["keras_accuracy"]) <= 0.01
     # The written file computes the trained BNN's logits (up to float rounding;
     # the median allows a rare sign flip of an activation at zero).
-    images, _ = lcr_export.load_test_split(lcr_export.read_recipe(run_dir), (32, 32, 1), 24, None)
+    dataset = runs.load_run(run_dir).dataset
+    images = np.asarray(dataset.normalize(runs.test_images(dataset, 24)[0]))
     keras_logits = load_trained_model(run_dir).predict(images, verbose=0)
     lce_logits = lcr_export.interpreter_logits(binary, images)
     assert np.median(np.abs(lce_logits - keras_logits)) < 1e-4
@@ -151,8 +157,8 @@ def test_reference_path_left_in_the_graph_is_detected(training_model):
 
 def test_float_counterpart_carries_the_latent_weights(run_dir):
     bnn = load_trained_model(run_dir)
-    fp = lcr_export.float_counterpart(bnn, lcr_export.read_recipe(run_dir))
-    assert not lcr_export.binary_conv_layers(fp)
+    fp = lcr_export.float_counterpart(bnn, runs.read_recipe(run_dir))
+    assert not quantized_convolutions(fp, binary=True)
     latent = bnn.get_layer("block3_conv1").kernel.latent_variable.numpy()
     np.testing.assert_array_equal(fp.get_layer("block3_conv1").kernel.numpy(), latent)
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype(np.float32)
@@ -169,7 +175,7 @@ def _one_line_error(code, stderr):
 
 
 def test_missing_model_dir_is_a_one_line_error(tmp_path, capsys):
-    code = lcr_export.main(["--model-dir", str(tmp_path / "nowhere")])
+    code = command.main(["--model-dir", str(tmp_path / "nowhere")])
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
     assert "does not exist" in _one_line_error(code, captured.err)
@@ -178,7 +184,7 @@ def test_missing_model_dir_is_a_one_line_error(tmp_path, capsys):
 def test_corrupt_model_is_a_one_line_error(tmp_path, capsys):
     for name in ("bnn.keras", "model.keras"):
         (tmp_path / name).write_bytes(b"not a zip archive")
-    code = lcr_export.main(["--model-dir", str(tmp_path)])
+    code = command.main(["--model-dir", str(tmp_path)])
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1
     assert "not a loadable Keras model" in _one_line_error(code, captured.err)
@@ -187,15 +193,15 @@ def test_corrupt_model_is_a_one_line_error(tmp_path, capsys):
 
 def test_run_dir_without_recipe_is_a_one_line_error(run_dir, tmp_path, capsys):
     shutil.copy(os.path.join(run_dir, "bnn.keras"), tmp_path / "bnn.keras")
-    code = lcr_export.main(["--model-dir", str(tmp_path)])
+    code = command.main(["--model-dir", str(tmp_path)])
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1
-    assert "config.yaml does not exist" in _one_line_error(code, captured.err)
+    assert "holds no config.yaml naming the dataset" in _one_line_error(code, captured.err)
 
 
 def test_command_line_error_has_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "lcr_larq.export", "--model-dir", str(tmp_path / "gone")],
+        [sys.executable, "-m", "lcr_larq.cli.export", "--model-dir", str(tmp_path / "gone")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     last = _one_line_error(proc.returncode, proc.stderr)

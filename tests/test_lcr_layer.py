@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import lcr_larq
 from lcr_larq import layers, spectral
-from models import build_model
+from lcr_larq.models import build_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

@@ -13,10 +13,11 @@ import lcr_larq
 import train
 from lcr_larq import layers
 from lcr_larq.config import TrainConfig
-from lcr_larq.training import build_training_model, load_trained_model
-from models import build_model
-from models.resnet_cifar import DEPTHS, IMAGENET_STAGES
-from models.zoo import logits_model, without_quantizers
+from lcr_larq.models import build_model
+from lcr_larq.models.resnet_cifar import DEPTHS, IMAGENET_STAGES
+from lcr_larq.models.zoo import logits_model, without_quantizers
+from lcr_larq.runs import load_model as load_trained_model
+from lcr_larq.training import build_training_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 CIFAR, IMAGENET = ((32, 32, 1), 10), ((224, 224, 3), 1000)

@@ -10,15 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcr_larq.proxconnect import (
-    ProxConnectSchedule,
-    ProxQuantizer,
-    ProxSign,
-    ProxTernary,
-    find_prox_quantizers,
-    prox_sign,
-    prox_ternary,
-)
+from lcr_larq.callbacks import ProxConnectSchedule
+from lcr_larq.quantizers import ProxSign, prox_sign, quantizers_of
+
+
+def find_prox_quantizers(model):
+    return [q for q in quantizers_of(model) if isinstance(q, ProxSign)]
 
 RHOS = [0.0, 0.5, 3.0, 50.0]
 
@@ -31,18 +28,8 @@ def _ref_sign(w: np.ndarray, rho: float) -> np.ndarray:
     return np.sign(w) * np.minimum(1.0, (1.0 + rho) * np.abs(w))
 
 
-def _ref_ternary(w: np.ndarray, rho: float) -> np.ndarray:
-    return np.sign(w) * np.clip((1.0 + rho) * (np.abs(w) - 0.5) + 0.5, 0.0, 1.0)
-
-
 def _sign_kinks(rho: float) -> list[float]:
     return [-1.0 / (1.0 + rho), 1.0 / (1.0 + rho)]
-
-
-def _ternary_kinks(rho: float) -> list[float]:
-    a = rho / (2.0 * (1.0 + rho))
-    b = 0.5 + 1.0 / (2.0 * (1.0 + rho))
-    return [-b, -a, a, b]
 
 
 # --------------------------------------------------------------------------------
@@ -50,7 +37,7 @@ def _ternary_kinks(rho: float) -> list[float]:
 # --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fn", [prox_sign, prox_ternary])
+@pytest.mark.parametrize("fn", [prox_sign])
 @pytest.mark.parametrize("rho", [*RHOS, 1e6])
 def test_monotone_and_bounded(fn: Any, rho: float) -> None:
     w = np.linspace(-3.0, 3.0, 6001, dtype=np.float32)
@@ -60,7 +47,7 @@ def test_monotone_and_bounded(fn: Any, rho: float) -> None:
     assert np.all(np.abs(out) <= 1.0)
 
 
-@pytest.mark.parametrize("fn", [prox_sign, prox_ternary])
+@pytest.mark.parametrize("fn", [prox_sign])
 def test_rho_zero_is_clipping(fn: Any) -> None:
     w = np.linspace(-3.0, 3.0, 601, dtype=np.float32)
     out = _np(fn(tf.constant(w), 0.0))
@@ -77,21 +64,11 @@ def test_prox_sign_large_rho_is_sign() -> None:
     np.testing.assert_array_equal(out, np.sign(w))
 
 
-def test_prox_ternary_large_rho_rounds_to_nearest() -> None:
-    w = np.linspace(-1.5, 1.5, 3001, dtype=np.float32)
-    w = w[np.abs(np.abs(w) - 0.5) > 1e-5]
-    out = _np(prox_ternary(tf.constant(w), 1e6))
-    np.testing.assert_array_equal(out, np.sign(w) * (np.abs(w) > 0.5))
-
-
 @pytest.mark.parametrize("rho", RHOS)
 def test_maps_match_closed_forms_and_flat_zones(rho: float) -> None:
     w = np.linspace(-2.0, 2.0, 801, dtype=np.float32)
     np.testing.assert_allclose(
         _np(prox_sign(tf.constant(w), rho)), _ref_sign(w, rho), atol=1e-6
-    )
-    np.testing.assert_allclose(
-        _np(prox_ternary(tf.constant(w), rho)), _ref_ternary(w, rho), atol=1e-6
     )
     # The binary map is flat at +-1 exactly from |w| = 1/(1+rho) on.
     edge = 1.0 / (1.0 + rho)
@@ -99,15 +76,11 @@ def test_maps_match_closed_forms_and_flat_zones(rho: float) -> None:
         1.0,
         -1.0,
     ]
-    # Ternary: flat at 0 on |w| <= rho / (2 (1 + rho)), ramp is centred at 1/2.
-    a = rho / (2.0 * (1.0 + rho))
-    assert _np(prox_ternary(tf.constant([0.99 * a]), rho))[0] == 0.0
-    np.testing.assert_allclose(_np(prox_ternary(tf.constant([0.5]), rho)), [0.5])
 
 
 @pytest.mark.parametrize(
     ("fn", "q_points"),
-    [(prox_sign, [-1.0, 1.0]), (prox_ternary, [-1.0, 0.0, 1.0])],
+    [(prox_sign, [-1.0, 1.0])],
 )
 @pytest.mark.parametrize("rho", [0.5, 3.0])
 def test_map_is_proximal_map_of_the_documented_regulariser(
@@ -130,7 +103,7 @@ def test_map_is_proximal_map_of_the_documented_regulariser(
 
 
 def _grad_through(
-    quantizer: ProxQuantizer, w: np.ndarray, upstream: np.ndarray
+    quantizer: ProxSign, w: np.ndarray, upstream: np.ndarray
 ) -> np.ndarray:
     var = tf.Variable(w)
     with tf.GradientTape() as tape:
@@ -147,11 +120,11 @@ def _points_away_from(kinks: list[float], n: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("cls", "ref", "kinks"),
-    [(ProxSign, _ref_sign, _sign_kinks), (ProxTernary, _ref_ternary, _ternary_kinks)],
+    [(ProxSign, _ref_sign, _sign_kinks)],
 )
 @pytest.mark.parametrize("rho", RHOS)
 def test_prox_gradient_matches_finite_differences(
-    cls: type[ProxQuantizer], ref: Any, kinks: Any, rho: float
+    cls: type[ProxSign], ref: Any, kinks: Any, rho: float
 ) -> None:
     w = _points_away_from(kinks(rho), 200, seed=int(rho * 10))
     upstream = np.random.default_rng(1).normal(size=w.shape).astype(np.float32)
@@ -165,33 +138,19 @@ def test_prox_gradient_matches_finite_differences(
     assert np.any(fd == 0.0) and np.any(fd > 0.0)
 
 
-@pytest.mark.parametrize("cls", [ProxSign, ProxTernary])
+@pytest.mark.parametrize("cls", [ProxSign])
 @pytest.mark.parametrize("hard", [False, True])
-def test_ste_gradient_is_identity(cls: type[ProxQuantizer], hard: bool) -> None:
+def test_ste_gradient_is_identity(cls: type[ProxSign], hard: bool) -> None:
     w = np.linspace(-2.0, 2.0, 101, dtype=np.float32)
     upstream = np.random.default_rng(2).normal(size=w.shape).astype(np.float32)
     grad = _grad_through(cls(rho=3.0, gradient="ste", hard=hard), w, upstream)
     np.testing.assert_array_equal(grad, upstream)
 
 
-def test_ternary_prox_gradient_at_zero_for_rho_zero() -> None:
-    # For rho = 0 the ternary map is the identity around 0 (no flat zone there).
-    w = np.array([0.0, 0.5, 0.999, 1.5], dtype=np.float32)
-    grad = _grad_through(ProxTernary(rho=0.0), w, np.ones_like(w))
-    np.testing.assert_array_equal(grad, [1.0, 1.0, 1.0, 0.0])
-    # For rho > 0 the point 0 sits in the flat zone.
-    grad = _grad_through(ProxTernary(rho=1.0), w, np.ones_like(w))
-    np.testing.assert_array_equal(grad, [0.0, 2.0, 0.0, 0.0])
-
-
 def test_hard_forward_and_prox_gradient_in_hard_phase() -> None:
     w = np.array([-2.0, -0.3, -0.05, 0.0, 0.05, 0.3, 2.0], dtype=np.float32)
     sign_q = ProxSign(rho=1.0, hard=True)
     np.testing.assert_array_equal(_np(sign_q(tf.constant(w))), [-1, -1, -1, 1, 1, 1, 1])
-    tern_q = ProxTernary(rho=1.0, hard=True)
-    np.testing.assert_array_equal(
-        _np(tern_q(tf.constant(w * 2))), [-1, -1, 0, 0, 0, 1, 1]
-    )
     # In "prox" mode the backward pass stays the derivative of L_rho.
     grad = _grad_through(sign_q, w, np.ones_like(w))
     np.testing.assert_array_equal(grad, [0, 2, 2, 2, 2, 2, 0])
@@ -228,8 +187,8 @@ def test_invalid_arguments() -> None:
 # --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [ProxSign, ProxTernary])
-def test_get_config_round_trip_keeps_current_rho(cls: type[ProxQuantizer]) -> None:
+@pytest.mark.parametrize("cls", [ProxSign])
+def test_get_config_round_trip_keeps_current_rho(cls: type[ProxSign]) -> None:
     quantizer = cls(rho=1.5, gradient="ste")
     quantizer(tf.zeros((2, 3)))  # build
     quantizer.set_rho(7.25)
@@ -244,15 +203,14 @@ def test_get_config_round_trip_keeps_current_rho(cls: type[ProxQuantizer]) -> No
 
     restored = lq.quantizers.get(lq.quantizers.serialize(quantizer))
     assert isinstance(restored, cls) and restored.rho_value == 7.25
-    assert cls.precision == (1 if cls is ProxSign else 2)
+    assert cls.precision == 1
 
 
 def test_string_alias() -> None:
     assert isinstance(lq.quantizers.get("prox_sign"), ProxSign)
-    assert isinstance(lq.quantizers.get("prox_ternary"), ProxTernary)
 
 
-def _tiny_model(quantizer: ProxQuantizer, units: int = 3) -> tf.keras.Model:
+def _tiny_model(quantizer: ProxSign, units: int = 3) -> tf.keras.Model:
     inputs = tf.keras.Input((6,))
     outputs = lq.layers.QuantDense(
         units,
@@ -289,7 +247,7 @@ def test_keras_save_load_keeps_rho_and_gradient(tmp_path: Path) -> None:
 class _Recorder(tf.keras.callbacks.Callback):
     """Records (global step, rho, hard) seen at each batch and during validation."""
 
-    def __init__(self, quantizer: ProxQuantizer) -> None:
+    def __init__(self, quantizer: ProxSign) -> None:
         super().__init__()
         self.quantizer = quantizer
         self.train: list[tuple[int, float, bool]] = []
@@ -384,7 +342,7 @@ def test_schedule_resumes_from_optimizer_iterations() -> None:
 
 
 def test_schedule_without_hard_epochs_and_hard_at_end() -> None:
-    quantizer = ProxTernary(rho=0.0)
+    quantizer = ProxSign(rho=0.0)
     model = _tiny_model(quantizer)
     model.compile(optimizer="sgd", loss="mse")
     x, y = _data(16)
@@ -401,7 +359,7 @@ def test_schedule_without_hard_epochs_and_hard_at_end() -> None:
 def test_find_prox_quantizers_walks_nested_models() -> None:
     shared = ProxSign(rho=0.0)
     direct = ProxSign(rho=0.0)
-    act_q = ProxTernary(rho=0.0)
+    act_q = ProxSign(rho=0.0)
     inner = tf.keras.Sequential(
         [
             tf.keras.Input((6,)),
@@ -458,10 +416,10 @@ def test_find_prox_quantizers_inside_custom_layers() -> None:
 
 @pytest.mark.parametrize(
     ("cls", "gradient", "values"),
-    [(ProxSign, "prox", {-1.0, 1.0}), (ProxTernary, "ste", {-1.0, 0.0, 1.0})],
+    [(ProxSign, "prox", {-1.0, 1.0}), (ProxSign, "ste", {-1.0, 1.0})],
 )
 def test_training_ends_with_exactly_quantized_weights(
-    cls: type[ProxQuantizer], gradient: str, values: set[float]
+    cls: type[ProxSign], gradient: str, values: set[float]
 ) -> None:
     tf.keras.utils.set_random_seed(3)
     quantizer = cls(rho=0.0, gradient=gradient)

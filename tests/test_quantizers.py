@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from lcr_larq import callbacks, quantizers
-from models import build_model
+from lcr_larq.models import build_model
 
 
 def test_ede_forward_is_sign_and_backward_matches_formula():
@@ -65,8 +65,8 @@ def test_ede_schedule_callback_sets_every_quantizer():
     schedule = callbacks.EDESchedule(epochs=4)
     schedule.set_model(model)
     schedule.on_epoch_begin(2)
-    found = [q for q in callbacks.iter_quantizers(model)
-             if isinstance(q, quantizers._EDEQuantizer)]
+    found = [q for q in quantizers.quantizers_of(model)
+             if isinstance(q, quantizers.EDEQuantizer)]
     assert len(found) == 2 * 18  # input and kernel quantizer of 18 binary convs
     expected_t = 0.1 * 100 ** 0.5
     for q in found:

@@ -1,4 +1,4 @@
-"""train.py end to end on digits: results, resume, and one-line errors."""
+"""train.py end to end on digits: results and one-line errors (resume: test_runs.py)."""
 
 import csv
 import json
@@ -10,8 +10,6 @@ import pytest
 import tensorflow as tf
 
 import train
-from lcr_larq import training
-from lcr_larq.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,57 +56,6 @@ def test_train_py_one_epoch_end_to_end(tmp_path):
     bnn = tf.keras.models.load_model(out / "bnn.keras")
     assert lcr_larq.lcr_layer(bnn) is None
     assert not (out / "backup").exists()  # cleaned up after a finished run
-
-
-class Interrupt(tf.keras.callbacks.Callback):
-    def __init__(self, after_epoch):
-        super().__init__()
-        self.after_epoch = after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.after_epoch:
-            raise KeyboardInterrupt
-
-
-class EpochRecorder(tf.keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
-def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
-    config = TrainConfig(epochs=3, steps_per_epoch=2, batch_size=32, verbose=0,
-                         output_dir=str(tmp_path / "run"))
-    with pytest.raises(KeyboardInterrupt):
-        training.run(config, extra_callbacks=[Interrupt(after_epoch=1)])
-    assert (tmp_path / "run" / "backup").is_dir()
-    assert epochs_in(tmp_path / "run" / "history.csv") == [0, 1]
-    recorder = EpochRecorder()
-    results = training.run(config, extra_callbacks=[recorder])
-    assert recorder.epochs == [2]
-    assert results["resumed"] is True
-    assert epochs_in(tmp_path / "run" / "history.csv") == [0, 1, 2]
-
-
-def test_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
-    out = tmp_path / "run"
-    config = TrainConfig(epochs=2, steps_per_epoch=1, batch_size=32, verbose=0,
-                         output_dir=str(out))
-    with pytest.raises(KeyboardInterrupt):
-        training.run(config, extra_callbacks=[Interrupt(after_epoch=0)])
-    files = [p for p in (out / "backup").rglob("*") if p.is_file()]
-    assert any(p.name.endswith(".index") for p in files)
-    for path in files:
-        if path.name != "checkpoint":
-            path.write_bytes(b"\x00 truncated by a crash")
-    code = train.main(["--epochs", "1", "--steps-per-epoch", "1", "--verbose", "0",
-                       "--output-dir", str(out)])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1, err
-    assert "backup" in err and "delete it" in err
 
 
 @pytest.mark.parametrize(

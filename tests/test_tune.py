@@ -1,9 +1,14 @@
-"""python -m lcr_larq.tune: the search space, the baseline trial, the outputs,
-train.py on best.yaml, resuming, and one-line errors."""
+"""lcr-tune: the space as Keras Tuner hyperparameters, the λ = 0 baseline, the
+outputs, lcr-train on best.yaml, resuming, Hyperband, val_mce, failing trials,
+one-line errors, and Keras Tuner through its public API only."""
 
 import csv
+import dataclasses
 import json
 import math
+import os
+import re
+import statistics
 
 import keras_tuner as kt
 import numpy as np
@@ -11,12 +16,34 @@ import pytest
 import tensorflow as tf
 
 import train
+from lcr_larq import cli
 from lcr_larq import config as cfg
-from lcr_larq import tune
+from lcr_larq.cli import tune as tune_cli
 from lcr_larq.config import TrainConfig
+from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.experiments import tuning
+from lcr_larq.experiments.tuning import TuneConfig
 
-FAST = ["--steps-per-epoch", "1", "--batch-size", "16", "--verbose", "0",
-        "--power-iterations-range", "1", "1"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: A tiny training run: a 3-block ResNet (the tiny_resnet fixture) on 8×8 digits.
+FAST = dict(model="resnet8", input_size=8, steps_per_epoch=1, batch_size=16, verbose=0,
+            bn_recalibration_batches=1, power_iterations_range=(1, 1))
+FAST_FLAGS = ["--model", "resnet8", "--input-size", "8", "--steps-per-epoch", "1",
+              "--batch-size", "16", "--verbose", "0", "--bn-recalibration-batches", "1",
+              "--power-iterations-range", "1", "1"]
+
+
+@pytest.fixture
+def tiny_resnet(monkeypatch):
+    """``--model resnet8``: the CIFAR ResNet with one block per stage and 8,
+    16, 32 channels, a few times quicker to build and trace than ResNet-20."""
+    from lcr_larq.models import MODELS, resnet_cifar
+
+    monkeypatch.setitem(resnet_cifar.DEPTHS, 8, ((8, 1), (16, 1), (32, 1)))
+    monkeypatch.setitem(
+        MODELS, "resnet8",
+        lambda shape, classes, **spec: resnet_cifar.resnet_cifar(8, shape, classes, **spec),
+    )
 
 
 def read_rows(path):
@@ -24,111 +51,98 @@ def read_rows(path):
         return list(csv.DictReader(handle))
 
 
+def one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+    return err
+
+
 # --------------------------------------------------------------------------- space
-def test_search_space_file_then_flags(tmp_path):
-    path = tmp_path / "space.yaml"
-    path.write_text("lcr_lambda: [0.25, 16]\nlcr-beta: 3\npower_iterations: [2, 4]\n"
-                    "lcr_reference: latent\nbaseline: false\n")
-    args = tune.build_parser().parse_args(
-        ["--search-space", str(path), "--beta-range", "1.5", "2.5", "--epochs", "3"])
-    settings = tune.settings_from_args(args)
-    space = settings.space
-    assert space.lcr_lambda == (0.25, 16.0) and space.lcr_beta == (1.5, 2.5)
-    assert space.power_iterations == (2, 4) and space.lcr_reference == ("latent",)
-    assert space.baseline is False
-    assert settings.base.epochs == 3 and settings.base.output_dir == tune.DEFAULT_OUTPUT
-    hp = space.hyperparameters()
+def test_recipe_and_flags_make_the_space_as_keras_tuner_hyperparameters(tmp_path):
+    recipe = tmp_path / "tune.yaml"
+    recipe.write_text("lambda_range: [0.25, 16]\nbeta-range: [3, 3.5]\n"
+                      "power_iterations_range: [2, 4]\nreference_choices: [latent]\n"
+                      "baseline: false\nlcr_lambda: 2\nepochs: 5\n")
+    parser = cli.parser("lcr-tune", "", TuneConfig, exclude=tuning.SEARCHED)
+    args = parser.parse_args(["--config", str(recipe), "--beta-range", "1.5", "2.5",
+                              "--epochs", "3"])
+    config = cli.settings_from(args, TuneConfig)
+    assert config.lambda_range == (0.25, 16.0) and config.beta_range == (1.5, 2.5)
+    assert config.power_iterations_range == (2, 4) and config.baseline is False
+    assert config.epochs == 3 and config.run_dir == tuning.DEFAULT_OUTPUT
+    hp = tuning.search_space(config)
     kinds = {p.name: type(p).__name__ for p in hp.space}
     assert kinds == {"lcr_lambda": "Float", "lcr_beta": "Float", "power_iterations": "Int",
                      "lcr_reference": "Fixed"}
-    assert hp.space[0].sampling == "log"
+    lam = hp.space[0]
+    assert (lam.min_value, lam.max_value, lam.sampling) == (0.25, 16.0, "log")
+    # A recipe's λ is replaced by the trial's; the trial is a training run.
+    run = tuning.trial_config(config, {"lcr_lambda": 0.7, "lcr_beta": 2.0,
+                                       "power_iterations": 3, "lcr_reference": "latent"})
+    assert type(run) is TrainConfig and run.lcr_lambda == 0.7 and run.epochs == 3
+    assert tuning.baseline_config(config).lcr_lambda == 0.0
+    # the searched settings are no flags of lcr-tune
+    flags = set(re.findall(r"--[a-z][a-z0-9-]*[a-z0-9]", parser.format_help()))
+    assert "--lambda-range" in flags and "--lcr-form" in flags
+    assert not {"--lcr-lambda", "--lcr-beta", "--power-iterations", "--lcr-reference"} & flags
 
 
-@pytest.mark.parametrize(
-    "text, needle",
-    [("lambda_max: 3\n", "unknown key 'lambda_max'"),
-     ("power_iterations: [1.5, 3]\n", "needs int values"),
-     ("lcr_beta: [1, 2, 3]\n", "[LOW, HIGH]"),
-     ("baseline: maybe\n", "baseline needs true or false")],
-)
-def test_bad_search_space_files(tmp_path, text, needle):
-    path = tmp_path / "space.yaml"
-    path.write_text(text)
-    with pytest.raises(cfg.ConfigError, match=None) as error:
-        tune.load_search_space(str(path))
-    assert needle in str(error.value)
+def test_lambda_is_sampled_log_uniformly():
+    (lam,) = [p for p in tuning.search_space(TuneConfig()).space if p.name == "lcr_lambda"]
+    samples = [lam.random_sample(seed) for seed in range(400)]
+    assert all(0.5 <= s <= 8.0 for s in samples)
+    # log-uniform on [2^-1, 2^3]: the median is 2^1; a uniform λ would have 4.25
+    assert 1.6 < statistics.median(samples) < 2.5
+    logs = [math.log2(s) for s in samples]
+    assert abs(sum(-1 <= v < 1 for v in logs) - sum(1 <= v <= 3 for v in logs)) < 60
 
 
-def test_fixed_range_and_beta_floor():
-    hp = tune.SearchSpace(lcr_lambda=(2.0, 2.0), lcr_beta=(1.0, 1.0005),
-                          baseline=False).hyperparameters()
-    assert hp.values["lcr_lambda"] == 2.0
-    beta = next(p for p in hp.space if p.name == "lcr_beta")
-    assert type(beta).__name__ == "Fixed" and beta.value > 1
-    hp = tune.SearchSpace().hyperparameters()
-    beta = next(p for p in hp.space if p.name == "lcr_beta")
-    assert beta.min_value == tune.BETA_FLOOR and beta.max_value == 4.0
+def test_fixed_ranges_and_the_beta_floor():
+    hp = tuning.search_space(TuneConfig(lambda_range=(2.0, 2.0), beta_range=(1.0, 1.0005),
+                                        power_iterations_range=(3, 3)))
+    assert {p.name: type(p).__name__ for p in hp.space} == {
+        "lcr_lambda": "Fixed", "lcr_beta": "Fixed", "power_iterations": "Fixed",
+        "lcr_reference": "Fixed"}
+    assert hp.values["lcr_lambda"] == 2.0 and hp.values["power_iterations"] == 3
+    assert 1 < hp.values["lcr_beta"] == 1.0005
+    (beta,) = [p for p in tuning.search_space(TuneConfig()).space if p.name == "lcr_beta"]
+    assert (beta.min_value, beta.max_value) == (tuning.BETA_FLOOR, 4.0)
+    hp = tuning.search_space(TuneConfig(reference_choices=("latent", "teacher")))
+    (reference,) = [p for p in hp.space if p.name == "lcr_reference"]
+    assert type(reference).__name__ == "Choice" and reference.values == ["latent", "teacher"]
+    # every corner of the space is checked as a training run
+    assert len(tuning.corners(TuneConfig(beta_range=(1.0, 1.0005)))) == 4
 
 
-# --------------------------------------------------------------------------- oracles
-def drive(oracle, tmp_path, trials, score):
-    """Creates and ends ``trials`` trials, scoring each with ``score(values)``."""
-    oracle._set_project_dir(str(tmp_path), "oracle")
-    oracle.verbose = 0
-    created = []
-    for _ in range(trials):
-        trial = oracle.create_trial("tuner0")
-        if trial.status != "RUNNING":
-            break
-        created.append(dict(trial.hyperparameters.values))
-        oracle.update_trial(trial.trial_id, {"val_accuracy": score(trial.hyperparameters.values)})
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-    return created
+class TinyHyperModel(kt.HyperModel):
+    def build(self, hp):
+        model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+        model.compile(loss="mse")
+        return model
 
 
-@pytest.mark.parametrize("kind", ["random", "bayesian", "hyperband"])
-def test_the_baseline_is_the_first_trial_and_only_once(kind, tmp_path):
-    space = tune.SearchSpace()
-    common = {"objective": kt.Objective("val_accuracy", "max"),
-              "hyperparameters": space.hyperparameters(), "seed": 3}
-    trials = 12
-    if kind == "random":
-        oracle = tune.RandomOracle(max_trials=trials, **common)
-    elif kind == "bayesian":
-        trials = 6  # 3 random points, then 3 from the Gaussian process
-        oracle = tune.BayesianOracle(max_trials=trials, num_initial_points=3, **common)
-        oracle.gpr.n_restarts_optimizer = 0  # a quicker fit; the proposals stay the test
-    else:
-        oracle = tune.HyperbandOracle(max_epochs=9, factor=3, **common)
-        oracle.max_trials = trials
-    # The baseline scores best, so the Gaussian process is drawn towards lcr=False
-    # (it proposes it again with these scores; the oracle must not run it twice).
-    values = drive(oracle, tmp_path, trials,
-                   lambda v: 0.9 if v.get("lcr") is False else 0.1 + 0.01 * v["lcr_lambda"])
-    assert len(values) == trials
-    assert values[0]["lcr"] is False and "lcr_lambda" not in values[0]
-    new = [v for v in values if "tuner/trial_id" not in v]  # Hyperband continues some
-    assert [v["lcr"] for v in new[1:]] == [True] * (len(new) - 1)
-    for v in new[1:]:
-        assert 0.5 <= v["lcr_lambda"] <= 8.0 and tune.BETA_FLOOR <= v["lcr_beta"] <= 4.0
-        assert 1 <= v["power_iterations"] <= 5 and v["lcr_reference"] == "latent"
-    lambdas = [v["lcr_lambda"] for v in new[1:]]
-    assert len(set(lambdas)) == len(lambdas)
+@pytest.mark.parametrize("kind, stock", [("random", kt.RandomSearch),
+                                         ("bayesian", kt.BayesianOptimization),
+                                         ("hyperband", kt.Hyperband)])
+def test_make_tuner_gives_the_stock_tuners(kind, stock, tmp_path):
+    config = TuneConfig(tuner=kind, objective="val_mce", seed=4, epochs=9, initial_points=2)
+    tuner = tuning.make_tuner(config, TinyHyperModel(), str(tmp_path))
+    assert isinstance(tuner, stock) and isinstance(tuner, tuning.SearchHooks)
+    oracle = tuner.oracle
+    assert (oracle.objective.name, oracle.objective.direction) == ("val_mce", "min")
+    assert oracle.seed == tuning.tuner_seed(4) == 5
+    assert oracle.max_trials == (None if kind == "hyperband" else tuning.DEFAULT_TRIALS)
+    assert [p.name for p in oracle.get_space().space] == list(tuning.SEARCHED)
+    if kind == "bayesian":
+        assert oracle.num_initial_points == 2
     if kind == "hyperband":
-        assert values[0]["tuner/epochs"] >= 1
-        assert any(v.get("tuner/trial_id") == "00" for v in values)  # the baseline goes on
+        assert (oracle.max_epochs, oracle.factor) == (9, 3)
+        capped = tuning.make_tuner(dataclasses.replace(config, max_trials=4), TinyHyperModel(),
+                                   str(tmp_path / "capped"))
+        assert capped.oracle.max_trials == 4
 
 
-def test_no_baseline_when_switched_off(tmp_path):
-    oracle = tune.RandomOracle(
-        objective=kt.Objective("val_accuracy", "max"), max_trials=3, seed=1,
-        hyperparameters=tune.SearchSpace(baseline=False).hyperparameters())
-    values = drive(oracle, tmp_path, 3, lambda v: 0.5)
-    assert all("lcr" not in v and v["lcr_lambda"] >= 0.5 for v in values)
-
-
-def test_evaluate_scores_the_plain_bnn_and_its_mce():
+def test_score_is_of_the_plain_bnn_and_its_mce():
     inputs = tf.keras.Input((4, 4, 1))
     flat = tf.keras.layers.Flatten()(inputs)
     logits = tf.keras.layers.Dense(
@@ -143,93 +157,241 @@ def test_evaluate_scores_the_plain_bnn_and_its_mce():
             (images.astype(np.float32), labels)).batch(2)
         validation_arrays = (images, labels)
         normalize = staticmethod(lambda x: tf.cast(x, tf.float32))
+        calibration = None
 
     sets = {(c, s): images for c in ("fog", "snow") for s in (1, 2, 3)}
-    metrics = tune.evaluate(model, Data, tf.distribute.get_strategy(), 2, sets)
+    metrics = tuning.score(model, Data, TrainConfig(batch_size=2), None, sets)
     assert metrics["val_accuracy"] == pytest.approx(0.5)
     # 50% error at each of 3 severities, the same for both corruptions.
     assert metrics["val_mce"] == pytest.approx(1.5)
+    assert "val_mce" not in tuning.score(model, Data, TrainConfig(batch_size=2))
 
 
-# --------------------------------------------------------------------------- command line
+# --------------------------------------------------------------------------- settings
 @pytest.mark.parametrize(
     "args, needle",
     [(["--lcr-lambda", "2"], "--lcr-lambda is searched: set its range with --lambda-range"),
-     (["--lambda-range", "0", "8"], "--lambda-range needs 0 < LOW <= HIGH"),
-     (["--beta-range", "0.5", "0.9"], "--beta-range needs"),
-     (["--power-iterations-range", "3", "1"], "--power-iterations-range needs"),
-     (["--reference-choices", "teacher"], "needs --teacher"),
-     (["--tuner", "grid"], "argument --tuner: invalid choice"),
-     (["--max-trials", "0"], "--max-trials must be >= 1"),
-     (["--mce-corruptions", "rain"], "unknown --mce-corruptions"),
-     (["--model", "vgg"], "unknown model 'vgg'")],
+     (["--lcr-reference=teacher"], "--lcr-reference is searched: set its range with "
+                                   "--reference-choices"),
+     (["--lambda-range", "0", "4"], "--lambda-range needs 0 < LOW <= HIGH"),
+     (["--lambda-range", "1"], "--lambda-range: expected 2 arguments"),
+     (["--lambda-range", "0.5", "2000"], "the search space holds a run that cannot be "
+                                         "trained (lcr_lambda=2000.0"),
+     (["--beta-range", "0.5", "0.9"], "--beta-range must be >= 1, got 0.5"),
+     (["--beta-range", "3", "2"], "--beta-range needs 1 <= LOW <= HIGH"),
+     (["--power-iterations-range", "3", "1"], "--power-iterations-range needs LOW <= HIGH"),
+     (["--reference-choices", "teacher"], "--reference-choices teacher needs --teacher"),
+     (["--reference-choices", "student"], "--reference-choices must be one of"),
+     (["--tuner", "grid"], "--tuner must be one of ['random', 'bayesian', 'hyperband']"),
+     (["--max-trials", "0"], "--max-trials must be >= 1, got 0"),
+     (["--seed", "-1"], "--seed must be >= 0, got -1"),
+     (["--validation-split", "0"], "--validation-split must be > 0"),
+     (["--mce-corruptions", "rain"], "--mce-corruptions must be one of"),
+     (["--hyperband-factor", "1"], "--hyperband-factor must be >= 2"),
+     (["--full-precision"], "--full-precision trains without LCR: there is nothing to tune"),
+     (["--model", "vgg"], "unknown model 'vgg'"),
+     (["--search-space", "x.yaml"], "unrecognized arguments: --search-space")],
 )
-def test_bad_arguments_end_in_one_line(args, needle, capsys, tmp_path):
+def test_bad_settings_end_in_one_line(args, needle, capsys, tmp_path):
     try:
-        code = tune.main(args + ["--output-dir", str(tmp_path / "t")])
+        code = tune_cli.main([*args, "--output-dir", str(tmp_path / "t")])
     except SystemExit as exit_:  # argparse's own errors
         code = exit_.code
-    err = capsys.readouterr().err.strip()
     assert code == 2
-    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
-    assert needle in err
+    assert needle in one_line_error(capsys)
+    assert not (tmp_path / "t" / tuning.SEARCH_FILE).exists()
 
 
-def test_rerun_with_other_settings_is_refused(tmp_path):
+def test_recipes_that_are_no_tune_recipes_end_in_one_line(capsys, tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00lambda_range: [1, 2]\n")
+    assert tune_cli.main(["--config", str(binary)]) == 2
+    assert f"{binary} is not UTF-8 text" in one_line_error(capsys)
+    old = tmp_path / "old.yaml"
+    old.write_text("search_space: space.yaml\n")
+    assert tune_cli.main(["--config", str(old)]) == 2
+    assert "unknown key 'search_space'" in one_line_error(capsys)
+
+
+def test_rerun_with_other_settings_is_refused_and_overwrite_starts_again(tmp_path):
     out = tmp_path / "t"
-    settings = tune.TuneSettings(base=TrainConfig(output_dir=str(out), epochs=3))
-    (out / "tuner").mkdir(parents=True)
-    tune._check_resume(settings, str(out), str(out / "tuner"))
-    tune._check_resume(settings, str(out), str(out / "tuner"))  # the same: fine
-    other = tune.TuneSettings(base=TrainConfig(output_dir=str(out), epochs=4),
-                              validation_fraction=0.3)
-    with pytest.raises(cfg.ConfigError) as error:
-        tune._check_resume(other, str(out), str(out / "tuner"))
+    config = TuneConfig(output_dir=str(out), epochs=3)
+    path = tuning.prepare_search(config)
+    assert cfg.load_recipe(path, TuneConfig)["output_dir"] == str(out)
+    tuning.prepare_search(config)  # the same settings continue
+    more = dataclasses.replace(config, max_trials=50, verbose=0, lcr_lambda=1.0)
+    tuning.prepare_search(more)  # more trials, quieter: the same search
+    other = dataclasses.replace(config, epochs=4, validation_split=0.2)
+    with pytest.raises(ConfigError) as error:
+        tuning.prepare_search(other)
     message = str(error.value)
-    assert "other settings (train.epochs, validation_fraction)" in message
+    assert "other settings: --epochs (3, now 4), --validation-split (0.1, now 0.2)" in message
     assert "--overwrite" in message
-    more = tune.TuneSettings(base=TrainConfig(output_dir=str(out), epochs=3), max_trials=50)
-    tune._check_resume(more, str(out), str(out / "tuner"))  # more trials continue
+    for name in ("tuner/search", "baseline"):
+        (out / name).mkdir(parents=True)
+    (out / "trials.csv").write_text("old\n")
+    tuning.prepare_search(dataclasses.replace(other, overwrite=True))
+    assert not (out / "tuner").exists() and not (out / "baseline").exists()
+    assert not (out / "trials.csv").exists()
+    assert cfg.load_recipe(path, TuneConfig)["epochs"] == 4
+    (out / "search.yaml").unlink()
+    (out / "tuner").mkdir()
+    with pytest.raises(RunError, match="holds a search without its search.yaml"):
+        tuning.prepare_search(other)
 
 
 # --------------------------------------------------------------------------- searches
-def test_three_trial_search_writes_table_and_a_recipe_train_py_reproduces(tmp_path, capsys):
-    out = tmp_path / "tune"
-    code = tune.main(["--max-trials", "3", "--epochs", "1", "--output-dir", str(out), *FAST])
-    stdout = capsys.readouterr().out
-    assert code == 0
-    rows = read_rows(out / "trials.csv")
-    assert len(rows) == 3 and all(r["status"] == "COMPLETED" for r in rows)
-    scores = [float(r["val_accuracy"]) for r in rows]
-    assert scores == sorted(scores, reverse=True)
-    assert [r["rank"] for r in rows] == ["1", "2", "3"]
-    baseline = [r for r in rows if float(r["lcr_lambda"]) == 0]
-    assert len(baseline) == 1 and baseline[0]["trial"] == "0"
-    assert baseline[0]["lcr_beta"] == "" and baseline[0]["log2_lambda"] == ""
-    for row in rows:
-        if row is not baseline[0]:
-            assert 0.5 <= float(row["lcr_lambda"]) <= 8
-            assert float(row["log2_lambda"]) == pytest.approx(math.log2(float(row["lcr_lambda"])))
-            assert 1 < float(row["lcr_beta"]) <= 4 and row["power_iterations"] == "1"
-    # The printed table lists the trials in the same order.
-    printed = [line.split()[1] for line in stdout.splitlines()
-               if line[:1].isdigit() and "COMPLETED" in line]
-    assert printed == [r["trial"] for r in rows]
+def table_trials(stdout):
+    """The trial ids of the printed table, in order."""
+    return [cells[1] for line in stdout.splitlines() if line.startswith("| ")
+            if (cells := [c.strip() for c in line.strip("|").split("|")])[1] != "trial"]
 
-    best = rows[0]
-    recipe = cfg.load_recipe(str(out / "best.yaml"))
+
+def test_search_writes_trials_best_and_search_and_lcr_train_trains_best(
+        tiny_resnet, tmp_path, capsys):
+    out = tmp_path / "tune"
+    argv = ["--max-trials", "1", "--epochs", "1", "--output-dir", str(out), *FAST_FLAGS]
+    assert tune_cli.main(argv) == 0
+    stdout = capsys.readouterr().out
+    rows = read_rows(out / "trials.csv")
+    assert [r["trial"] for r in rows] == ["baseline", "0"]
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    baseline = rows[0]
+    assert float(baseline["lcr_lambda"]) == 0 and baseline["rank"] == ""
+    assert baseline["lcr_beta"] == baseline["log2_lambda"] == ""
+    best = rows[1]
+    assert best["rank"] == "1" and 0.5 <= float(best["lcr_lambda"]) <= 8
+    assert float(best["log2_lambda"]) == pytest.approx(math.log2(float(best["lcr_lambda"])))
+    assert 1 < float(best["lcr_beta"]) <= 4 and best["power_iterations"] == "1"
+    assert 0 <= float(best["val_accuracy"]) <= 1 and float(best["seconds"]) > 0
+    assert table_trials(stdout) == ["baseline", "0"]  # the printed table, same order
+    assert f"wrote {out / 'best.yaml'}" in stdout
+
+    text = (out / "best.yaml").read_text()
+    assert text.startswith(f"# best LCR trial ({best['trial']}) of lcr-tune: val_accuracy = ")
+    assert f"{float(best['val_accuracy']):.6g}" in text.splitlines()[0]
+    recipe = cfg.load_recipe(str(out / "best.yaml"), TrainConfig)
     assert recipe["lcr_lambda"] == pytest.approx(float(best["lcr_lambda"]))
     assert recipe["output_dir"] == str(out / "best")
-    code = train.main(["--config", str(out / "best.yaml")])
-    assert code == 0
+    search = cfg.load_recipe(str(out / "search.yaml"), TuneConfig)
+    assert search["max_trials"] == 1 and search["output_dir"] == str(out)
+
+    # lcr-tune --config search.yaml is the same search: nothing left to run
+    assert tune_cli.main(["--config", str(out / "search.yaml")]) == 0
+    assert read_rows(out / "trials.csv") == rows
+    # other settings are refused, naming them
+    capsys.readouterr()
+    assert tune_cli.main([*argv, "--lr", "0.05"]) == 2
+    assert "other settings: --lr (0.1, now 0.05)" in one_line_error(capsys)
+
+    assert train.main(["--config", str(out / "best.yaml"), "--verbose", "0"]) == 0
     with open(out / "best" / "results.json") as handle:
         results = json.load(handle)
     assert results["lcr_lambda"] == pytest.approx(float(best["lcr_lambda"]))
-    if best["lcr_beta"]:
-        assert results["lcr_beta"] == pytest.approx(float(best["lcr_beta"]))
-        assert results["power_iterations"] == int(best["power_iterations"])
-        assert results["lcr_reference"] == best["lcr_reference"]
+    assert results["lcr_beta"] == pytest.approx(float(best["lcr_beta"]))
+    assert results["power_iterations"] == 1 and results["lcr_reference"] == "latent"
     assert results["epochs"] == 1 and results["dataset"] == "digits"
+
+
+class InterruptAt(tf.keras.callbacks.Callback):
+    """Stops the search when the ``fit``-th fit begins epoch ``epoch`` (Keras
+    Tuner copies callbacks for every trial, so the count is kept on the class)."""
+
+    fits = 0
+    fit = epoch = None
+
+    def on_train_begin(self, logs=None):
+        InterruptAt.fits += 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if (InterruptAt.fits, epoch) == (InterruptAt.fit, InterruptAt.epoch):
+            raise KeyboardInterrupt
+
+
+def test_interrupted_search_continues_from_the_last_finished_epoch(tiny_resnet, tmp_path):
+    out = tmp_path / "tune"
+    config = TuneConfig(epochs=2, max_trials=2, output_dir=str(out), **FAST)
+    # Fit 1 is the baseline, fit 2 trial 0, fit 3 trial 1: stopped in its second epoch.
+    InterruptAt.fits, InterruptAt.fit, InterruptAt.epoch = 0, 3, 1
+    with pytest.raises(KeyboardInterrupt):
+        tuning.run_search(config, callbacks=[InterruptAt()])
+    first = read_rows(out / "trials.csv")  # written when interrupted
+    assert [(r["trial"], r["status"]) for r in first] == [
+        ("baseline", "COMPLETED"), ("0", "COMPLETED"), ("1", "RUNNING")]
+    trial_1 = out / "tuner" / "search" / "trial_1"
+    assert json.loads((trial_1 / "backup" / "state.json").read_text())["epoch"] == 1
+    baseline = (out / "baseline" / "result.json").read_text()
+
+    tf.keras.backend.clear_session()
+    result = tuning.run_search(config)  # the same settings again
+    # Neither the baseline nor trial 0 trains again; trial 1 goes on with epoch 1.
+    assert result.executed == ["1"] and result.epochs_run == {"1": [1]}
+    assert (out / "baseline" / "result.json").read_text() == baseline
+    assert [int(r["epoch"]) for r in read_rows(trial_1 / "history.csv")] == [0, 1]
+    assert not (trial_1 / "backup").exists()
+    rows = read_rows(out / "trials.csv")
+    assert [r["trial"] for r in rows][0] == "baseline" and rows[0] == first[0]
+    assert sorted(r["trial"] for r in rows[1:]) == ["0", "1"]
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    def unranked(row):
+        return {k: v for k, v in row.items() if k != "rank"}
+
+    assert unranked({r["trial"]: r for r in rows}["0"]) == unranked(first[1])  # kept as it was
+
+    tf.keras.backend.clear_session()
+    again = tuning.run_search(config)  # nothing left to do
+    assert again.executed == [] and len(again.rows) == 3
+
+
+class WeightLog(tf.keras.callbacks.Callback):
+    """The trainable weights of every fit when it begins and ends."""
+
+    begins: list = []
+    ends: list = []
+
+    def on_train_begin(self, logs=None):
+        WeightLog.begins.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+    def on_train_end(self, logs=None):
+        WeightLog.ends.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+
+def same(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_hyperband_continues_the_weights_of_an_earlier_round_scored_by_val_mce(
+        tiny_resnet, tmp_path):
+    # 2 epochs at most, factor 2: round 0 trains trials 0 and 1 for one epoch,
+    # round 1 (trial 2) continues the better of them with its second epoch.
+    out = tmp_path / "tune"
+    config = TuneConfig(
+        tuner="hyperband", epochs=2, hyperband_factor=2, max_trials=3, baseline=False,
+        objective="val_mce", mce_corruptions=("gaussian_noise", "contrast"),
+        mce_severities=(1, 3), output_dir=str(out), **FAST)
+    WeightLog.begins, WeightLog.ends = [], []
+    result = tuning.run_search(config, callbacks=[WeightLog()])
+    assert result.executed == ["0", "1", "2"]
+    assert result.epochs_run == {"0": [0], "1": [0], "2": [1]}
+    rows = {r["trial"]: r for r in read_rows(out / "trials.csv")}
+    assert [rows[t]["epochs"] for t in ("0", "1", "2")] == ["1", "1", "2"]
+    better = min(("0", "1"), key=lambda t: float(rows[t]["val_mce"]))
+    assert rows["2"]["continues"] == better and rows["0"]["continues"] == ""
+    assert rows["2"]["lcr_lambda"] == rows[better]["lcr_lambda"]
+    mce = [float(r["val_mce"]) for r in read_rows(out / "trials.csv")]
+    assert mce == sorted(mce) and all(0 <= m <= 2 for m in mce)  # 2 severities summed
+    # Trials 0 and 1 start from the seed's weights; trial 2 from the end of its round.
+    assert same(WeightLog.begins[0], WeightLog.begins[1])
+    assert same(WeightLog.begins[2], WeightLog.ends[int(better)])
+    assert not same(WeightLog.begins[2], WeightLog.begins[0])
+    cache = out / tuning.CACHE_DIR
+    files = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len(files) == 4 and all(name.endswith(".npy") for name in files)
+
+    tf.keras.backend.clear_session()
+    again = tuning.run_search(config)
+    assert again.executed == [] and len(again.rows) == 3
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == files  # reused
 
 
 class Boom(tf.keras.callbacks.Callback):
@@ -237,105 +399,85 @@ class Boom(tf.keras.callbacks.Callback):
         raise ValueError("boom")
 
 
-def test_failing_trials_are_reported_and_end_the_search(tmp_path, capsys):
+def test_failing_trials_are_reported_in_one_line_each_and_overwrite_starts_again(
+        tiny_resnet, tmp_path, capsys):
     out = tmp_path / "tune"
-    settings = tune.TuneSettings(
-        base=TrainConfig(epochs=2, steps_per_epoch=1, batch_size=16, verbose=0,
-                         output_dir=str(out)),
-        space=tune.SearchSpace(power_iterations=(1, 1)), max_trials=5)
-    with pytest.raises(RuntimeError) as error:
-        tune.run_search(settings, callbacks=[Boom()])
-    err = capsys.readouterr().err
-    for trial in "012":
-        assert f"trial {trial} failed: ValueError: boom (traceback in " in err
-    assert tune.failure_message(error.value) == (
-        "trials keep failing (3 in a row), the last with: ValueError: boom")
+    config = TuneConfig(epochs=1, max_trials=5, baseline=False, output_dir=str(out), **FAST)
+    code = cli.run(lambda: tuning.run_search(config, callbacks=[Boom()]))
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    trials = out / "tuner" / "search"
+    assert lines == [
+        *(f"trial {t} failed: ValueError: boom (traceback in {trials / f'trial_{t}'}/error.txt)"
+          for t in "012"),
+        f"error: the search stopped after 3 failed trials in a row, the last (trial 2) with "
+        f"ValueError: boom (tracebacks in {trials}/trial_*/error.txt)",
+    ]
+    assert "Traceback" in (trials / "trial_0" / "error.txt").read_text()
     rows = read_rows(out / "trials.csv")
-    assert [r["status"] for r in rows] == ["FAILED"] * 3
+    assert [(r["status"], r["error"]) for r in rows] == [("FAILED", "ValueError: boom")] * 3
     assert not (out / "best.yaml").exists()
 
-
-class InterruptSecondTrial(tf.keras.callbacks.Callback):
-    """Stops the search at the end of the second trial's first epoch (Keras
-    Tuner copies callbacks per trial, so the count is kept on the class)."""
-
-    trials = 0
-
-    def on_train_begin(self, logs=None):
-        InterruptSecondTrial.trials += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        if InterruptSecondTrial.trials == 2:
-            raise KeyboardInterrupt
-
-
-def test_interrupted_search_continues_without_repeating_finished_trials(tmp_path, capsys):
-    # Hyperband, 2 epochs at most, factor 2: round 0 trains trials 0 and 1 for
-    # one epoch, round 1 (trial 2) continues the better of them to epoch 2.
-    out = tmp_path / "tune"
-    argv = ["--tuner", "hyperband", "--epochs", "2", "--hyperband-factor", "2",
-            "--max-trials", "3", "--objective", "val_mce",
-            "--mce-corruptions", "gaussian_noise", "--mce-severities", "1", "3",
-            "--output-dir", str(out), *FAST]
-    settings = tune.settings_from_args(tune.build_parser().parse_args(argv))
-    InterruptSecondTrial.trials = 0
-    with pytest.raises(KeyboardInterrupt):
-        tune.run_search(settings, callbacks=[InterruptSecondTrial()])
-    assert "corrupting 287 validation images (2 corruption × severity" in capsys.readouterr().out
-    first = read_rows(out / "trials.csv")  # written when interrupted
-    assert [(r["trial"], r["status"]) for r in first] == [("0", "COMPLETED"), ("1", "RUNNING")]
-    assert first[0]["lcr_lambda"] == "0.0"  # the baseline comes first
-    assert any((out / "tuner" / "search" / "trial_1" / "backup").iterdir())
-
+    # --overwrite starts again; a failed trial below the limit does not end the search
     tf.keras.backend.clear_session()
-    result = tune.run_search(settings)  # the same settings again
-    assert "corrupting" not in capsys.readouterr().out  # the corrupted sets are reused
-    assert result.executed == ["1", "2"]  # trial 0 is not run again
-    # Trial 1 had finished its only epoch: it is scored without training again
-    # (its weights saved for Hyperband); trial 2 continues at epoch 1.
-    assert result.epochs_run == {"2": [1]}
-    assert (out / "tuner" / "search" / "trial_1" / "checkpoint.index").exists()
-    assert not (out / "tuner" / "search" / "trial_1" / "backup").exists()
+    again = tuning.run_search(dataclasses.replace(config, overwrite=True, max_trials=1),
+                              callbacks=[Boom()])
+    assert again.executed == ["0"]
+    assert [(r["trial"], r["status"]) for r in read_rows(out / "trials.csv")] == [
+        ("0", "FAILED")]
+    assert capsys.readouterr().err.count("failed: ValueError: boom") == 1
 
-    table = read_rows(out / "trials.csv")
-    rows = {r["trial"]: r for r in table}
-    assert set(rows) == {"0", "1", "2"}
-    assert all(r["status"] == "COMPLETED" for r in table)
-    assert rows["0"] == {**first[0], "rank": rows["0"]["rank"]}  # unchanged
-    mce = [float(r["val_mce"]) for r in table]
-    assert mce == sorted(mce) and all(0 <= m <= 2 for m in mce)  # 2 severities summed
-    assert [rows[t]["epochs"] for t in ("0", "1", "2")] == ["1", "1", "2"]
-    better = min(("0", "1"), key=lambda t: float(rows[t]["val_mce"]))
-    assert rows["2"]["continues"] == better
-    assert rows["2"]["lcr_lambda"] == rows[better]["lcr_lambda"]
+    tuning_config = dataclasses.replace(config, baseline=True, output_dir=str(tmp_path / "b"))
+    with pytest.raises(RunError, match=r"^the λ = 0 baseline failed: ValueError: boom "):
+        tuning.run_search(tuning_config, callbacks=[Boom()])
+    assert read_rows(tmp_path / "b" / "trials.csv")[0]["status"] == "FAILED"
 
-    tf.keras.backend.clear_session()
-    again = tune.run_search(settings)  # nothing left to do
-    assert again.executed == [] and len(again.rows) == 3
+
+# --------------------------------------------------------------------------- public API only
+def keras_tuner_private_names():
+    """Every ``_name`` (not ``__dunder__``) of Keras Tuner's tuners, oracles,
+    hypermodels, hyperparameters and trials, their instances' included."""
+    oracle = kt.oracles.RandomSearchOracle(objective="val_loss", max_trials=1)
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.1, 1.0, sampling="log")
+    objects = [
+        kt.Tuner, kt.RandomSearch, kt.BayesianOptimization, kt.Hyperband, kt.HyperModel,
+        kt.Oracle, kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle,
+        kt.oracles.HyperbandOracle, kt.HyperParameters, kt.engine.trial.Trial, kt.Objective,
+        oracle, kt.oracles.HyperbandOracle(objective="val_loss"),
+        kt.oracles.BayesianOptimizationOracle(objective="val_loss", max_trials=1),
+        hp, hp.space[0], kt.engine.trial.Trial(hp),
+    ]
+    names = set()
+    for obj in objects:
+        names |= {n for n in dir(obj) if n.startswith("_") and not n.startswith("__")}
+        names |= {n for n in getattr(obj, "__dict__", {}) if n.startswith("_")
+                  and not n.startswith("__")}
+    return names
+
+
+def test_lcr_larq_uses_keras_tuner_through_its_public_api_only():
+    names = keras_tuner_private_names()
+    assert {"_random_values", "_populate_initial_space", "_get_checkpoint_fname",
+            "_seed_state", "_build_hypermodel"} <= names  # the check can fail
+    uses = re.compile(r"(?:\.|\bdef\s+)(" + "|".join(map(re.escape, sorted(names))) + r")\b")
+    private = re.compile(r"\b(?:kt|keras_tuner)(?:\.\w+)*\._[A-Za-z]|keras_tuner\.src"
+                         r"|\bkt(?:\.\w+)+\.__init__\(")
+    assert uses.search("self.oracle._random_values()") and uses.search("def _try_build(self")
+    assert private.search("kt.Tuner.__init__(self)") and private.search("kt.engine._x")
+    found = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "lcr_larq")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                text = open(path, encoding="utf-8").read()
+                found += [(path, m.group(0)) for m in uses.finditer(text)]
+                found += [(path, m.group(0)) for m in private.finditer(text)]
+    assert found == []
+    # The tuners override public hooks only.
+    assert [n for n in vars(tuning.SearchHooks) if n.startswith("_")
+            and not n.startswith("__")] == []
+    assert "_" not in [n[0] for n in vars(tuning.LCRHyperModel) if not n.startswith("__")]
 
 
 # --------------------------------------------------------------------------- λ sweep report
-def test_lambda_sweep_report_tables_and_plot(tmp_path, benchmark_script):
-    lambda_sweep = benchmark_script("lambda_sweep")
-
-    accuracies = {0.0: (0.80, 0.84), 0.5: (0.86, 0.90), 8.0: (0.70, 0.70)}
-    for lcr_lambda, values in accuracies.items():
-        for seed, accuracy in enumerate(values):
-            run = tmp_path / lambda_sweep.run_name(lcr_lambda, seed)
-            run.mkdir()
-            (run / "results.json").write_text(json.dumps({
-                "lcr_lambda": lcr_lambda, "seed": seed, "test_accuracy": accuracy,
-                "test_loss": 1.0, "epochs": 15, "seconds": 1.0}))
-    summary = lambda_sweep.report(TrainConfig(epochs=15), [0.0, 0.5, 8.0, 2.0], [0, 1],
-                                  str(tmp_path))
-    assert [s["lcr_lambda"] for s in summary] == [0.0, 0.5, 8.0]  # λ = 2 has no runs
-    assert [s["log2_lambda"] for s in summary] == [-math.inf, -1.0, 3.0]
-    assert summary[1]["mean"] == pytest.approx(0.88)
-    assert summary[1]["std"] == pytest.approx(0.02 * math.sqrt(2))  # sample std
-    assert summary[2]["std"] == 0.0
-    rows = read_rows(tmp_path / "summary.csv")
-    assert [float(r["mean"]) for r in rows] == pytest.approx([0.82, 0.88, 0.70])
-    assert len(read_rows(tmp_path / "runs.csv")) == 6
-    assert (tmp_path / lambda_sweep.PLOT_NAME).stat().st_size > 1000
-    text = lambda_sweep.format_summary(summary)
-    assert "88.00 ± 2.83" in text and "base" in text

@@ -43,7 +43,7 @@ import larq as lq
 import tensorflow as tf
 
 from lcr_larq import layers as L
-from models.quantization import PRECISIONS
+from lcr_larq.models.quantization import PRECISIONS
 
 # Output channels of the stem and the 13 blocks of ReActNet-A.
 CHANNELS = (32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024)

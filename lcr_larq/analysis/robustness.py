@@ -21,8 +21,10 @@ normalised values.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import inspect
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -43,7 +45,9 @@ __all__ = [
     "corruption_error",
     "mean_corruption_error",
     "corrupt_images",
-    "corrupt_dataset",
+    "corrupted",
+    "corruption_summary",
+    "corruption_names",
 ]
 
 #: The 15 ImageNet-C benchmark corruptions, in the paper's order
@@ -226,16 +230,18 @@ def corruption_error(
 def mean_corruption_error(
     errors: Mapping[str, Sequence[float]],
     baseline: str | Mapping[str, Sequence[float] | float] | None = None,
+    severities: Sequence[int] | None = None,
 ) -> MeanCorruptionError:
     """Mean corruption error ``mCE = mean_c CE_c`` over the corruptions given.
 
     Args:
-        errors: ``{corruption name: errors per severity}`` (fractions).
-        baseline: ``None`` (unnormalised), ``"alexnet"`` (per-severity AlexNet
-            errors of :data:`ALEXNET_ERRORS_BY_SEVERITY` when 5 severities are
-            given, else the published means of :data:`ALEXNET_MEAN_ERRORS`;
-            only the 15 benchmark corruptions), or a mapping name -> baseline
-            accepted by :func:`corruption_error`.
+        errors: ``{corruption name: errors per severity}`` (fractions), in the
+            order of ``severities``.
+        baseline: ``None`` (unnormalised), ``"alexnet"`` (AlexNet's errors of
+            :data:`ALEXNET_ERRORS_BY_SEVERITY` at ``severities``, by default
+            1..5; only the 15 benchmark corruptions), or a mapping name ->
+            baseline accepted by :func:`corruption_error`.
+        severities: the severities of ``errors`` (default 1..5).
 
     Returns:
         ``MeanCorruptionError(value, per_corruption, normalized)``; multiply
@@ -262,10 +268,10 @@ def mean_corruption_error(
                     f"no verified AlexNet error for {name!r}; pass a baseline "
                     "mapping (see ALEXNET_MEAN_ERRORS_EXTRA)"
                 )
-            if len(errs) == len(ALEXNET_ERRORS_BY_SEVERITY[name]):
-                base = ALEXNET_ERRORS_BY_SEVERITY[name]
-            else:
-                base = ALEXNET_MEAN_ERRORS[name]
+            levels = list(severities or SEVERITIES)
+            if len(levels) != len(errs) or any(v not in SEVERITIES for v in levels):
+                raise ValueError(f"{name}: {len(errs)} errors for severities {levels}")
+            base = [ALEXNET_ERRORS_BY_SEVERITY[name][v - 1] for v in levels]
         else:
             if name not in baseline:
                 raise ValueError(f"baseline has no entry for {name!r}")
@@ -476,26 +482,133 @@ def corrupt_images(
     return out.reshape(orig_shape)
 
 
-def corrupt_dataset(
+def _images_key(images: np.ndarray) -> str:
+    digest = hashlib.sha1(images.tobytes())
+    digest.update(repr(images.shape).encode())
+    return digest.hexdigest()[:16]
+
+
+def corrupted(
     images: np.ndarray,
-    labels: Any,
     corruption: str,
     severity: int,
-    seed: int = 0,
-    min_size: int = 32,
-) -> tuple[np.ndarray, Any]:
-    """Corrupt the images of an ``(images, labels)`` dataset; labels pass through.
+    seed: int,
+    cache_dir: str | None = None,
+) -> np.ndarray:
+    """``images`` corrupted offline, optionally cached in ``cache_dir``.
 
-    ``labels`` is returned as the very same object, never read or modified, so
-    the corrupted set keeps the exact label order of the clean one.
+    The cache key is the content of the clean images, the corruption, the
+    severity and the seed, so a cached set is reused only for identical input.
 
     Example:
-        >>> x = np.zeros((3, 8, 8, 3), np.uint8); y = np.array([0, 1, 2])
-        >>> xc, yc = corrupt_dataset(x, y, "contrast", 1)
-        >>> yc is y
+        >>> x = np.full((2, 32, 32, 1), 100, np.uint8)
+        >>> corrupted(x, "contrast", 5, seed=0).max() < 100
         True
     """
-    corrupted = corrupt_images(images, corruption, severity, seed, min_size)
-    if len(corrupted) != len(labels):
-        raise ValueError(f"{len(corrupted)} images but {len(labels)} labels")
-    return corrupted, labels
+    path = None
+    if cache_dir:
+        os.makedirs(cache_dir, exist_ok=True)
+        name = f"{_images_key(images)}_{corruption}_{severity}_seed{seed}.npy"
+        path = os.path.join(cache_dir, name)
+        if os.path.isfile(path):
+            try:
+                cached = np.load(path, allow_pickle=False)
+                if cached.shape == images.shape and cached.dtype == np.uint8:
+                    return cached
+            except (OSError, ValueError):
+                pass  # unreadable: regenerate
+    out = corrupt_images(images, corruption, severity, seed=seed)
+    if path:
+        tmp = f"{path}.{os.getpid()}.tmp.npy"
+        np.save(tmp, out)
+        os.replace(tmp, path)
+    return out
+
+
+# --------------------------------------------------------------------------- reports
+def corruption_names(names: Sequence[str], extra: bool = False) -> list[str]:
+    """Corruption names of ``--corruptions``: ``all`` (the 15 benchmark ones),
+    ``extra`` (the 4 held-out ones) or names; ``extra=True`` appends the 4
+    held-out ones. Raises ``ValueError`` naming the valid names.
+
+    Example:
+        >>> corruption_names(["fog", "snow"])
+        ['fog', 'snow']
+        >>> len(corruption_names(["all"], extra=True))
+        19
+    """
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            out.extend(CORRUPTIONS)
+        elif name == "extra":
+            out.extend(EXTRA_CORRUPTIONS)
+        elif name in ALL_CORRUPTIONS:
+            out.append(name)
+        else:
+            raise ValueError(
+                f"unknown corruption {name!r}; choose all, extra or names from "
+                f"{', '.join(ALL_CORRUPTIONS)}"
+            )
+    if extra:
+        out.extend(EXTRA_CORRUPTIONS)
+    return list(dict.fromkeys(out))
+
+
+def corruption_summary(
+    accuracies: dict[str, dict[str, float]], normalized: bool
+) -> dict[str, Any]:
+    """CE per corruption, mCE over the benchmark corruptions and over the extra ones.
+
+    ``accuracies`` maps corruption -> {severity (str): accuracy}. With
+    ``normalized`` (ImageNet) each CE is divided by AlexNet's errors at the
+    same severities; the 4 extra corruptions then use the mean errors of
+    :data:`~lcr_larq.analysis.robustness.ALEXNET_MEAN_ERRORS_EXTRA` (third-party values).
+
+    Example:
+        >>> m = corruption_summary({"fog": {"1": 0.9, "2": 0.7}, "snow": {"1": 0.5, "2": 0.5}},
+        ...                        normalized=False)
+        >>> round(m["mce"], 6), m["mce_corruptions"]
+        (0.7, ['fog', 'snow'])
+    """
+    errors = {
+        c: [1.0 - by_severity[s] for s in sorted(by_severity, key=int)]
+        for c, by_severity in accuracies.items()
+    }
+    severities = {c: [int(s) for s in sorted(by, key=int)] for c, by in accuracies.items()}
+    benchmark = [c for c in errors if c in CORRUPTIONS]
+    extra = [c for c in errors if c not in CORRUPTIONS]
+
+    out: dict[str, Any] = {"corruption_error": {}, "mce": None, "mce_extra": None}
+    for names, key in ((benchmark, "mce"), (extra, "mce_extra")):
+        for c in names:
+            if normalized:
+                # AlexNet's errors at these severities (the extra corruptions
+                # only have third-party means over all five).
+                base = "alexnet" if c in CORRUPTIONS else {c: ALEXNET_MEAN_ERRORS_EXTRA[c]}
+            else:
+                base = None
+            result = mean_corruption_error({c: errors[c]}, base, severities[c])
+            out["corruption_error"].update(result.per_corruption)
+        if names:
+            out[key] = float(np.mean([out["corruption_error"][c] for c in names]))
+    if out["mce"] is None:  # only extra corruptions asked for
+        out["mce"] = out["mce_extra"]
+        benchmark = extra
+    out["mce_corruptions"] = benchmark
+    out["corruption_error"] = {c: out["corruption_error"][c] for c in errors}
+    return out
+
+
+def normalization_text(normalized: bool, severities: list[int]) -> str:
+    """One sentence saying how the CE values are computed."""
+    span = f"severities {','.join(map(str, severities))}"
+    if normalized:
+        return (
+            f"normalized: CE = sum of top-1 errors over {span} divided by AlexNet's "
+            "(Hendrycks & Dietterich); mCE = mean CE, x100 for the paper's percent"
+        )
+    return (
+        f"unnormalized: CE = sum of top-1 errors (fractions) over {span}; "
+        "mCE = mean CE (AlexNet normalization exists for ImageNet only)"
+    )

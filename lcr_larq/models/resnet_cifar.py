@@ -34,7 +34,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import layers as L
-from models.quantization import QuantizationSpec, quantization
+from lcr_larq.models.quantization import QuantizationSpec, quantization
 
 # (filters, basic blocks) of every stage.
 IMAGENET_STAGES = {

@@ -1,6 +1,6 @@
 """Lipschitz diagnostics of a trained BNN: how good is each spectral-norm estimate?
 
-``python -m lcr_larq.diagnose --model-dir DIR`` computes, for every binary
+``lcr-diagnose --model-dir DIR`` computes, for every binary
 convolution of the run's plain BNN, the spectral norm of the operator the
 layer really applies, and of the same layer with its latent weights, with
 five methods, and writes ``DIR/lipschitz.json`` (a list ``layers``, one row
@@ -31,14 +31,14 @@ Methods (keys of each row; ``<key>_latent`` holds the latent value and
 ``seconds[<key>]`` the time each took):
 
 * ``exact`` — block power iteration on ``A^T A`` with ``tf.nn.conv2d`` and
-  its transpose until converged (:func:`lcr_larq.lipschitz.conv_operator_norm`),
+  its transpose until converged (:func:`lcr_larq.analysis.lipschitz.conv_operator_norm`),
   the reference;
 * ``toeplitz_bound`` — the upper bound of Araujo et al. (AAAI 2021) from
   Toeplitz matrix theory, with a provable grid correction
-  (:func:`lcr_larq.lipschitz.toeplitz_bound`); ``toeplitz_symbol`` (on
+  (:func:`lcr_larq.analysis.lipschitz.toeplitz_bound`); ``toeplitz_symbol`` (on
   request) is the tighter ``sup_w sigma_max`` of the symbol;
 * ``gram_bound`` — the Gram-iteration upper bound of Delattre et al.
-  (ICML 2023) (:func:`lcr_larq.lipschitz.gram_bound`);
+  (ICML 2023) (:func:`lcr_larq.analysis.lipschitz.gram_bound`);
 * ``reshaped_kernel`` — ``||W reshaped to C_out x (C_in k k)||_2``, the
   spectral-normalization heuristic (not a bound);
 * ``retention_estimate`` — ``sigma = sqrt(lambda_max(RM))`` of the LCR
@@ -56,30 +56,31 @@ product, for the binary and the latent path, and of the binary/latent
 ratios (what LCR pulls towards 1) — the assumption of the paper, measured.
 
 Example:
-    >>> report = diagnose_run("runs/latest", max_layers=2)  # doctest: +SKIP
-    >>> all(r["toeplitz_bound"] >= r["exact"] for r in report["layers"])  # doctest: +SKIP
+    >>> from lcr_larq.models import build_model
+    >>> model = build_model("resnet20", (8, 8, 1), 10)
+    >>> report = diagnose(model, None, ["exact", "toeplitz_bound"], max_layers=2)
+    >>> all(r["toeplitz_bound"] >= r["exact"] * (1 - 1e-6) for r in report["layers"])
     True
 
-Command line::
-
-    python -m lcr_larq.diagnose --model-dir runs/latest
-    python -m lcr_larq.diagnose --model-dir runs/latest --layers 'block9_*' --methods all
-    python -m lcr_larq.diagnose --model-dir runs/latest --max-layers 4 --batches 1
+Command line: ``lcr-diagnose`` (:mod:`lcr_larq.cli.diagnose`).
 """
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
-import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from lcr_larq import runs
+from lcr_larq.config import setting
+from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.quantizers import quantized_convolutions
 
 REPORT_FILE = "lipschitz.json"
 PLOT_FILE = "lipschitz.png"
@@ -89,57 +90,76 @@ DEFAULT_METHODS = ("exact", "toeplitz_bound", "gram_bound", "reshaped_kernel", "
 BOUNDS = ("toeplitz_bound", "toeplitz_symbol", "gram_bound")
 
 
-class DiagnoseError(ValueError):
-    """Bad options or a model that cannot be diagnosed; the message names the fix."""
+@dataclass
+class DiagnoseSettings:
+    """The settings of ``lcr-diagnose``."""
+
+    model_dir: str | None = setting(None, "run directory written by train.py (required)")
+    methods: tuple[str, ...] = setting(
+        ("default",),
+        f"default ({' '.join(DEFAULT_METHODS)}), all, or names of {' '.join(METHODS)}",
+        metavar="METHOD",
+    )
+    layers: tuple[str, ...] | None = setting(
+        None, "layer names or wildcards, e.g. 'block9_*' (default: every binary conv)",
+        metavar="NAME",
+    )
+    max_layers: int | None = setting(None, "diagnose at most N binary convolutions", low=1)
+    samples: int = setting(128, "test images for the retention estimate", low=1, high=10**6)
+    batch_size: int = setting(64, "batch size of the retention estimate", low=1, high=2**16)
+    rm_iterations: int = setting(
+        100, "power iterations of the retention estimate", low=1, high=100_000
+    )
+    exact_iterations: int = setting(
+        500, "maximum iterations of the exact method", low=1, high=1_000_000
+    )
+    exact_tol: float = setting(1e-6, "relative tolerance of the exact method", above=0, high=1)
+    data_dir: str | None = setting(None, "dataset directory (default: the run's)")
+    dataset: str | None = setting(None, "dataset of the retention estimate, if not the run's")
+    output: str | None = setting(None, f"report path (default: DIR/{REPORT_FILE})")
+    no_plot: bool = setting(False, f"do not draw {PLOT_FILE}")
+    quiet: bool = setting(False, "no progress lines")
+
+    @property
+    def method_list(self) -> list[str]:
+        return parse_methods(self.methods)
+
+    @property
+    def report_path(self) -> str:
+        return self.output or os.path.join(self.model_dir, REPORT_FILE)
+
+    def check(self) -> None:
+        if not self.model_dir:
+            raise ConfigError("--model-dir is required: give a run directory written by train.py")
+        parse_methods(self.methods)
 
 
-def parse_methods(text: str) -> list[str]:
-    """Methods of ``--methods``: ``default``, ``all`` or a comma list.
+def parse_methods(parts) -> list[str]:
+    """Methods of ``--methods``: ``default``, ``all`` or names.
 
     Example:
-        >>> parse_methods("exact,gram_bound")
+        >>> parse_methods(["exact", "gram_bound"])
         ['exact', 'gram_bound']
-        >>> parse_methods("all")[-1]
+        >>> parse_methods(["all"])[-1]
         'retention_estimate'
     """
     names: list[str] = []
-    for part in (p.strip() for p in text.split(",")):
+    for part in parts:
         if part == "all":
             names.extend(METHODS)
         elif part == "default":
             names.extend(DEFAULT_METHODS)
         elif part in METHODS:
             names.append(part)
-        elif part:
-            raise DiagnoseError(
-                f"unknown method {part!r}; choose default, all or from {', '.join(METHODS)}"
+        else:
+            raise ConfigError(
+                f"unknown method {part!r} for --methods; choose default, all or from "
+                f"{', '.join(METHODS)}"
             )
-    if not names:
-        raise DiagnoseError("--methods is empty")
     return [m for m in METHODS if m in names]
 
 
 # --------------------------------------------------------------------------- layers
-def binary_conv_layers(model) -> list:
-    """The binary convolutions of ``model``: Larq conv layers with a kernel quantizer.
-
-    Example:
-        >>> from models import build_model
-        >>> len(binary_conv_layers(build_model("resnet20", (32, 32, 1), 10)))
-        18
-    """
-    import larq as lq
-
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, lq.layers.QuantDepthwiseConv2D):
-            if layer.depthwise_quantizer is not None:
-                layers.append(layer)
-        elif isinstance(layer, lq.layers.QuantConv2D) and layer.kernel_quantizer is not None:
-            layers.append(layer)
-    return layers
-
-
 def select_layers(
     layers: Sequence, patterns: Sequence[str] | None = None, max_layers: int | None = None
 ) -> list:
@@ -157,7 +177,7 @@ def select_layers(
         if not patterns or any(fnmatch.fnmatchcase(layer.name, p) for p in patterns)
     ]
     if patterns and not chosen:
-        raise DiagnoseError(
+        raise RunError(
             f"no binary convolution matches --layers {','.join(patterns)}; the layers are "
             + ", ".join(layer.name for layer in layers)
         )
@@ -229,10 +249,10 @@ def layer_kernels(layer) -> tuple[np.ndarray, np.ndarray]:
 def layer_geometry(layer) -> dict[str, Any]:
     """Input size, strides, padding and pad value of a conv layer."""
     if getattr(layer, "data_format", "channels_last") != "channels_last":
-        raise DiagnoseError(f"layer {layer.name!r} is channels_first: only NHWC is supported")
+        raise RunError(f"layer {layer.name!r} is channels_first: only NHWC is supported")
     shape = tuple(layer.input_shape[1:])
     if any(d is None for d in shape):
-        raise DiagnoseError(
+        raise RunError(
             f"layer {layer.name!r} has an unknown input size {shape}: build the model "
             "for a fixed input size"
         )
@@ -339,7 +359,7 @@ def kernel_norms(
         >>> round(values["exact"], 6), round(values["gram_bound"], 6)
         (2.0, 2.0)
     """
-    from lcr_larq import lipschitz
+    from lcr_larq.analysis import lipschitz
 
     shape, strides, padding = geometry["input_shape"], geometry["strides"], geometry["padding"]
     values: dict[str, float] = {}
@@ -388,6 +408,48 @@ def block_layer_names(model, block) -> list[str]:
     return [layer.name for layer in model.layers if layer.name in names]
 
 
+def latent_weights(model) -> dict[str, np.ndarray]:
+    """Latent (pre-binarization) weights of every binary convolution, flattened.
+
+    Example:
+        >>> from lcr_larq.models import build_model
+        >>> w = latent_weights(build_model("resnet20", (16, 16, 1), 10))
+        >>> len(w), w["block1_conv1"].shape
+        (18, (2304,))
+    """
+    out = {}
+    for layer in quantized_convolutions(model):
+        variable = getattr(layer, "depthwise_kernel", None)
+        if variable is None:
+            variable = layer.kernel
+        latent = getattr(variable, "latent_variable", variable)
+        out[layer.name] = np.asarray(latent.numpy(), np.float64).ravel()
+    return out
+
+
+def block_activations(model, images: np.ndarray, block: str | None = None):
+    """``(block name, binary, latent)`` activations entering a block (default:
+    the last one) for ``images``, binary path in inference mode."""
+    import tensorflow as tf
+
+    from lcr_larq.graph import find_blocks, full_precision_path
+
+    blocks = find_blocks(model)
+    if block is None:
+        chosen = blocks[-1]
+    else:
+        matches = [b for b in blocks if b.name == block]
+        if not matches:
+            raise ConfigError(
+                f"no block {block!r}; the blocks are {', '.join(b.name for b in blocks)}"
+            )
+        chosen = matches[0]
+    (latent,) = full_precision_path(model, [chosen.input])
+    probe = tf.keras.Model(model.inputs, [chosen.input, latent])
+    binary, full = probe(tf.constant(images, tf.float32), training=False)
+    return chosen.name, binary.numpy(), full.numpy()
+
+
 def sample_images(dataset, count: int, seed: int = 0) -> np.ndarray:
     """``count`` normalized test images (model inputs), a fixed random subset.
 
@@ -396,9 +458,8 @@ def sample_images(dataset, count: int, seed: int = 0) -> np.ndarray:
         >>> sample_images(load_dataset("digits"), 4).shape
         (4, 32, 32, 1)
     """
-    from lcr_larq.evaluate import clean_test_images
 
-    images, _ = clean_test_images(dataset, None if dataset.test_arrays is not None else count)
+    images, _ = runs.test_images(dataset, None if dataset.test_arrays is not None else count)
     if len(images) > count:
         pick = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
         images = images[pick]
@@ -417,7 +478,7 @@ def retention_sigmas(
     per-sample ratio, and the seconds the power iterations took.
 
     Example:
-        >>> from models import build_model
+        >>> from lcr_larq.models import build_model
         >>> model = build_model("resnet20", (16, 16, 1), 10)
         >>> rows = retention_sigmas(model, np.random.rand(4, 16, 16, 1), iterations=10)
         >>> len(rows), sorted(rows[0])[:3]
@@ -433,7 +494,7 @@ def retention_sigmas(
     try:
         latent = full_precision_path(model, tensors)
     except ValueError as error:
-        raise DiagnoseError(f"no latent path for the retention estimate: {error}") from None
+        raise RunError(f"no latent path for the retention estimate: {error}") from None
     probe = tf.keras.Model(model.inputs, [*tensors, *latent])
     n = len(tensors)
     sig_b: list[list[np.ndarray]] = [[] for _ in blocks]
@@ -641,9 +702,9 @@ def diagnose(
     may be ``None`` when ``retention_estimate`` is not among ``methods``.
     """
     start = time.perf_counter()
-    convs = binary_conv_layers(model)
+    convs = quantized_convolutions(model)
     if not convs:
-        raise DiagnoseError(
+        raise RunError(
             f"model {model.name!r} has no binary convolution (a full-precision model?)"
         )
     chosen = select_layers(convs, layers, max_layers)
@@ -698,7 +759,7 @@ def diagnose(
     retention: list[dict] = []
     if "retention_estimate" in methods:
         if images is None:
-            raise DiagnoseError("the retention estimate needs test images")
+            raise RunError("the retention estimate needs test images")
         retention = retention_sigmas(model, images, rm_iterations, batch_size)
         by_layer = {name: r for r in retention for name in r["layers"]}
         for row in rows:
@@ -726,189 +787,20 @@ def diagnose(
     }
 
 
-def diagnose_run(
-    model_dir: str,
-    methods: Sequence[str] = DEFAULT_METHODS,
-    samples: int = 128,
-    data_dir: str | None = None,
-    dataset: str | None = None,
-    **kwargs: Any,
-) -> dict:
-    """Loads ``model_dir`` (and ``samples`` of its test images when the
-    retention estimate is asked for) and runs :func:`diagnose`."""
-    from lcr_larq.evaluate import load_run
-    from lcr_larq.training import load_trained_model
-
+def diagnose_run(settings: DiagnoseSettings, progress: Callable[[str], None] | None = None) -> dict:
+    """Loads the run of ``settings`` (and ``settings.samples`` of its test
+    images when the retention estimate is asked for) and runs :func:`diagnose`."""
+    methods = settings.method_list
     if "retention_estimate" in methods:
-        run = load_run(model_dir, dataset, data_dir)
-        model, images = run.model, sample_images(run.dataset, samples)
+        run = runs.load_run(settings.model_dir, settings.dataset, settings.data_dir)
+        model, images = run.model, sample_images(run.dataset, settings.samples)
     else:
-        model, images = load_trained_model(model_dir), None
-    report = diagnose(model, images, methods, **kwargs)
-    report["model_dir"] = os.path.abspath(model_dir)
+        model, images = runs.load_model(settings.model_dir), None
+    report = diagnose(
+        model, images, methods, layers=settings.layers, max_layers=settings.max_layers,
+        exact_iterations=settings.exact_iterations, exact_tol=settings.exact_tol,
+        rm_iterations=settings.rm_iterations, batch_size=settings.batch_size,
+        progress=progress,
+    )
+    report["model_dir"] = os.path.abspath(settings.model_dir)
     return report
-
-
-# --------------------------------------------------------------------------- printing
-SHORT_NAMES = {
-    "exact": "exact",
-    "toeplitz_bound": "toeplitz",
-    "toeplitz_symbol": "toep.symbol",
-    "gram_bound": "gram",
-    "reshaped_kernel": "reshaped",
-    "retention_estimate": "RM (block)",
-}
-
-
-def _fmt(value: float | None, exact: float | None = None) -> str:
-    if value is None:
-        return f"{'-':>18s}"
-    if exact:
-        return f"{value:9.3f} ({value / exact:4.2f}x)".rjust(18)
-    return f"{value:18.3f}"
-
-
-def format_table(report: dict) -> str:
-    """Per-layer tables (binary, latent), the block table and the cost summary."""
-    methods = [m for m in report["methods"]]
-    lines = []
-    for suffix, title in (("", "binary kernel"), ("_latent", "latent kernel")):
-        lines.append(f"{title}: value (ratio to exact)")
-        lines.append(
-            f"{'layer':16s}{'input/stride':>13s}"
-            + "".join(f"{SHORT_NAMES[m]:>18s}" for m in methods)
-        )
-        for row in report["layers"]:
-            shape = "x".join(map(str, row["input_shape"])) + f"/{row['strides'][0]}"
-            exact = row.get("exact" + suffix)
-            cells = "".join(
-                _fmt(row.get(m + suffix), None if m in ("exact", "retention_estimate") else exact)
-                for m in methods
-            )
-            lines.append(f"{row['name']:16s}{shape:>13s}{cells}")
-        lines.append("")
-    if report["blocks"]:
-        lines.append(
-            "blocks: sigma of the retention matrix (RM) vs product of the exact norms of "
-            "the block's binary convs, raw and with their batch norms folded in (BN)"
-        )
-        lines.append(
-            f"{'block':12s}{'RM bin':>9s}{'prod':>10s}{'BN prod':>9s}{'RM lat':>9s}"
-            f"{'prod':>9s}{'BN prod':>9s}{'RM B/F':>8s}{'prod B/F':>10s}{'BN B/F':>8s}"
-        )
-
-        def f(v, w=9):
-            return f"{v:{w}.3f}" if v is not None else f"{'-':>{w}s}"
-
-        for b in report["blocks"]:
-            lines.append(
-                f"{b['block']:12s}{f(b['sigma_rm_binary'])}{f(b['exact_product'], 10)}"
-                f"{f(b['exact_bn_product'])}{f(b['sigma_rm_latent'])}"
-                f"{f(b['exact_product_latent'])}{f(b['exact_bn_product_latent'])}"
-                f"{f(b['sigma_rm_ratio'], 8)}{f(b['exact_ratio'], 10)}{f(b['exact_bn_ratio'], 8)}"
-            )
-
-        def g(v):
-            return "n/a" if v is None else f"{v:+.2f}"
-
-        for key, t in report["summary"].get("retention_tracking", {}).items():
-            lines.append(
-                f"correlation over {t['blocks_compared']} blocks, log RM vs log {key} product: "
-                f"binary {g(t['pearson_log_binary'])}, latent {g(t['pearson_log_latent'])}; "
-                f"B/F ratios {g(t['pearson_ratio'])}"
-            )
-        lines.append("")
-    lines.append("cost (seconds over all layers, binary + latent)")
-    for m, entry in report["summary"]["methods"].items():
-        ratio = entry.get("ratio_to_exact")
-        span = (
-            f"  ratio to exact median {ratio['median']:.2f} "
-            f"[{ratio['min']:.2f}, {ratio['max']:.2f}]"
-            if ratio else ""
-        )
-        total = entry["seconds_total"] + entry["seconds_total_latent"]
-        lines.append(f"  {m:18s}{total:8.2f}s{span}")
-    if report["blocks"]:
-        lines.append(
-            f"  {'retention_estimate':18s}{report['retention']['seconds']:8.2f}s"
-            f" (all {len(report['blocks'])} blocks, binary + latent path, forward included)"
-        )
-    held = report["summary"].get("bounds_hold")
-    if held:
-        lines.append("bounds >= exact on every layer: " + ", ".join(
-            f"{m} {'yes' if ok else 'NO'}" for m, ok in held.items()
-        ))
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lcr_larq.diagnose``: 0 on success, 2 with a one-line error."""
-    parser = argparse.ArgumentParser(
-        prog="python -m lcr_larq.diagnose",
-        description="Spectral norms of every binary convolution of a model trained by "
-        "train.py: exact, Toeplitz and Gram bounds, reshaped kernel, retention matrix.",
-    )
-    parser.add_argument("--model-dir", required=True, help="run directory written by train.py")
-    parser.add_argument(
-        "--methods", default="default",
-        help=f"default ({','.join(DEFAULT_METHODS)}), all, or a comma list of {','.join(METHODS)}",
-    )
-    parser.add_argument("--layers", help="comma list of layer names or wildcards, e.g. 'block9_*'")
-    parser.add_argument("--max-layers", type=int, help="diagnose at most N binary convolutions")
-    parser.add_argument("--samples", type=int, default=128,
-                        help="test images for the retention estimate (default 128)")
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="batch size of the retention estimate (default 64)")
-    parser.add_argument("--rm-iterations", type=int, default=100,
-                        help="power iterations of the retention estimate (default 100)")
-    parser.add_argument("--exact-iterations", type=int, default=500,
-                        help="maximum iterations of the exact method (default 500)")
-    parser.add_argument("--exact-tol", type=float, default=1e-6,
-                        help="relative tolerance of the exact method (default 1e-6)")
-    parser.add_argument("--data-dir", help="dataset directory (default: the run's)")
-    parser.add_argument("--dataset", help="dataset of the retention estimate, if not the run's")
-    parser.add_argument("--output", help=f"report path (default: DIR/{REPORT_FILE})")
-    parser.add_argument("--no-plot", action="store_true", help=f"do not draw {PLOT_FILE}")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    args = parser.parse_args(argv)
-
-    from lcr_larq import cli
-    from lcr_larq import config as cfg
-    from lcr_larq import data as lcr_data
-    from lcr_larq.evaluate import EvaluationError
-    from lcr_larq.training import TrainingError
-
-    try:
-        methods = parse_methods(args.methods)
-        for flag in ("max_layers", "samples", "batch_size", "rm_iterations", "exact_iterations"):
-            value = getattr(args, flag)
-            if value is not None and value < 1:
-                raise DiagnoseError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
-        if not args.exact_tol > 0:
-            raise DiagnoseError(f"--exact-tol must be > 0, got {args.exact_tol}")
-        patterns = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
-        progress = None if args.quiet else (lambda line: print(line, flush=True))
-        report = diagnose_run(
-            args.model_dir, methods, samples=args.samples, data_dir=args.data_dir,
-            dataset=args.dataset, layers=patterns, max_layers=args.max_layers,
-            exact_iterations=args.exact_iterations, exact_tol=args.exact_tol,
-            rm_iterations=args.rm_iterations, batch_size=args.batch_size, progress=progress,
-        )
-        output = args.output or os.path.join(args.model_dir, REPORT_FILE)
-        with open(output, "w") as handle:
-            json.dump(report, handle, indent=2)
-    except (DiagnoseError, EvaluationError, TrainingError, cfg.ConfigError,
-            lcr_data.DataError, OSError) as error:
-        return cli.fail(error)
-    plot = None
-    if not args.no_plot:
-        from lcr_larq import plots
-
-        def plot(path: str) -> None:
-            plots.plot_lipschitz(report, path)
-
-    return cli.finish_report(format_table(report), output, plot, PLOT_FILE)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

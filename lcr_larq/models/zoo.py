@@ -35,7 +35,7 @@ import tensorflow as tf
 from larq.layers_base import BaseLayer
 
 from lcr_larq.graph import make_full_precision_aware
-from models.quantization import PRECISIONS
+from lcr_larq.models.quantization import PRECISIONS
 
 ZOO_MODELS: dict[str, Callable[..., tf.keras.Model]] = {
     "birealnet": larq_zoo.literature.BiRealNet,

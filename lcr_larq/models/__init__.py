@@ -1,18 +1,11 @@
 """Architectures: one registry, :func:`build_model`, for every network.
 
-=================  ==========================================================
-name               network
-=================  ==========================================================
-``resnet20``       CIFAR ResNet-20 (IR-Net layout), at every input size
-``resnet18``       ResNet-18: CIFAR layout below 100 px, ImageNet layout
-                   (7×7 stride-2 stem + max-pool) from 100 px
-``resnet34``       ResNet-34, layouts as ResNet-18
-``reactnet``       ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)
-``birealnet``      Larq-Zoo Bi-Real Net-18
-``resnet_e``       Larq-Zoo BinaryResNetE18
-``quicknet``       Larq-Zoo QuickNet (also ``quicknet_small``,
-                   ``quicknet_large``)
-=================  ==========================================================
+One module per published architecture: :mod:`~lcr_larq.models.resnet_cifar`
+and :mod:`~lcr_larq.models.resnet_imagenet` (IR-Net's binary ResNets),
+:mod:`~lcr_larq.models.reactnet` (ReActNet-A) and
+:mod:`~lcr_larq.models.zoo` (Larq-Zoo's networks, built with
+``weights=None``); :data:`DESCRIPTIONS` (``lcr-train --list-models``) says
+what each name builds.
 
 Every model outputs logits and is built for the dataset's input shape and
 class count. ``quantized=False`` gives its full-precision version (the same
@@ -36,7 +29,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 # Modules, not their functions, so that ``models.reactnet`` etc. stay importable.
-from models import reactnet, resnet_cifar, resnet_imagenet, zoo
+from lcr_larq.models import reactnet, resnet_cifar, resnet_imagenet, zoo
 
 SHORTCUTS = resnet_cifar.SHORTCUTS
 # Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
@@ -91,6 +84,29 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
         for name in zoo.ZOO_MODELS
     },
 }
+
+
+DESCRIPTIONS = {
+    "resnet20": "CIFAR ResNet-20 (IR-Net layout), at every input size",
+    "resnet18": "ResNet-18: CIFAR layout below 100 px, ImageNet layout from 100 px",
+    "resnet34": "ResNet-34, layouts as ResNet-18",
+    "reactnet": "ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)",
+    "birealnet": "Larq-Zoo Bi-Real Net-18",
+    "resnet_e": "Larq-Zoo BinaryResNetE18",
+    "quicknet": "Larq-Zoo QuickNet",
+    "quicknet_small": "Larq-Zoo QuickNetSmall",
+    "quicknet_large": "Larq-Zoo QuickNetLarge",
+}
+
+
+def describe(name: str) -> str:
+    """One line about architecture ``name``.
+
+    Example:
+        >>> describe("reactnet")
+        'ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)'
+    """
+    return DESCRIPTIONS.get(name, name)
 
 
 def build_model(

@@ -1,6 +1,6 @@
 """Deployment: a trained BNN as a Larq Compute Engine flatbuffer, checked.
 
-``python -m lcr_larq.export --model-dir DIR`` reads a run directory written
+``lcr-export --model-dir DIR`` reads a run directory written
 by ``train.py`` and writes, in ``DIR`` (or ``--output-dir``):
 
 * ``bnn_lce.tflite`` — the plain BNN converted by Larq Compute Engine (LCE):
@@ -30,34 +30,30 @@ puts these numbers in scale: the Keras BNN against itself, with its inputs
 changed by 1e-6 (relative) — a barely trained network with small logit
 margins disagrees with itself about as often as with LCE.
 
-Example:
-    >>> from lcr_larq.export import export
-    >>> report = export("runs/latest")            # doctest: +SKIP
-    >>> report["argmax_agreement"] >= 0.99, report["lcr_trace"]  # doctest: +SKIP
-    (True, [])
-
-Command line::
-
-    python -m lcr_larq.export --model-dir runs/latest
-    python -m lcr_larq.export --model-dir runs/cifar --output-dir deploy --max-samples 1000
+Command line: ``lcr-export`` (:mod:`lcr_larq.cli.export`).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
+import contextlib
 import hashlib
-import json
 import os
 import sys
+import tempfile
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import larq as lq  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from lcr_larq import runs  # noqa: E402
+from lcr_larq.config import setting  # noqa: E402
+from lcr_larq.errors import ConfigError, RunError  # noqa: E402
+from lcr_larq.quantizers import quantized_convolutions  # noqa: E402
 
 BINARY_FILE = "bnn_lce.tflite"
 FLOAT_FILE = "float.tflite"
@@ -74,8 +70,52 @@ ROUNDING_TOLERANCE = 1e-4
 CONTROL_NOISE = 1e-6
 
 
-class ExportError(RuntimeError):
-    """An export that cannot be done; the message names the fix."""
+@dataclass
+class ExportSettings:
+    """The settings of ``lcr-export``."""
+
+    model_dir: str | None = setting(None, "run directory written by train.py (required)")
+    output_dir: str | None = setting(None, "where the files go (default: --model-dir)")
+    max_samples: int | None = setting(None, "check on at most N test images", low=1)
+    data_dir: str | None = setting(None, "dataset directory, if not the run's")
+    verbose: bool = setting(False, "show the converters' own output")
+
+    @property
+    def out(self) -> str:
+        return self.output_dir or runs.run_directory(self.model_dir)
+
+    def check(self) -> None:
+        if not self.model_dir:
+            raise ConfigError("--model-dir is required: give a run directory written by train.py")
+
+
+@contextlib.contextmanager
+def native_output_hidden(hide: bool = True):
+    """Sends what native code writes to stdout and stderr (TensorFlow's and
+    MLIR's converter logs) to a temporary file while the block runs; shown
+    again if the block fails."""
+    if not hide:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 # ---------------------------------------------------------------- conversion
@@ -83,13 +123,13 @@ class ExportError(RuntimeError):
 
 def _single_input_shape(model: tf.keras.Model) -> tuple[int, ...]:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ExportError(
+        raise RunError(
             f"model {model.name!r} has {len(model.inputs)} inputs and "
             f"{len(model.outputs)} outputs: export needs one image input and one logits output"
         )
     shape = tuple(model.inputs[0].shape[1:])
     if any(d is None for d in shape):
-        raise ExportError(f"model {model.name!r} has an input of unknown size {shape}")
+        raise RunError(f"model {model.name!r} has an input of unknown size {shape}")
     return shape
 
 
@@ -97,7 +137,7 @@ def serving_function(model: tf.keras.Model, batch_size: int = 1):
     """The inference function of ``model`` at a fixed batch size (concrete).
 
     Example:
-        >>> from models import build_model
+        >>> from lcr_larq.models import build_model
         >>> fn = serving_function(build_model("resnet20", (32, 32, 1), 10))
         >>> fn.structured_outputs.shape.as_list()
         [1, 10]
@@ -109,63 +149,37 @@ def serving_function(model: tf.keras.Model, batch_size: int = 1):
 
 
 def convert_binary(model: tf.keras.Model) -> bytes:
-    """The Larq Compute Engine flatbuffer of ``model`` (batch size 1).
-
-    The inference function is frozen and handed to LCE's converter as a
-    GraphDef — the same MLIR pipeline as ``larq_compute_engine
-    .convert_keras_model``, without its detour through a SavedModel of the
-    whole Keras model (several times slower, and it also traces the training
-    functions). The result is deterministic.
+    """The Larq Compute Engine flatbuffer of ``model`` (batch size 1), by LCE's
+    public converter ``larq_compute_engine.convert_keras_model``.
 
     Example:
-        >>> from models import build_model
+        >>> from lcr_larq.models import build_model
         >>> flatbuffer = convert_binary(build_model("resnet20", (32, 32, 1), 10))
         >>> flatbuffer_ops(flatbuffer).count("LceBconv2d")
         18
     """
-    from tensorflow.core.framework.types_pb2 import DataType
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
+    import larq_compute_engine as lce
 
+    shape = _single_input_shape(model)
+    # A batch-1 copy with the same layers: the flatbuffer's input is 1×H×W×C.
+    inputs = tf.keras.Input(shape, batch_size=1, name=INPUT_NAME)
+    fixed = tf.keras.Model(inputs, model(inputs, training=False), name=model.name)
     try:
-        from larq_compute_engine.mlir._tf_tfl_flatbuffer import (
-            convert_graphdef_to_tflite_flatbuffer,
-        )
-    except ImportError:  # another LCE layout: its public (slower) entry point
-        import larq_compute_engine as lce
-
-        return lce.convert_keras_model(model)
-
-    function = serving_function(model)
-    frozen = convert_variables_to_constants_v2(function)
-    graph_def = frozen.graph.as_graph_def()
-    inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
-    try:
-        return bytes(
-            convert_graphdef_to_tflite_flatbuffer(
-                graph_def.SerializeToString(),
-                [t.name.split(":")[0] for t in inputs],
-                [DataType.Name(t.dtype.as_datatype_enum) for t in inputs],
-                [t.shape.as_list() for t in inputs],
-                [t.name.split(":")[0] for t in frozen.outputs],
-                False,  # no int8 quantization
-                "arm",
-                None,
-            )
-        )
+        with warnings.catch_warnings():
+            # The converter builds the custom gradients of EDE quantizers, which
+            # would warn about a missing EDE schedule: converting is not training.
+            warnings.filterwarnings("ignore", message=".*trains without EDESchedule")
+            return bytes(lce.convert_keras_model(fixed))
     except Exception as error:  # the converter raises RuntimeError/ValueError
-        raise ExportError(
-            f"LCE cannot convert {model.name!r}: {_first_line(error)}"
-        ) from None
+        raise RunError(f"LCE cannot convert {model.name!r}: {_first_line(error)}") from None
 
 
 def convert_float(model: tf.keras.Model) -> bytes:
     """The plain TensorFlow Lite flatbuffer (float32) of ``model`` (batch 1).
 
     Example:
-        >>> from models import build_model
-        >>> model = build_model("resnet20", (32, 32, 1), 10, quantized=False)
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 1)),
+        ...                              tf.keras.layers.Conv2D(4, 3)])
         >>> "CONV_2D" in flatbuffer_ops(convert_float(model))
         True
     """
@@ -177,7 +191,7 @@ def convert_float(model: tf.keras.Model) -> bytes:
     try:
         return bytes(converter.convert())
     except Exception as error:
-        raise ExportError(
+        raise RunError(
             f"TFLite cannot convert {model.name!r}: {_first_line(error)}"
         ) from None
 
@@ -202,7 +216,7 @@ def copy_latent_weights(source: tf.keras.Model, target: tf.keras.Model) -> None:
     """Copies the latent weights of ``source`` into the same-named layers of
     ``target`` (matched by variable name; quantizer state is skipped).
 
-    Raises :class:`ExportError` when a layer or a weight has no counterpart.
+    Raises :class:`RunError` when a layer or a weight has no counterpart.
     """
     for layer in target.layers:
         if not layer.weights:
@@ -210,7 +224,7 @@ def copy_latent_weights(source: tf.keras.Model, target: tf.keras.Model) -> None:
         try:
             origin = source.get_layer(layer.name)
         except ValueError:
-            raise ExportError(
+            raise RunError(
                 f"layer {layer.name!r} of the float model is not in the BNN: "
                 "the architectures differ"
             ) from None
@@ -221,7 +235,7 @@ def copy_latent_weights(source: tf.keras.Model, target: tf.keras.Model) -> None:
         for variable in layer.weights:
             match = by_name.get(_short_name(variable))
             if match is None or tuple(match.shape) != tuple(variable.shape):
-                raise ExportError(
+                raise RunError(
                     f"weight {variable.name} of the float model has no counterpart "
                     f"of shape {tuple(variable.shape)} in the BNN"
                 )
@@ -243,46 +257,47 @@ def strip_quantizers(model: tf.keras.Model) -> tf.keras.Model:
         False
     """
 
-    from models.zoo import without_quantizers
+    from lcr_larq.models.zoo import without_quantizers
 
     clone_model = without_quantizers(model, copy_weights=False)
     copy_latent_weights(model, clone_model)
     return clone_model
 
 
-def float_counterpart(bnn: tf.keras.Model, recipe: dict | None = None) -> tf.keras.Model:
+def float_counterpart(bnn: tf.keras.Model, config=None) -> tf.keras.Model:
     """The full-precision version of ``bnn``'s architecture, with its latent weights.
 
-    With the run's ``recipe`` (``config.yaml``) of a registered model this is
-    ``models.build_model(name, shape, classes, quantized=False, …)``;
-    otherwise, or when its layers do not match ``bnn``'s, every quantizer of a
-    copy of ``bnn`` is switched off (:func:`strip_quantizers`).
+    With the run's settings (a :class:`~lcr_larq.config.TrainConfig`) of a
+    registered model this is ``models.build_model(name, shape, classes,
+    quantized=False, …)``; otherwise, or when its layers do not match
+    ``bnn``'s, every quantizer of a copy of ``bnn`` is switched off
+    (:func:`strip_quantizers`).
 
     Example:
-        >>> from models import build_model
+        >>> from lcr_larq.config import TrainConfig
+        >>> from lcr_larq.models import build_model
         >>> bnn = build_model("resnet20", (32, 32, 1), 10)
-        >>> float_counterpart(bnn, {"model": "resnet20"}).name
+        >>> float_counterpart(bnn, TrainConfig(model="resnet20")).name
         'resnet20_fp_1w1a'
     """
-    from models import MODELS, build_model
+    from lcr_larq.models import MODELS, build_model
 
-    recipe = recipe or {}
-    name = recipe.get("model")
-    if name not in MODELS or recipe.get("full_precision"):
+    if config is None or config.model not in MODELS or config.full_precision:
         return strip_quantizers(bnn)
     shape = _single_input_shape(bnn)
     try:
         fp = build_model(
-            name,
+            config.model,
             shape,
             int(bnn.outputs[0].shape[-1]),
-            precision=recipe.get("precision", "1w1a"),
+            precision=config.precision,
             quantized=False,
-            bireal=bool(recipe.get("bireal", False)),
-            weight_quantizer=recipe.get("weight_quantizer", "irnet"),
+            bireal=config.bireal,
+            weight_quantizer=config.weight_quantizer,
+            shortcut=None if config.shortcut == "auto" else config.shortcut,
         )
         copy_latent_weights(bnn, fp)
-    except (ValueError, ExportError):  # the registry's version differs from the run's
+    except (ValueError, RunError):  # the registry's version differs from the run's
         return strip_quantizers(bnn)
     return fp
 
@@ -319,10 +334,15 @@ def summarize(flatbuffer: bytes) -> FlatbufferSummary:
     """Ops, wiring, tensor names, shapes and data digests of a TFLite/LCE flatbuffer.
 
     Example:
-        >>> from models import build_model
-        >>> summary = summarize(convert_binary(build_model("resnet20", (32, 32, 1), 10)))
+        >>> import larq as lq
+        >>> bnn = tf.keras.Sequential([  # a small BNN: one binary conv, a classifier
+        ...     tf.keras.Input((8, 8, 1)),
+        ...     lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign",
+        ...                           kernel_quantizer="ste_sign", use_bias=False),
+        ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
+        >>> summary = summarize(convert_binary(bnn))
         >>> summary.inputs, summary.outputs
-        (((1, 32, 32, 1),), ((1, 10),))
+        (((1, 8, 8, 1),), ((1, 10),))
     """
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -330,7 +350,7 @@ def summarize(flatbuffer: bytes) -> FlatbufferSummary:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
         graph = model.subgraphs[0]
     except Exception as error:
-        raise ExportError(f"not a TFLite flatbuffer ({_first_line(error)})") from None
+        raise RunError(f"not a TFLite flatbuffer ({_first_line(error)})") from None
     builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if isinstance(v, int)}
     ops, wiring = [], []
     for op in graph.operators:
@@ -370,22 +390,6 @@ def flatbuffer_ops(flatbuffer: bytes) -> list[str]:
     return list(summarize(flatbuffer).ops)
 
 
-def binary_conv_layers(model: tf.keras.Model) -> list[str]:
-    """Names of the layers LCE should turn into ``LceBconv2d``: Larq
-    convolutions with a 1-bit input quantizer and a 1-bit kernel quantizer."""
-
-    def one_bit(quantizer) -> bool:
-        return quantizer is not None and getattr(quantizer, "precision", None) == 1
-
-    return [
-        layer.name
-        for layer in model.layers
-        if isinstance(layer, lq.layers.QuantConv2D)
-        and one_bit(layer.input_quantizer)
-        and one_bit(layer.kernel_quantizer)
-    ]
-
-
 def linear_layers(model: tf.keras.Model) -> list[str]:
     """Names of the convolution and dense layers of ``model``."""
     kinds = (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D, tf.keras.layers.Dense)
@@ -401,8 +405,12 @@ def lcr_trace(flatbuffer: bytes, bnn: tf.keras.Model) -> list[str]:
     reference path would add a latent copy of every convolution.
 
     Example:
-        >>> from models import build_model
-        >>> bnn = build_model("resnet20", (32, 32, 1), 10)
+        >>> import larq as lq
+        >>> bnn = tf.keras.Sequential([  # a small BNN: one binary conv, a classifier
+        ...     tf.keras.Input((8, 8, 1)),
+        ...     lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign",
+        ...                           kernel_quantizer="ste_sign", use_bias=False),
+        ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
         >>> lcr_trace(convert_binary(bnn), bnn)
         []
     """
@@ -437,9 +445,12 @@ def interpreter_logits(flatbuffer: bytes, images: np.ndarray, num_threads: int =
 
 
 def _agreement(reference: np.ndarray, logits: np.ndarray) -> dict:
-    difference = np.abs(logits - reference)
-    tolerance = ROUNDING_TOLERANCE * (1.0 + np.abs(reference))
-    agree = logits.argmax(1) == reference.argmax(1)
+    """How far ``logits`` follow ``reference``; a sample whose logits are not
+    finite on either side agrees with nothing (NaN would pass an argmax)."""
+    finite = np.isfinite(reference).all(axis=1) & np.isfinite(logits).all(axis=1)
+    difference = np.where(finite[:, None], np.abs(logits - reference), np.inf)
+    tolerance = ROUNDING_TOLERANCE * (1.0 + np.abs(np.nan_to_num(reference)))
+    agree = finite & (logits.argmax(1) == reference.argmax(1))
     return {
         "argmax_agreement": float(agree.mean()),
         "disagreeing_samples": int((~agree).sum()),
@@ -477,11 +488,16 @@ def compare(
     With ``control``, also :func:`rounding_control` (``"keras_rounding_control"``).
 
     Example:
-        >>> from models import build_model
-        >>> bnn = build_model("resnet20", (32, 32, 1), 10)
-        >>> x = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype("float32")
-        >>> compare(bnn, convert_binary(bnn), x)["argmax_agreement"] >= 0.875
-        True
+        >>> import larq as lq
+        >>> bnn = tf.keras.Sequential([  # a small BNN: one binary conv, a classifier
+        ...     tf.keras.Input((8, 8, 1)),
+        ...     lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign",
+        ...                           kernel_quantizer="ste_sign", use_bias=False),
+        ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
+        >>> x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype("float32")
+        >>> report = compare(bnn, convert_binary(bnn), x)
+        >>> report["test_samples"], report["argmax_agreement"] >= 0.875
+        (8, True)
     """
     keras_logits = bnn.predict(images, batch_size=64, verbose=0)
     lce_logits = interpreter_logits(flatbuffer, images)
@@ -494,109 +510,39 @@ def compare(
     return report
 
 
-def _resize(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if images.shape[1:] == shape:
-        return images
-    if images.shape[-1] != shape[-1]:
-        raise ExportError(
-            f"the test images have {images.shape[-1]} channels but the model takes {shape[-1]}"
-        )
-    return tf.image.resize(images, shape[:2], method="bilinear").numpy()
-
-
-def load_test_split(
-    recipe: dict, shape: tuple[int, ...], max_samples: int | None, data_dir: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The run's test split (normalized like training), at most ``max_samples``."""
-    from lcr_larq import data as lcr_data
-
-    dataset = lcr_data.load_dataset(
-        recipe.get("dataset", "digits"),
-        batch_size=128,
-        seed=int(recipe.get("seed", 0)),
-        data_dir=data_dir or recipe.get("data_dir"),
-    )
-    images, labels, count = [], [], 0
-    for x, y in dataset.test:
-        images.append(x.numpy())
-        labels.append(y.numpy())
-        count += len(x)
-        if max_samples is not None and count >= max_samples:
-            break
-    x = np.concatenate(images)[:max_samples]
-    y = np.concatenate(labels)[:max_samples]
-    return _resize(x, shape), y
-
-
-# ----------------------------------------------------------------- export
-
-
-def run_directory(model_path: str) -> str:
-    """The run directory of a model path (the directory itself, or a file's)."""
-    if os.path.isdir(model_path):
-        return model_path
-    return os.path.dirname(os.path.abspath(model_path))
-
-
-def read_recipe(model_dir: str) -> dict:
-    """The run's ``config.yaml`` (architecture, dataset) as a dict."""
-    from lcr_larq import config as cfg
-
-    path = os.path.join(run_directory(model_dir), "config.yaml")
-    if not os.path.isfile(path):
-        raise ExportError(
-            f"{path} does not exist: give a complete directory written by train.py"
-        )
-    try:
-        return cfg.load_recipe(path)
-    except cfg.ConfigError as error:
-        raise ExportError(f"{error}: the run directory is corrupt") from None
-
-
-def export(
-    model_dir: str,
-    output_dir: str | None = None,
-    max_samples: int | None = None,
-    data_dir: str | None = None,
-) -> dict:
-    """Converts, checks and writes one trained model; returns the report.
-
-    Args:
-        model_dir: a run directory written by ``train.py`` (or a ``.keras`` file).
-        output_dir: where the flatbuffers and ``export.json`` go (default:
-            ``model_dir``).
-        max_samples: check on at most this many test images (default: all).
-        data_dir: the dataset's data directory, if not the run's.
-
-    Raises:
-        lcr_larq.training.TrainingError: missing or corrupt model.
-        ExportError: conversion or file problems.
-    """
+def export(settings: ExportSettings) -> dict:
+    """Converts, checks and writes the run of ``settings.model_dir``; returns
+    the report (``export.json``)."""
     import larq_compute_engine
 
-    from lcr_larq.training import load_trained_model
-
-    bnn = load_trained_model(model_dir)  # LCR stripped
-    recipe = read_recipe(model_dir)
-    output_dir = output_dir or run_directory(model_dir)
+    run = runs.load_run(settings.model_dir, data_dir=settings.data_dir)
+    bnn, out = run.model, settings.out
     try:
-        os.makedirs(output_dir, exist_ok=True)
+        os.makedirs(out, exist_ok=True)
     except OSError as error:
-        raise ExportError(f"cannot create {output_dir} ({error.strerror})") from None
-
+        raise ConfigError(f"cannot create --output-dir {out} ({error.strerror})") from None
     shape = _single_input_shape(bnn)
-    binary = convert_binary(bnn)
-    fp_model = float_counterpart(bnn, recipe)
-    floating = convert_float(fp_model)
-    images, labels = load_test_split(recipe, shape, max_samples, data_dir)
+    images, labels = runs.test_images(run.dataset, settings.max_samples)
+    images = np.asarray(run.dataset.normalize(images))
+    fp_model = float_counterpart(bnn, run.config)
+    # The float version's BN statistics are those of the binary activations:
+    # re-estimated on its own (as train.py does for the BNN) for its accuracy.
+    from lcr_larq.batchnorm import recalibrate
 
+    batches = run.config.bn_recalibration_batches if run.config else 100
+    recalibrate(fp_model, run.dataset, batches)
+    with native_output_hidden(not settings.verbose):
+        binary = convert_binary(bnn)
+        floating = convert_float(fp_model)
     summary, fp_summary = summarize(binary), summarize(floating)
-    expected_binary = binary_conv_layers(bnn)
+    expected_binary = quantized_convolutions(bnn, binary=True)
+    fp_logits = fp_model.predict(images, batch_size=64, verbose=0)
     report = {
         "model": bnn.name,
-        "model_dir": os.path.abspath(model_dir),
-        "dataset": recipe.get("dataset", "digits"),
+        "model_dir": os.path.abspath(run.directory),
+        "dataset": run.dataset.name,
         "input_shape": list(shape),
+        "bn_recalibration": run.bn_recalibration,
         **compare(bnn, binary, images, labels),
         "binary_file": BINARY_FILE,
         "float_file": FLOAT_FILE,
@@ -609,79 +555,15 @@ def export(
         "binary_ops": summary.op_counts(),
         "float_ops": fp_summary.op_counts(),
         "float_model": fp_model.name,
+        "float_keras_accuracy": float((fp_logits.argmax(1) == labels).mean()),
         "converter": f"larq-compute-engine {larq_compute_engine.__version__}, "
         f"tensorflow {tf.__version__}, target arm",
     }
     try:
         for name, content in ((BINARY_FILE, binary), (FLOAT_FILE, floating)):
-            with open(os.path.join(output_dir, name), "wb") as handle:
+            with open(os.path.join(out, name), "wb") as handle:
                 handle.write(content)
-        with open(os.path.join(output_dir, REPORT_FILE), "w") as handle:
-            json.dump(report, handle, indent=2)
+        runs.save_json(report, os.path.join(out, REPORT_FILE))
     except OSError as error:
-        raise ExportError(f"cannot write to {output_dir} ({error.strerror})") from None
+        raise ConfigError(f"cannot write to {out} ({error.strerror}): check --output-dir") from None
     return report
-
-
-def format_report(report: dict) -> str:
-    """A short human-readable summary of :func:`export`'s report."""
-    missing = report["binary_conv_layers"] - report["lce_bconv_ops"]
-    control = report["keras_rounding_control"]
-    warning = (
-        [
-            f"warning          {missing} binary convolutions run as float CONV_2D: their "
-            "quantized weights are not ±c per output channel at export time (e.g. a "
-            "ProxConnect quantizer not yet in its hard state)"
-        ]
-        if missing > 0
-        else []
-    )
-    return "\n".join(
-        [
-            f"model            {report['model']} ({report['dataset']}, "
-            f"{report['test_samples']} test images)",
-            f"argmax agreement {100 * report['argmax_agreement']:.2f}% "
-            f"(max logit difference {report['max_logit_difference']:.3g}; Keras against "
-            f"itself at {control['input_noise']:g} input noise: "
-            f"{100 * control['argmax_agreement']:.2f}%)",
-            f"binary (LCE)     {report['binary_bytes']:,} bytes, "
-            f"{report['lce_bconv_ops']}/{report['binary_conv_layers']} binary convs as LceBconv2d",
-            f"float (TFLite)   {report['float_bytes']:,} bytes "
-            f"({report['size_ratio']:.1f}× the binary file)",
-            f"LCR in export    {'; '.join(report['lcr_trace']) or 'none'}",
-            *warning,
-        ]
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lcr_larq.export``: 0 on success, 2 with a one-line error."""
-    parser = argparse.ArgumentParser(
-        prog="python -m lcr_larq.export",
-        description="Export a model trained by train.py to Larq Compute Engine and check it.",
-    )
-    parser.add_argument("--model-dir", required=True, help="run directory written by train.py")
-    parser.add_argument("--output-dir", help="where the files go (default: --model-dir)")
-    parser.add_argument("--max-samples", type=int, help="check on at most N test images")
-    parser.add_argument("--data-dir", help="dataset directory, if not the run's")
-    args = parser.parse_args(argv)
-
-    from lcr_larq import config as cfg
-    from lcr_larq import data as lcr_data
-    from lcr_larq.training import TrainingError
-
-    if args.max_samples is not None and args.max_samples < 1:
-        print(f"error: --max-samples must be >= 1, got {args.max_samples}", file=sys.stderr)
-        return 2
-    try:
-        report = export(args.model_dir, args.output_dir, args.max_samples, args.data_dir)
-    except (ExportError, TrainingError, cfg.ConfigError, lcr_data.DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_report(report))
-    print(f"wrote {os.path.join(args.output_dir or run_directory(args.model_dir), REPORT_FILE)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,8 +27,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import layers as L
-from models.quantization import quantization
-from models.resnet_cifar import (
+from lcr_larq.models.quantization import quantization
+from lcr_larq.models.resnet_cifar import (
     IMAGENET_STAGES,
     activation,
     classifier,

@@ -2,10 +2,6 @@
 
 * :class:`EDESign` — the activation quantizer: ``sign`` forward, Error Decay
   Estimator backward ``k·t·(1 − tanh²(t·x))``.
-* ProxConnect (Dockhorn et al., NeurIPS 2021): :class:`ProxSign` and
-  :class:`ProxTernary`, proximal-map weight quantizers whose sharpness ρ is
-  driven by :class:`lcr_larq.callbacks.ProxConnectSchedule` (defined in
-  :mod:`lcr_larq.proxconnect`).
 * :class:`LibraSign` — the weight quantizer (Libra Parameter Binarization):
   per output channel the latent weights are balanced (minus their mean) and
   standardized (divided by their std) before ``sign``, and scaled by the power
@@ -14,7 +10,8 @@
 
 ``t`` and ``k`` live in non-trainable variables of each quantizer, so they are
 saved with the model; :class:`lcr_larq.callbacks.EDESchedule` moves them from
-``t = 0.1`` to ``t = 10`` over training, ``k = max(1/t, 1)``.
+``t = 0.1`` to ``t = 10`` over training, ``k = max(1/t, 1)``: the paper's range
+(IR-Net's released 1w1a CIFAR code starts at ``t = 10⁻³``).
 
 Example:
     >>> import larq as lq, tensorflow as tf
@@ -36,14 +33,6 @@ from collections.abc import Callable
 import larq as lq
 import numpy as np
 import tensorflow as tf
-
-from lcr_larq.proxconnect import (  # noqa: F401  (the ProxConnect family)
-    ProxQuantizer,
-    ProxSign,
-    ProxTernary,
-    prox_sign,
-    prox_ternary,
-)
 
 EDE_T_MIN = 0.1
 EDE_T_MAX = 10.0
@@ -101,7 +90,7 @@ def power_of_two_scale(w_hat: tf.Tensor) -> tf.Tensor:
     return tf.pow(tf.constant(2.0, w_hat.dtype), exponent)
 
 
-class _EDEQuantizer(lq.quantizers.Quantizer):
+class EDEQuantizer(lq.quantizers.Quantizer):
     """Holds the EDE's ``t`` and ``k`` in non-trainable variables.
 
     ``schedule_attached`` is set by :class:`lcr_larq.callbacks.EDESchedule`
@@ -150,7 +139,7 @@ class _EDEQuantizer(lq.quantizers.Quantizer):
 
 
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
-class EDESign(_EDEQuantizer):
+class EDESign(EDEQuantizer):
     """IR-Net activation quantizer: ``sign`` with the EDE backward pass.
 
     Example:
@@ -164,7 +153,7 @@ class EDESign(_EDEQuantizer):
 
 
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
-class LibraSign(_EDEQuantizer):
+class LibraSign(EDEQuantizer):
     """IR-Net weight quantizer: Libra-PB standardization, sign, power-of-two scale.
 
     Example:

@@ -1,0 +1,399 @@
+"""Clean accuracy and common-corruption robustness of a trained run.
+
+:func:`evaluate` loads a run's plain BNN (:func:`lcr_larq.runs.load_run`) and
+its test split, and measures top-1 accuracy on the clean images and on the
+corruptions of Hendrycks & Dietterich (ICLR 2019) at the chosen severities;
+it returns the report that ``lcr-evaluate`` writes as ``robustness.json``.
+
+Corrupted images come from one of two sources (``source``):
+
+* ``tfds``: the published sets ``cifar10_corrupted`` (CIFAR-10-C) and
+  ``imagenet2012_corrupted`` (ImageNet-C), read from ``data_dir`` where they
+  are already prepared (they are never downloaded here);
+* ``generate``: the test split corrupted offline with the ImageNet-C code
+  (:func:`lcr_larq.analysis.robustness.corrupt_images`), deterministically for
+  a given seed: any dataset, and ImageNet streamed (``max_images``).
+
+``auto`` takes ``tfds`` when every requested corruption and severity is
+prepared there, and ``generate`` otherwise; the report says which. The
+metrics are those of :func:`lcr_larq.analysis.robustness.corruption_summary`
+(normalized by AlexNet's errors for ImageNet only). ``protocol="linear-probe"``
+is the paper's ImageNet-C protocol (Shang et al., Sec. 4.4): the backbone is
+frozen and only the classifier head is fine-tuned on the clean training split
+before anything is measured.
+
+Example:
+    >>> settings = EvaluateSettings(model_dir="runs/x", corruptions=("fog",), severities=(1, 5))
+    >>> settings.corruption_list, settings.severities
+    (['fog'], (1, 5))
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from lcr_larq import runs
+from lcr_larq.analysis import robustness
+from lcr_larq.config import setting
+from lcr_larq.errors import ConfigError, DataError, RunError
+
+REPORT_FILE = "robustness.json"
+PLOT_FILE = "corruption_accuracy.png"
+SOURCES = ("auto", "tfds", "generate")
+PROTOCOLS = ("standard", "linear-probe")
+
+#: TFDS names of the published corrupted test sets, by clean dataset.
+TFDS_CORRUPTED = {"cifar10": "cifar10_corrupted", "imagenet2012": "imagenet2012_corrupted"}
+#: CIFAR-10-C's TFDS configs use two names of their own.
+_CIFAR10_C_NAMES = {"glass_blur": "frosted_glass_blur", "elastic_transform": "elastic"}
+
+
+@dataclass
+class EvaluateSettings:
+    """The settings of ``lcr-evaluate``."""
+
+    model_dir: str | None = setting(None, "run directory written by train.py (required)")
+    corruptions: tuple[str, ...] = setting(
+        ("all",), "all (the 15 benchmark corruptions), extra (the 4 held-out ones) or names",
+        metavar="NAME",
+    )
+    extra: bool = setting(False, "add the 4 held-out corruptions")
+    severities: tuple[int, ...] = setting(
+        (1, 2, 3, 4, 5), "corruption severities", choices=robustness.SEVERITIES, metavar="S"
+    )
+    source: str = setting(
+        "auto", "tfds (published sets in --data-dir), generate (offline), auto: tfds where "
+        "prepared", choices=SOURCES,
+    )
+    data_dir: str | None = setting(None, "TFDS data directory (default: the run's)")
+    dataset: str | None = setting(None, "evaluate on this dataset instead of the run's")
+    seed: int = setting(0, "seed of the generated corruptions", low=0, high=2**32 - 1)
+    max_images: int | None = setting(None, "use at most N test images", low=1)
+    batch_size: int = setting(256, "inference batch size", low=1, high=2**20)
+    cache_dir: str | None = setting(None, "cache generated corrupted images here")
+    protocol: str = setting(
+        "standard", "standard, or linear-probe: freeze the backbone and fine-tune the "
+        "classifier head on the clean training split first", choices=PROTOCOLS,
+    )
+    probe_epochs: int = setting(5, "linear-probe epochs", low=1, high=10_000)
+    probe_lr: float = setting(0.01, "linear-probe SGD learning rate", above=0, high=10)
+    output: str | None = setting(None, f"report path (default: DIR/{REPORT_FILE})")
+    no_plot: bool = setting(False, f"do not draw {PLOT_FILE}")
+    quiet: bool = setting(False, "no progress lines")
+
+    @property
+    def corruption_list(self) -> list[str]:
+        return robustness.corruption_names(self.corruptions, self.extra)
+
+    @property
+    def report_path(self) -> str:
+        return self.output or os.path.join(self.model_dir, REPORT_FILE)
+
+    def check(self) -> None:
+        if not self.model_dir:
+            raise ConfigError("--model-dir is required: give a run directory written by train.py")
+        try:
+            robustness.corruption_names(self.corruptions, self.extra)
+        except ValueError as error:
+            raise ConfigError(f"--corruptions: {error}") from None
+        if self.cache_dir:
+            try:
+                os.makedirs(self.cache_dir, exist_ok=True)
+            except OSError as error:
+                raise ConfigError(
+                    f"cannot create --cache-dir {self.cache_dir} ({error.strerror}): "
+                    "choose a writable directory"
+                ) from None
+
+
+# --------------------------------------------------------------------------- inference
+def predictor(model, normalize, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict(uint8 images) -> predicted labels`` of ``model`` in inference mode.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> model = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(2, 2, 1))])
+        >>> predict = predictor(model, lambda x: tf.cast(x, tf.float32))
+        >>> predict(np.array([[[[0], [9]], [[1], [2]]]], np.uint8)).tolist()
+        [1]
+    """
+    import tensorflow as tf
+
+    shape = (None, *model.input_shape[1:])
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.uint8)], reduce_retracing=True)
+    def labels_of(x):
+        return tf.argmax(model(normalize(x), training=False), axis=-1, output_type=tf.int32)
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        out = [
+            labels_of(tf.constant(images[i : i + batch_size])).numpy()
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0,), np.int32)
+
+    return predict
+
+
+def accuracy(predict: Callable[[np.ndarray], np.ndarray], images, labels) -> float:
+    """Top-1 accuracy (fraction) of ``predict`` on uint8 ``images``."""
+    return float(np.mean(predict(images) == np.asarray(labels)))
+
+
+def corruption_accuracies(
+    predict: Callable[[np.ndarray], np.ndarray],
+    sets: dict[tuple[str, int], np.ndarray],
+    labels: np.ndarray,
+) -> dict[str, dict[str, float]]:
+    """``{corruption: {severity: accuracy}}`` of ``predict`` on corrupted
+    copies of one set of images (``{(corruption, severity): images}``)."""
+    out: dict[str, dict[str, float]] = {}
+    for (corruption, severity), images in sets.items():
+        out.setdefault(corruption, {})[str(severity)] = accuracy(predict, images, labels)
+    return out
+
+
+# --------------------------------------------------------------------------- sources
+def tfds_corrupted_config(dataset: str, corruption: str, severity: int) -> tuple[str, str]:
+    """``(TFDS dataset, config)`` of one corruption of a published corrupted set.
+
+    Example:
+        >>> tfds_corrupted_config("cifar10", "glass_blur", 3)
+        ('cifar10_corrupted', 'frosted_glass_blur_3')
+    """
+    name = TFDS_CORRUPTED[dataset]
+    if dataset == "cifar10":
+        corruption = _CIFAR10_C_NAMES.get(corruption, corruption)
+    return name, f"{corruption}_{severity}"
+
+
+def _tfds_builder(dataset: str, corruption: str, severity: int, data_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    name, config = tfds_corrupted_config(dataset, corruption, severity)
+    try:
+        return tfds.builder(f"{name}/{config}", data_dir=data_dir)
+    except Exception as error:  # TFDS raises many kinds for a broken directory
+        raise DataError(
+            f"cannot open {name}/{config} ({type(error).__name__}): check --data-dir"
+        ) from None
+
+
+def tfds_prepared(dataset: str, corruptions, severities, data_dir: str | None) -> bool:
+    """Whether every ``(corruption, severity)`` set is prepared in ``data_dir``
+    (nothing is downloaded)."""
+    if dataset not in TFDS_CORRUPTED:
+        return False
+    import tensorflow as tf
+
+    for c in corruptions:
+        for s in severities:
+            try:
+                builder = _tfds_builder(dataset, c, s, data_dir)
+            except DataError:
+                return False
+            if not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
+                return False
+    return True
+
+
+def tfds_corrupted_batches(
+    dataset: str,
+    corruption: str,
+    severity: int,
+    data_dir: str | None,
+    size: tuple[int, int],
+    max_images: int | None = None,
+    batch_size: int = 256,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of uint8 images (resized to ``size`` when they differ) and labels
+    of one published corrupted test set, streamed (ImageNet-C does not fit in
+    memory)."""
+    import tensorflow as tf
+
+    from lcr_larq import data as lcr_data
+
+    builder = _tfds_builder(dataset, corruption, severity, data_dir)
+    split = "test" if dataset == "cifar10" else "validation"
+    if max_images is not None:
+        split = f"{split}[:{max_images}]"
+    try:
+        ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    except Exception as error:
+        name, config = tfds_corrupted_config(dataset, corruption, severity)
+        raise DataError(
+            f"{name}/{config} is not prepared in {data_dir or '~/tensorflow_datasets'} "
+            f"({type(error).__name__}): run `tfds build {name}/{config} --data_dir DIR` "
+            "where there is network, or use --source generate"
+        ) from None
+    for x, y in ds.batch(batch_size):
+        x = tf.cast(x, tf.uint8)
+        if tuple(x.shape[1:3]) != tuple(size):
+            x = lcr_data.resize_image(x, size[0])
+        yield x.numpy(), y.numpy().astype(np.int32)
+
+
+def streamed_accuracy(model, batches, max_images: int | None = None) -> tuple[float, int]:
+    """``(accuracy, count)`` of ``model`` on a stream of (model input, label)
+    batches, e.g. a normalized ``dataset.test``, stopping after ``max_images``."""
+    correct = count = 0
+    for x, y in batches:
+        if max_images is not None:
+            x, y = x[: max_images - count], y[: max_images - count]
+        logits = model(x, training=False)
+        correct += int(np.sum(np.argmax(logits, axis=-1) == np.asarray(y)))
+        count += len(y)
+        if max_images is not None and count >= max_images:
+            break
+    if not count:
+        raise RunError("the test split holds no images")
+    return correct / count, count
+
+
+# --------------------------------------------------------------------------- linear probe
+def head_layer(model):
+    """The classifier head: the last layer of ``model`` with trainable weights."""
+    for layer in reversed(model.layers):
+        if layer.trainable_weights:
+            return layer
+    raise RunError(f"model {model.name!r} has no trainable layer to fine-tune")
+
+
+def linear_probe(model, dataset, epochs: int = 5, lr: float = 0.01, seed: int = 0) -> dict:
+    """Freezes everything but the head of ``model`` and fine-tunes the head on
+    the clean training split (SGD with momentum 0.9, cross entropy). In place.
+
+    Returns the probe's settings and its last training accuracy.
+    """
+    import tensorflow as tf
+
+    from lcr_larq.losses import SparseCrossEntropy
+    from lcr_larq.optimizers import SGD
+
+    tf.keras.utils.set_random_seed(seed)
+    head = head_layer(model)
+    for layer in model.layers:
+        layer.trainable = layer is head
+    model.compile(optimizer=SGD(lr, momentum=0.9), loss=SparseCrossEntropy(), metrics=["accuracy"])
+    history = model.fit(dataset.train, epochs=epochs, verbose=0)
+    return {
+        "head": head.name,
+        "epochs": epochs,
+        "lr": lr,
+        "fine_tuned_on": f"{dataset.name} training split (clean)",
+        "train_accuracy": float(history.history["accuracy"][-1]),
+    }
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(
+    settings: EvaluateSettings, progress: Callable[[str], None] | None = None
+) -> dict:
+    """Measures the run of ``settings.model_dir`` on clean and corrupted test
+    images; returns the report. ``progress`` gets one line per corruption."""
+    start = time.perf_counter()
+    run = runs.load_run(settings.model_dir, settings.dataset, settings.data_dir)
+    corruptions, severities = settings.corruption_list, list(settings.severities)
+    dataset, model = run.dataset, run.model
+    kind = str(dataset.name).split(":", 1)[0]
+    data_dir = settings.data_dir or (run.config.data_dir if run.config else None)
+    source, max_images, batch_size = settings.source, settings.max_images, settings.batch_size
+    if source == "tfds" and kind not in TFDS_CORRUPTED:
+        raise ConfigError(
+            f"TFDS has no corrupted version of {dataset.name}: use --source generate"
+        )
+    use_tfds = source == "tfds" or (
+        source == "auto" and tfds_prepared(kind, corruptions, severities, data_dir)
+    )
+    probe = None
+    if settings.protocol == "linear-probe":
+        probe = linear_probe(model, dataset, settings.probe_epochs, settings.probe_lr,
+                             settings.seed)
+    predict = predictor(model, dataset.normalize, batch_size)
+    streamed = dataset.test_arrays is None
+    if streamed and not use_tfds and max_images is None:
+        raise ConfigError(
+            f"the {dataset.name} test split is streamed, not held in memory: generating its "
+            "corruptions needs --max-images N (or --source tfds with the published sets)"
+        )
+    if streamed and use_tfds:
+        clean_x = clean_y = None
+        clean_accuracy, num_images = streamed_accuracy(model, dataset.test, max_images)
+    else:
+        clean_x, clean_y = runs.test_images(dataset, max_images)
+        clean_accuracy, num_images = accuracy(predict, clean_x, clean_y), len(clean_y)
+    size = tuple(dataset.input_shape[:2])
+
+    accuracies: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    seconds = {"corrupt": 0.0, "inference": 0.0}
+    for c in corruptions:
+        accuracies[c] = {}
+        for s in severities:
+            t0 = time.perf_counter()
+            if use_tfds:
+                correct = count = 0
+                for images, labels in tfds_corrupted_batches(
+                    kind, c, s, data_dir, size, max_images, batch_size
+                ):
+                    correct += int(np.sum(predict(images) == labels))
+                    count += len(labels)
+                if not count:
+                    raise DataError(f"no images for {c} at severity {s}")
+                accuracies[c][str(s)] = correct / count
+                seconds["inference"] += time.perf_counter() - t0
+            else:
+                images = robustness.corrupted(clean_x, c, s, settings.seed, settings.cache_dir)
+                t1 = time.perf_counter()
+                seconds["corrupt"] += t1 - t0
+                count = len(clean_y)
+                accuracies[c][str(s)] = accuracy(predict, images, clean_y)
+                seconds["inference"] += time.perf_counter() - t1
+            counts[f"{c}_{s}"] = count
+        if progress:
+            cells = " ".join(f"{100 * a:5.1f}" for a in accuracies[c].values())
+            progress(f"{c:18s} {cells}")
+
+    normalized = kind == "imagenet2012"
+    metrics = robustness.corruption_summary(accuracies, normalized)
+    mean_acc = float(np.mean([a for by in accuracies.values() for a in by.values()]))
+    if use_tfds:
+        source_text = f"tfds:{TFDS_CORRUPTED[kind]} (published corrupted test set)"
+    else:
+        source_text = f"generated offline with imagecorruptions (seed {settings.seed})"
+    return {
+        "model_dir": os.path.abspath(run.directory),
+        "model": model.name,
+        "dataset": dataset.name,
+        "lcr_lambda": run.config.lcr_lambda if run.config else None,
+        "train_seed": run.config.seed if run.config else None,
+        "bn_recalibration": run.bn_recalibration,
+        "protocol": settings.protocol,
+        "linear_probe": probe,
+        "source": source_text,
+        "seed": settings.seed,
+        "num_images": int(num_images),
+        "corrupted_images": counts,
+        "corruptions": list(corruptions),
+        "severities": severities,
+        "clean_accuracy": clean_accuracy,
+        "clean_error": 1.0 - clean_accuracy,
+        "accuracy": accuracies,
+        "corruption_error": metrics["corruption_error"],
+        "mce": metrics["mce"],
+        "mce_corruptions": metrics["mce_corruptions"],
+        "mce_extra": metrics["mce_extra"],
+        "normalized": normalized,
+        "normalization": robustness.normalization_text(normalized, severities),
+        "mean_corruption_accuracy": mean_acc,
+        "seconds": {
+            "corrupt": round(seconds["corrupt"], 2),
+            "inference": round(seconds["inference"], 2),
+            "total": round(time.perf_counter() - start, 2),
+        },
+    }

@@ -1,0 +1,163 @@
+"""The command line of lcr-larq: one shell for every command.
+
+Each command (``lcr-train``, ``lcr-tune``, ``lcr-study``, ``lcr-evaluate``,
+``lcr-diagnose``, ``lcr-plots``, ``lcr-export``; also ``python -m
+lcr_larq.cli.<command>``) is a thin module of this package over functions of
+the library that return data. The shell gives them the same behaviour:
+
+* flags from a settings dataclass (:mod:`lcr_larq.config`: flags, ``--config``
+  recipes, checks), with argparse's errors on one line (no usage block);
+* every :class:`~lcr_larq.errors.UserError` as one line ``error: …`` and exit
+  code 2, Ctrl-C as one line and exit code 130;
+* text tables (terminaltables, as Larq's model summary) and reports written
+  as standard JSON.
+
+Example:
+    >>> print(table([["a", 1.5], ["b", None]], ["name", "value"]))
+    +------+-------+
+    | name | value |
+    +------+-------+
+    | a    | 1.5   |
+    | b    | -     |
+    +------+-------+
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any
+
+# TensorFlow's C++ start-up chatter would bury the one-line errors.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from lcr_larq import config as cfg  # noqa: E402
+from lcr_larq.errors import UserError  # noqa: E402
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help texts without breaking ``--flag-names`` at their hyphens.
+
+    argparse documents only its formatter classes; ``_split_lines`` is the
+    method they all use to wrap, and textwrap breaks on hyphens by default.
+    """
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+class Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose errors are one line, like every other error."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser(prog: str, description: str, settings=None, exclude: tuple[str, ...] = ()) -> Parser:
+    """A command's parser, with one flag per field of ``settings`` (a
+    settings dataclass, see :mod:`lcr_larq.config`)."""
+    result = Parser(prog=prog, description=description, allow_abbrev=False,
+                    formatter_class=_HelpFormatter)
+    if settings is not None:
+        cfg.add_arguments(result, settings, exclude)
+    return result
+
+
+def settings_from(namespace: argparse.Namespace, settings):
+    """The validated settings of parsed flags (defaults < recipe < flags)."""
+    return cfg.validate(cfg.build_config(namespace, settings))
+
+
+def run(
+    body: Callable[[], int | None],
+    interrupted: str = "interrupted",
+) -> int:
+    """Runs a command's ``body``; returns its exit code (0 when it returns
+    None). A :class:`~lcr_larq.errors.UserError` prints ``error: …`` on one
+    line (exit code 2); Ctrl-C prints ``interrupted`` (exit code 130)."""
+    try:
+        code = body()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr)
+        return 130
+    return 0 if code is None else int(code)
+
+
+def command(
+    settings,
+    body: Callable[[Any], int | None],
+    prog: str,
+    description: str,
+    interrupted: str = "interrupted",
+    exclude: tuple[str, ...] = (),
+) -> Callable[[Sequence[str] | None], int]:
+    """A command's ``main(argv) -> exit code``: flags of the settings dataclass
+    ``settings``, then ``body(validated settings)`` under :func:`run`."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        args = parser(prog, description, settings, exclude).parse_args(argv)
+        return run(lambda: body(settings_from(args, settings)), interrupted)
+
+    main.__doc__ = f"``{prog}``: {description}"
+    return main
+
+
+def save_report(report: dict, path: str, flag: str = "--output") -> str:
+    """Writes ``report`` as standard JSON to ``path``; a path that cannot be
+    written is a one-line error naming ``flag``."""
+    from lcr_larq import runs
+
+    try:
+        runs.save_json(report, path)
+    except OSError as error:
+        raise UserError(f"cannot write {path} ({error.strerror}): check {flag}") from None
+    return path
+
+
+def beside(path: str, name: str) -> str:
+    """The file ``name`` in the directory of ``path``."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)), name)
+
+
+def progress(quiet: bool = False) -> Callable[[str], None] | None:
+    """A printer of progress lines, or None when ``quiet``."""
+    if quiet:
+        return None
+    return lambda line: print(line, flush=True)
+
+
+def cell(value: Any, digits: int = 4) -> str:
+    """A table cell: ``-`` for None, floats rounded, everything else as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:.0f}"
+    return str(value)
+
+
+def table(
+    rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None, title: str | None = None
+) -> str:
+    """``rows`` under ``header`` (none: a table of name, value rows) as a text
+    table (terminaltables, as Larq's model summary)."""
+    from terminaltables import AsciiTable
+
+    data = [[cell(v) for v in row] for row in rows]
+    if header is not None:
+        data.insert(0, list(map(str, header)))
+    result = AsciiTable(data, title)
+    result.inner_heading_row_border = header is not None
+    return result.table
+
+
+def wrote(*paths: str) -> None:
+    """Tells where a command's outputs went."""
+    for path in paths:
+        print(f"wrote {path}")

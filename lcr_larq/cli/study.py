@@ -1,0 +1,117 @@
+"""``lcr-study``: does a setting help, on my model and data? Arms × seeds, with intervals.
+
+::
+
+    lcr-study --vary lcr_lambda=0,4 --seeds 5
+    lcr-study --vary lcr_lambda=0,0.5,1,2,4,8 --seeds 5 --config configs/cifar10_resnet20_lcr.yaml
+    lcr-study --vary lcr_samples=16,24,32 --vary lcr_lambda=0,4 --seeds 3 --robustness
+
+Every ``train.py`` flag sets what every arm shares. Writes ``study.json``,
+``study.csv``, ``study.md`` (the table below, ready for a README) and
+``study.png`` into ``--output-dir`` (default ``runs/study``), each run in
+its own directory beneath it; rerun the same command to complete an
+interrupted study. See :mod:`lcr_larq.experiments.study`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+
+from lcr_larq import cli
+from lcr_larq.experiments import study
+
+METRIC_NAMES = {
+    "test_accuracy": "test accuracy (%)",
+    "test_accuracy_moving_statistics": "test accuracy, training BN statistics (%)",
+    "mce": "corruption mCE",
+    "retention_rank_correlation": "retention rank corr.",
+}
+
+
+def _number(value, metric: str, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    scale, digits = (100.0, 2) if metric.startswith("test_accuracy") else (1.0, 3)
+    return f"{scale * value:+.{digits}f}" if signed else f"{scale * value:.{digits}f}"
+
+
+def _interval(ci, metric: str, signed: bool = False) -> str:
+    if not ci:
+        return "–"
+    return f"[{_number(ci[0], metric, signed)}, {_number(ci[1], metric, signed)}]"
+
+
+def markdown(report: dict) -> str:
+    """The study as Markdown tables: per metric, every arm's n, mean ± std and
+    95 % interval, and its paired difference against the control."""
+    parts = []
+    for metric in report["metrics"]:
+        name = METRIC_NAMES.get(metric, metric)
+        lines = [
+            f"| arm | n | {name}: mean ± std | 95 % interval | paired difference vs "
+            f"{report['control']}: mean [95 % interval] | p (paired t) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for arm in report["arms"]:
+            s = arm[metric]
+            spread = f" ± {_number(s['std'], metric)}" if s.get("std") is not None else ""
+            if arm["control"]:
+                diff, p = "(control)", ""
+            else:
+                d = arm[f"{metric}_vs_control"]
+                diff = (f"{_number(d['mean'], metric, True)} {_interval(d['ci'], metric, True)}"
+                        f" over {d['n']} seeds")
+                p = "–" if d["p_value"] is None else f"{d['p_value']:.3g}"
+            lines.append(f"| {arm['arm']} | {s['n']} | {_number(s['mean'], metric)}{spread} | "
+                         f"{_interval(s['ci'], metric)} | {diff} | {p} |")
+        parts.append("\n".join(lines))
+    if report["failed"]:
+        parts.append("Runs that failed or diverged (not in the numbers above):\n\n" + "\n".join(
+            f"- {f['arm']} seed {f['seed']}: {f['message']}" for f in report["failed"]
+        ))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_csv(report: dict, path: str) -> str:
+    fields = list(dict.fromkeys(k for row in report["runs"] for k in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in report["runs"]:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in fields})
+    return path
+
+
+def run(settings: study.StudySettings) -> int:
+    report = study.run_study(settings, cli.progress())
+    out = settings.run_dir
+    written = [cli.save_report(report, os.path.join(out, study.REPORT), "--output-dir"),
+               write_csv(report, os.path.join(out, study.TABLE))]
+    text = markdown(report)
+    with open(os.path.join(out, study.MARKDOWN), "w") as handle:
+        handle.write(text)
+    written.append(os.path.join(out, study.MARKDOWN))
+    if any(r.get("test_accuracy") is not None for r in report["runs"]):
+        from lcr_larq.analysis import plots
+
+        written.append(plots.plot_study(report, os.path.join(out, study.PLOT)))
+    print()
+    print(text)
+    cli.wrote(*written)
+    return 1 if report["failed"] else 0
+
+
+main = cli.command(
+    study.StudySettings,
+    run,
+    prog="lcr-study",
+    description="Train arms × seeds of a setting (--vary FIELD=v1,v2,…; the first value is the "
+    "control) and report each arm's mean, std and 95 % interval, and its paired difference "
+    "against the control.",
+    interrupted="interrupted: rerun the same command to complete the study",
+)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""``lcr-train`` (also ``python train.py``): train a BNN with Lipschitz Continuity Retention.
+
+::
+
+    lcr-train                                    # ResNet-20 1w1a + LCR on digits
+    lcr-train --model resnet18 --lcr-lambda 0    # the plain BNN baseline
+    lcr-train --config configs/cifar10_resnet20_lcr.yaml
+    lcr-train --model birealnet --summary --dataset imagenet2012   # Larq summary only
+    lcr-train --list-models
+
+Every flag is a setting of :class:`lcr_larq.config.TrainConfig`; the run
+itself is :func:`lcr_larq.training.run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+
+from lcr_larq import cli
+from lcr_larq import config as cfg
+
+DESCRIPTION = "Train a BNN with Lipschitz Continuity Retention (LCR)."
+
+
+def dataset_shape(config: cfg.TrainConfig) -> tuple[tuple[int, int, int], int]:
+    """``(input_shape, num_classes)`` of ``--dataset``; the built-in CIFAR and
+    ImageNet datasets need no data for it, others are loaded."""
+    from lcr_larq import data
+
+    known = {
+        "cifar10": ((data.CIFAR_SIZE, data.CIFAR_SIZE, 3), 10),
+        "cifar100": ((data.CIFAR_SIZE, data.CIFAR_SIZE, 3), 100),
+        "imagenet2012": ((data.IMAGENET_SIZE, data.IMAGENET_SIZE, 3), 1000),
+    }
+    if config.dataset in known:
+        return known[config.dataset]
+    dataset = data.load_dataset(
+        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        data_dir=config.data_dir,
+    )
+    return dataset.input_shape, dataset.num_classes
+
+
+def print_summary(config: cfg.TrainConfig) -> None:
+    """Prints ``larq.models.summary`` of the plain network of ``config`` (no
+    LCR) at the dataset's input size, or at ``--input-size``, saying which
+    channels and classes it assumed.
+
+    Example:
+        >>> print_summary(cfg.TrainConfig(model="resnet20"))  # doctest: +ELLIPSIS
+        resnet20 for digits: 32×32 images, 1 channel, 10 classes
+        +resnet20_1w1a stats...
+    """
+    import larq as lq
+
+    from lcr_larq import training
+
+    shape, classes = dataset_shape(config)
+    size = config.input_size or shape[0]
+    note = "" if not config.input_size else f" (resized with --input-size {size})"
+    channels = f"{shape[-1]} channel{'s' if shape[-1] > 1 else ''}"
+    print(f"{config.model} for {config.dataset}: {size}×{size} images{note}, {channels}, "
+          f"{classes} classes")
+    plain = dataclasses.replace(config, lcr_lambda=0.0)
+    lq.models.summary(training.build_training_model(plain, shape, classes))
+
+
+def model_list() -> str:
+    """The architectures of ``--model``, one per line."""
+    from lcr_larq.models import MODELS, describe
+
+    return cli.table([[name, describe(name)] for name in sorted(MODELS)], ["--model", "network"])
+
+
+def results_table(results: dict) -> str:
+    """A run's results in a few rows."""
+    calibration = results.get("bn_recalibration")
+    accuracy = f"{100 * results['test_accuracy']:.2f}%"
+    if calibration:
+        accuracy += (
+            f" (BN statistics re-estimated on {calibration['samples']} training images; "
+            f"{100 * results['test_accuracy_moving_statistics']:.2f}% with the moving averages)"
+        )
+    rows = [
+        ["model", f"{results['model']} on {results['dataset']}"],
+        ["LCR", f"λ={results['lcr_lambda']:g} β={results['lcr_beta']:g} ({results['lcr_form']}, "
+                f"{results['lcr_reference']}, {results['power_iterations']} power iterations)"],
+        ["epochs", f"{results['epochs']} (batch {results['batch_size']}, seed {results['seed']})"],
+        ["optimizer", results["optimizer"]],
+        ["test accuracy", accuracy],
+        ["test loss", f"{results['test_loss']:.4f}"],
+        ["seconds", f"{results['seconds']:.1f}"],
+        ["weights", f"sha256 {results['weights_sha256'][:16]}…"],
+    ]
+    ratios = [v for k, v in results["final_epoch_metrics"].items()
+              if k.startswith("sigma_ratio_") and k[12:].isdigit()]
+    if ratios:
+        rows.append(["σ_B/σ_F (last epoch)", " ".join(f"{v:.2f}" for v in ratios)])
+    return cli.table(rows)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "lcr-train") -> int:
+    parser = cli.parser(prog, DESCRIPTION, cfg.TrainConfig)
+    parser.add_argument(
+        "--summary", action="store_true",
+        help="print the Larq summary (binary and float MACs, memory) of the model at the "
+        "dataset's input size (or --input-size) and exit",
+    )
+    parser.add_argument("--list-models", action="store_true",
+                        help="list the architectures of --model and exit")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if args.list_models:
+            print(model_list())
+            return 0
+        config = cli.settings_from(args, cfg.TrainConfig)
+        if args.summary:
+            print_summary(config)
+            return 0
+        from lcr_larq import training
+
+        results = training.run(config)
+        print()
+        if results.get("already_finished"):
+            print(f"{results['output_dir']} already holds this run, finished (--overwrite "
+                  "trains it again):")
+        print(results_table(results))
+        print()
+        cli.wrote(os.path.join(results["output_dir"], "results.json"))
+        return 0
+
+    return cli.run(body, "interrupted: rerun the same command to resume from the last "
+                         "finished epoch")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""``lcr-tune``: search λ, β, power iterations and the reference of LCR with Keras Tuner.
+
+::
+
+    lcr-tune --max-trials 12 --epochs 10
+    lcr-tune --tuner bayesian --lambda-range 0.25 16 --beta-range 1.5 3
+    lcr-tune --tuner hyperband --epochs 27 --objective val_mce
+    lcr-tune --config runs/tune/search.yaml --max-trials 20   # continue with more trials
+    lcr-train --config runs/tune/best.yaml                    # train the best trial
+
+Every flag of ``lcr-train`` but the four searched settings sets every trial
+and the λ = 0 baseline; the search is :func:`lcr_larq.experiments.tuning.run_search`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from lcr_larq import cli
+from lcr_larq import config as cfg
+from lcr_larq.experiments import tuning
+
+PROG = "lcr-tune"
+DESCRIPTION = (
+    "Search λ, β, the power iterations and the reference of LCR with Keras Tuner (their "
+    "ranges are the flags at the end, or keys of a recipe); every other flag is lcr-train's "
+    "and sets every trial and the λ = 0 baseline. Writes trials.csv, best.yaml (a recipe of "
+    "lcr-train) and search.yaml (a recipe of lcr-tune that continues the search)."
+)
+INTERRUPTED = "interrupted: rerun the same command to continue the search"
+
+
+def tune(config: tuning.TuneConfig) -> None:
+    """Runs the search, prints the trials and says what it wrote."""
+    result = tuning.run_search(config, progress=cli.progress(config.verbose == 0))
+    header = tuning.columns(result.rows)
+    print()
+    print(cli.table([[row.get(k) for k in header] for row in result.rows], header,
+                    title=f" {config.objective}, best first "))
+    print()
+    cli.wrote(result.trials_path, *([result.best_path] if result.best_path else []),
+              result.search_path)
+    if result.best_path:
+        print(f"train the best trial: lcr-train --config {result.best_path}")
+
+
+def searched_flag(argv: Sequence[str]) -> str | None:
+    """The one-line refusal of a searched setting given as a flag, else None.
+
+    Example:
+        >>> searched_flag(["--epochs", "3", "--lcr-lambda=2"])
+        '--lcr-lambda is searched: set its range with --lambda-range (LOW = HIGH fixes it)'
+        >>> searched_flag(["--lcr-form", "mse"]) is None
+        True
+    """
+    for arg in argv:
+        if arg == "--":
+            break
+        for name, range_name in tuning.RANGES.items():
+            flag = cfg.flag_name(name)
+            if arg == flag or arg.startswith(flag + "="):
+                fixes = "one value fixes it" if name == "lcr_reference" else "LOW = HIGH fixes it"
+                return (f"{flag} is searched: set its range with {cfg.flag_name(range_name)} "
+                        f"({fixes})")
+    return None
+
+
+_command = cli.command(
+    tuning.TuneConfig, tune, prog=PROG, description=DESCRIPTION, interrupted=INTERRUPTED,
+    exclude=tuning.SEARCHED,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``lcr-tune``; returns the exit code. A searched setting given as a flag
+    is refused in one line naming its range flag."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    refusal = searched_flag(args)
+    if refusal:
+        print(f"error: {refusal} (see {PROG} --help)", file=sys.stderr)
+        return 2
+    return _command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The errors a user fixes: every command prints one as a single line.
+
+* :class:`UserError` — the base: bad input whose message names the fix.
+* :class:`ConfigError` — a bad setting (a flag, a recipe key, an option).
+* :class:`DataError` — a dataset that cannot be loaded as asked.
+* :class:`RunError` — a run that cannot go on, or a run directory or model
+  that cannot be used (missing, corrupt, from other settings, diverged).
+
+Example:
+    >>> issubclass(ConfigError, UserError) and issubclass(RunError, UserError)
+    True
+"""
+
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """Bad input; the message says what is wrong and how to fix it."""
+
+
+class ConfigError(UserError):
+    """Bad settings; the message names the flag or recipe key."""
+
+
+class DataError(UserError):
+    """A dataset that cannot be loaded as asked; the message names the fix."""
+
+
+class RunError(UserError):
+    """A run, run directory or model that cannot be used; the message names the fix."""

@@ -1,0 +1,7 @@
+"""Experiments over many training runs, as library functions that return data.
+
+* :mod:`lcr_larq.experiments.tuning` — the Keras Tuner search over λ, β, the
+  power iterations and the reference of LCR (``lcr-tune``);
+* :mod:`lcr_larq.experiments.study` — arms × seeds with confidence intervals,
+  on :mod:`lcr_larq.experiments.statistics`.
+"""

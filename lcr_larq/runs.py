@@ -1,0 +1,375 @@
+"""Run directories: what ``train.py`` writes, and reading it back.
+
+A run directory holds
+
+* ``config.yaml`` — the run's recipe (``train.py --config`` reads it back);
+* ``results.json`` — test accuracy and loss of the deployed network, settings,
+  seconds (standard JSON: a value that is not finite is ``null``);
+* ``history.csv`` — one row per finished epoch;
+* ``model.keras`` (with its LCR layer) and ``bnn.keras`` (the plain BNN);
+* ``logs/`` (TensorBoard) and, while training, ``backup/`` (the checkpoint of
+  the last finished epoch).
+
+Every command that takes ``--model-dir`` reads it through this module.
+
+Example:
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "report.json")
+    >>> save_json({"loss": float("nan"), "accuracy": 0.5}, path)
+    >>> load_json(path)
+    {'loss': None, 'accuracy': 0.5}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lcr_larq import config as cfg
+from lcr_larq.errors import RunError
+
+RECIPE = "config.yaml"
+RESULTS = "results.json"
+HISTORY = "history.csv"
+MODEL = "model.keras"
+BNN = "bnn.keras"
+LOGS = "logs"
+BACKUP = "backup"
+
+
+# --------------------------------------------------------------------------- JSON
+def finite_json(value: Any) -> Any:
+    """``value`` with every float that is not finite replaced by None and numpy
+    scalars and arrays made plain Python: what standard JSON can hold."""
+    if isinstance(value, dict):
+        return {str(k): finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return finite_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def save_json(data: dict, path: str) -> None:
+    """Writes ``data`` as indented standard JSON (no ``NaN`` or ``Infinity``),
+    through a temporary file so a crash never leaves half a report."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(finite_json(data), handle, indent=2, allow_nan=False)
+    os.replace(temporary, path)
+
+
+def load_json(path: str) -> dict | None:
+    """A JSON report, or None when the file does not exist."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        raise RunError(f"{path} is not readable JSON: rerun the command that writes it") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path} holds no JSON object: rerun the command that writes it")
+    return data
+
+
+# --------------------------------------------------------------------------- reading
+def run_directory(path: str) -> str:
+    """The run directory of a path: the directory itself, or a model file's."""
+    return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+
+
+def read_recipe(path: str) -> cfg.TrainConfig | None:
+    """The :class:`~lcr_larq.config.TrainConfig` of a run (``config.yaml``),
+    or None when the directory holds none."""
+    recipe = os.path.join(run_directory(path), RECIPE)
+    if not os.path.isfile(recipe):
+        return None
+    try:
+        return cfg.TrainConfig(**cfg.load_recipe(recipe, cfg.TrainConfig))
+    except cfg.ConfigError as error:
+        raise RunError(f"{error}: the run directory is corrupt") from None
+
+
+def read_results(path: str) -> dict | None:
+    """A run's ``results.json``, or None before it has finished."""
+    return load_json(os.path.join(run_directory(path), RESULTS))
+
+
+def read_history(path: str) -> dict[str, list[float]]:
+    """``history.csv`` of a run as columns of floats (``NaN`` for ``NA``); ``{}``
+    when absent. A row with more or fewer values than the header is a
+    :class:`~lcr_larq.errors.RunError`.
+
+    Example:
+        >>> read_history("/nonexistent")
+        {}
+    """
+    path = os.path.join(run_directory(path), HISTORY)
+    if not os.path.isfile(path):
+        return {}
+    columns: dict[str, list[float]] = {}
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        for line, values in enumerate(reader, start=2):
+            if len(values) != len(header):
+                raise RunError(
+                    f"{path} is malformed: line {line} has {len(values)} values for "
+                    f"{len(header)} columns; rerun the training to rewrite it"
+                )
+            for key, value in zip(header, values):
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    number = math.nan
+                columns.setdefault(key, []).append(number)
+    return columns
+
+
+def load_model(path: str, strip: bool = True):
+    """The model of a run directory (``bnn.keras``, else ``model.keras``) or
+    of a ``.keras`` file; with ``strip`` everything of LCR is removed.
+
+    Raises :class:`~lcr_larq.errors.RunError` with a one-line message for a
+    missing or corrupt model.
+    """
+    import tensorflow as tf
+
+    from lcr_larq import models  # noqa: F401  (registers the custom layers)
+    from lcr_larq.graph import strip_lcr
+
+    if os.path.isdir(path):
+        for name in (BNN, MODEL) if strip else (MODEL,):
+            candidate = os.path.join(path, name)
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+        else:
+            raise RunError(f"{path} holds no {MODEL}: train one with train.py")
+    if not os.path.isfile(path):
+        raise RunError(f"{path} does not exist: give a directory written by train.py")
+    try:
+        model = tf.keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many kinds for a broken file
+        raise RunError(
+            f"{path} is not a loadable Keras model ({type(error).__name__}): retrain it"
+        ) from None
+    bad = [w.name for w in model.weights if not np.isfinite(w.numpy()).all()]
+    if bad:
+        raise RunError(
+            f"{path} holds weights that are not finite ({bad[0]}"
+            + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
+            + "): the training diverged; retrain it with a lower --lr"
+        )
+    return strip_lcr(model) if strip else model
+
+
+@dataclass
+class Run:
+    """A run directory's plain BNN, settings and dataset."""
+
+    directory: str
+    model: Any
+    config: cfg.TrainConfig | None
+    dataset: Any
+    results: dict | None = None
+    #: BN statistics re-estimated on loading (a run from before they were
+    #: re-estimated at the end of training), else None.
+    bn_recalibration: dict | None = None
+
+
+def load_run(
+    path: str,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    batch_size: int | None = None,
+    input_size_check: bool = True,
+) -> Run:
+    """The plain BNN of ``path`` and its run's data.
+
+    The dataset is ``dataset`` or the run's, at the run's ``input_size``;
+    ``data_dir`` overrides the run's. A run whose ``results.json`` shows no
+    re-estimated BN statistics (trained before they were re-estimated, with
+    ``--bn-recalibration-batches`` above 0) has them re-estimated here, so
+    that every command scores the network as ``train.py`` now deploys it.
+    """
+    from lcr_larq import data as lcr_data
+    from lcr_larq.batchnorm import recalibrate
+
+    model = load_model(path)
+    directory = run_directory(path)
+    config = read_recipe(directory)
+    name = dataset or (config.dataset if config else None)
+    if not name:
+        raise cfg.ConfigError(
+            f"{directory} holds no {RECIPE} naming the dataset: pass --dataset"
+        )
+    ds = lcr_data.load_dataset(
+        name,
+        batch_size=int(batch_size or (config.batch_size if config else 128)),
+        seed=config.seed if config else 0,
+        data_dir=data_dir or (config.data_dir if config else None),
+        input_size=config.input_size if config else None,
+        validation_split=config.validation_split if config else 0.0,
+    )
+    if input_size_check and tuple(model.input_shape[1:]) != tuple(ds.input_shape):
+        raise cfg.ConfigError(
+            f"the model takes {tuple(model.input_shape[1:])} inputs but {name} gives "
+            f"{tuple(ds.input_shape)}: pass the run's --dataset"
+        )
+    results = read_results(directory)
+    calibration = None
+    batches = (config or cfg.TrainConfig()).bn_recalibration_batches
+    if results is not None and "bn_recalibration" not in results:
+        calibration = recalibrate(model, ds, batches)
+    return Run(directory, model, config, ds, results, calibration)
+
+
+def test_images(dataset, max_images: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The test split as uint8 images and labels, at most ``max_images``.
+
+    In-memory splits come from ``dataset.test_arrays``; streamed ones
+    (ImageNet) are read from ``dataset.test`` and mapped back to pixels by
+    inverting the loader's standardization (exact up to float rounding, since
+    the loaders normalize uint8 images).
+
+    Example:
+        >>> from lcr_larq.data import load_dataset
+        >>> x, y = test_images(load_dataset("digits"), max_images=5)
+        >>> x.shape, x.dtype.name, y.shape
+        ((5, 32, 32, 1), 'uint8', (5,))
+    """
+    if dataset.test_arrays is not None:
+        x, y = dataset.test_arrays
+        return x[:max_images], np.asarray(y[:max_images], np.int32)
+    mean = np.asarray(dataset.info.get("mean", 0.0), np.float64)
+    std = np.asarray(dataset.info.get("std", 1.0), np.float64)
+    images, labels, count = [], [], 0
+    for xb, yb in dataset.test:
+        pixels = (np.asarray(xb.numpy(), np.float64) * std + mean) * 255.0
+        images.append(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
+        labels.append(np.asarray(yb.numpy(), np.int32))
+        count += len(labels[-1])
+        if max_images is not None and count >= max_images:
+            break
+    if not images:
+        raise RunError("the test split holds no images")
+    return np.concatenate(images)[:max_images], np.concatenate(labels)[:max_images]
+
+
+# --------------------------------------------------------------------------- writing
+LOCK = ".lock"
+STATE = "state.json"
+#: Settings that do not change what a run computes.
+PRESENTATION = ("output_dir", "verbose", "overwrite")
+
+
+def differing_settings(old: cfg.TrainConfig, new: cfg.TrainConfig) -> list[str]:
+    """The flags whose values differ between two runs' settings (not those
+    of :data:`PRESENTATION`).
+
+    Example:
+        >>> differing_settings(cfg.TrainConfig(), cfg.TrainConfig(lcr_lambda=0.0, verbose=0))
+        ['--lcr-lambda']
+    """
+    a, b = cfg.recipe_dict(old), cfg.recipe_dict(new)
+    return [cfg.flag_name(k) for k in a if k not in PRESENTATION and a[k] != b.get(k)]
+
+
+class RunLock:
+    """One run per directory: an exclusive ``flock`` on ``DIR/.lock`` for as
+    long as the run holds it (the system drops it when the process ends,
+    killed or not)."""
+
+    def __init__(self, directory: str):
+        self.path = os.path.join(directory, LOCK)
+        self.handle = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.seek(0)
+            owner = self.handle.read().strip() or "?"
+            self.handle.close()
+            raise RunError(
+                f"another run (pid {owner}) is using {os.path.dirname(self.path)}: wait for it "
+                "to end or choose another --output-dir"
+            ) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def clear(directory: str) -> None:
+    """Removes what a run wrote in ``directory`` (for ``--overwrite``)."""
+    import shutil
+
+    for name in (RESULTS, HISTORY, MODEL, BNN, RECIPE):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    for name in (BACKUP, LOGS):
+        shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+class History:
+    """``history.csv``, one row per finished epoch, kept in step with the
+    checkpoint: a row is written (and flushed to disk) before its epoch's
+    checkpoint, and rows of epochs the checkpoint does not hold are dropped
+    when a run resumes."""
+
+    def __init__(self, directory: str, first_epoch: int):
+        self.path = os.path.join(directory, HISTORY)
+        self.header: list[str] | None = None
+        rows: list[list[str]] = []
+        if first_epoch and os.path.isfile(self.path):
+            with open(self.path, newline="") as handle:
+                reader = csv.reader(handle)
+                self.header = next(reader, None)
+                rows = [row for row in reader if row and int(float(row[0])) < first_epoch]
+        with open(self.path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            if self.header:
+                writer.writerow(self.header)
+                writer.writerows(rows)
+
+    def append(self, epoch: int, logs: dict) -> None:
+        if self.header is None:
+            self.header = ["epoch", *sorted(logs)]
+            row = [self.header]
+        else:
+            row = []
+        row.append([epoch, *(_cell(logs.get(k, "NA")) for k in self.header[1:])])
+        with open(self.path, "a", newline="") as handle:
+            csv.writer(handle).writerows(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _cell(value):
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return value
