@@ -296,6 +296,23 @@ def _flag_type(name: str, kind: Kind):
     return parse
 
 
+def expand_names(parts, groups: dict[str, tuple[str, ...]], names, noun: str) -> list[str]:
+    """The names a list option stands for: each part a name of ``names`` or
+    a group of ``groups`` (such as ``all``), in order, each name once.
+
+    Example:
+        >>> expand_names(["b", "odd", "c"], {"odd": ("a", "c")}, "abc", "letter")
+        ['b', 'a', 'c']
+    """
+    out: list[str] = []
+    for part in parts:
+        if part not in groups and part not in names:
+            raise ConfigError(f"unknown {noun} {part!r}; choose {', '.join(groups)} or names "
+                              f"from {', '.join(names)}")
+        out.extend(n for n in groups.get(part, (part,)) if n not in out)
+    return out
+
+
 # --------------------------------------------------------------------------- recipes
 def recipe_fields(cls) -> list[dataclasses.Field]:
     """The fields of ``cls`` that belong in a recipe."""

@@ -197,7 +197,8 @@ def test_one_run_per_directory(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl, sys, time\n"
          f"f = open({str(tmp_path / runs.LOCK)!r}, 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
-         "f.seek(0); f.truncate(); f.write('4242'); f.flush(); print('held', flush=True); time.sleep(600)"],
+         "f.seek(0); f.truncate(); f.write('4242'); f.flush()\n"
+         "print('held', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

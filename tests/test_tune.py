@@ -42,7 +42,7 @@ def tiny_resnet(monkeypatch):
     monkeypatch.setitem(resnet_cifar.DEPTHS, 8, ((8, 1), (16, 1), (32, 1)))
     monkeypatch.setitem(
         MODELS, "resnet8",
-        lambda shape, classes, **spec: resnet_cifar.resnet_cifar(8, shape, classes, **spec),
+        lambda shape, classes, *options: resnet_cifar.resnet_cifar(8, shape, classes, *options),
     )
 
 

@@ -73,12 +73,13 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from lcr_larq import runs
-from lcr_larq.config import setting
+from lcr_larq.analysis import ReportSettings
+from lcr_larq.config import expand_names, setting
 from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.quantizers import quantized_convolutions
 
@@ -91,10 +92,10 @@ BOUNDS = ("toeplitz_bound", "toeplitz_symbol", "gram_bound")
 
 
 @dataclass
-class DiagnoseSettings:
+class DiagnoseSettings(ReportSettings):
     """The settings of ``lcr-diagnose``."""
 
-    model_dir: str | None = setting(None, "run directory written by train.py (required)")
+    report_file: ClassVar[str] = REPORT_FILE
     methods: tuple[str, ...] = setting(
         ("default",),
         f"default ({' '.join(DEFAULT_METHODS)}), all, or names of {' '.join(METHODS)}",
@@ -124,13 +125,8 @@ class DiagnoseSettings:
     def method_list(self) -> list[str]:
         return parse_methods(self.methods)
 
-    @property
-    def report_path(self) -> str:
-        return self.output or os.path.join(self.model_dir, REPORT_FILE)
-
     def check(self) -> None:
-        if not self.model_dir:
-            raise ConfigError("--model-dir is required: give a run directory written by train.py")
+        super().check()
         parse_methods(self.methods)
 
 
@@ -143,19 +139,7 @@ def parse_methods(parts) -> list[str]:
         >>> parse_methods(["all"])[-1]
         'retention_estimate'
     """
-    names: list[str] = []
-    for part in parts:
-        if part == "all":
-            names.extend(METHODS)
-        elif part == "default":
-            names.extend(DEFAULT_METHODS)
-        elif part in METHODS:
-            names.append(part)
-        else:
-            raise ConfigError(
-                f"unknown method {part!r} for --methods; choose default, all or from "
-                f"{', '.join(METHODS)}"
-            )
+    names = expand_names(parts, {"default": DEFAULT_METHODS, "all": METHODS}, METHODS, "method")
     return [m for m in METHODS if m in names]
 
 

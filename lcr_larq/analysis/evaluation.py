@@ -34,11 +34,12 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from lcr_larq import runs
-from lcr_larq.analysis import robustness
+from lcr_larq.analysis import ReportSettings, robustness
 from lcr_larq.config import setting
 from lcr_larq.errors import ConfigError, DataError, RunError
 
@@ -54,10 +55,10 @@ _CIFAR10_C_NAMES = {"glass_blur": "frosted_glass_blur", "elastic_transform": "el
 
 
 @dataclass
-class EvaluateSettings:
+class EvaluateSettings(ReportSettings):
     """The settings of ``lcr-evaluate``."""
 
-    model_dir: str | None = setting(None, "run directory written by train.py (required)")
+    report_file: ClassVar[str] = REPORT_FILE
     corruptions: tuple[str, ...] = setting(
         ("all",), "all (the 15 benchmark corruptions), extra (the 4 held-out ones) or names",
         metavar="NAME",
@@ -90,13 +91,8 @@ class EvaluateSettings:
     def corruption_list(self) -> list[str]:
         return robustness.corruption_names(self.corruptions, self.extra)
 
-    @property
-    def report_path(self) -> str:
-        return self.output or os.path.join(self.model_dir, REPORT_FILE)
-
     def check(self) -> None:
-        if not self.model_dir:
-            raise ConfigError("--model-dir is required: give a run directory written by train.py")
+        super().check()
         try:
             robustness.corruption_names(self.corruptions, self.extra)
         except ValueError as error:

@@ -51,6 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from lcr_larq import runs  # noqa: E402
+from lcr_larq.analysis import RunSettings  # noqa: E402
 from lcr_larq.config import setting  # noqa: E402
 from lcr_larq.errors import ConfigError, RunError  # noqa: E402
 from lcr_larq.quantizers import quantized_convolutions  # noqa: E402
@@ -71,10 +72,9 @@ CONTROL_NOISE = 1e-6
 
 
 @dataclass
-class ExportSettings:
+class ExportSettings(RunSettings):
     """The settings of ``lcr-export``."""
 
-    model_dir: str | None = setting(None, "run directory written by train.py (required)")
     output_dir: str | None = setting(None, "where the files go (default: --model-dir)")
     max_samples: int | None = setting(None, "check on at most N test images", low=1)
     data_dir: str | None = setting(None, "dataset directory, if not the run's")
@@ -83,11 +83,6 @@ class ExportSettings:
     @property
     def out(self) -> str:
         return self.output_dir or runs.run_directory(self.model_dir)
-
-    def check(self) -> None:
-        if not self.model_dir:
-            raise ConfigError("--model-dir is required: give a run directory written by train.py")
-
 
 @contextlib.contextmanager
 def native_output_hidden(hide: bool = True):
@@ -334,15 +329,10 @@ def summarize(flatbuffer: bytes) -> FlatbufferSummary:
     """Ops, wiring, tensor names, shapes and data digests of a TFLite/LCE flatbuffer.
 
     Example:
-        >>> import larq as lq
-        >>> bnn = tf.keras.Sequential([  # a small BNN: one binary conv, a classifier
-        ...     tf.keras.Input((8, 8, 1)),
-        ...     lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign",
-        ...                           kernel_quantizer="ste_sign", use_bias=False),
-        ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
-        >>> summary = summarize(convert_binary(bnn))
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), tf.keras.layers.Conv2D(4, 3)])
+        >>> summary = summarize(convert_float(model))
         >>> summary.inputs, summary.outputs
-        (((1, 8, 8, 1),), ((1, 10),))
+        (((1, 8, 8, 1),), ((1, 6, 6, 4),))
     """
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -405,13 +395,10 @@ def lcr_trace(flatbuffer: bytes, bnn: tf.keras.Model) -> list[str]:
     reference path would add a latent copy of every convolution.
 
     Example:
-        >>> import larq as lq
-        >>> bnn = tf.keras.Sequential([  # a small BNN: one binary conv, a classifier
-        ...     tf.keras.Input((8, 8, 1)),
-        ...     lq.layers.QuantConv2D(4, 3, input_quantizer="ste_sign",
-        ...                           kernel_quantizer="ste_sign", use_bias=False),
+        >>> model = tf.keras.Sequential([
+        ...     tf.keras.Input((8, 8, 1)), tf.keras.layers.Conv2D(4, 3),
         ...     tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
-        >>> lcr_trace(convert_binary(bnn), bnn)
+        >>> lcr_trace(convert_float(model), model)
         []
     """
     summary = summarize(flatbuffer)

@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from lcr_larq.config import expand_names
+
 __all__ = [
     "CORRUPTIONS",
     "EXTRA_CORRUPTIONS",
@@ -529,7 +531,7 @@ def corrupted(
 def corruption_names(names: Sequence[str], extra: bool = False) -> list[str]:
     """Corruption names of ``--corruptions``: ``all`` (the 15 benchmark ones),
     ``extra`` (the 4 held-out ones) or names; ``extra=True`` appends the 4
-    held-out ones. Raises ``ValueError`` naming the valid names.
+    held-out ones. Raises :class:`~lcr_larq.errors.ConfigError` naming the valid names.
 
     Example:
         >>> corruption_names(["fog", "snow"])
@@ -537,19 +539,8 @@ def corruption_names(names: Sequence[str], extra: bool = False) -> list[str]:
         >>> len(corruption_names(["all"], extra=True))
         19
     """
-    out: list[str] = []
-    for name in names:
-        if name == "all":
-            out.extend(CORRUPTIONS)
-        elif name == "extra":
-            out.extend(EXTRA_CORRUPTIONS)
-        elif name in ALL_CORRUPTIONS:
-            out.append(name)
-        else:
-            raise ValueError(
-                f"unknown corruption {name!r}; choose all, extra or names from "
-                f"{', '.join(ALL_CORRUPTIONS)}"
-            )
+    out = expand_names(names, {"all": CORRUPTIONS, "extra": EXTRA_CORRUPTIONS}, ALL_CORRUPTIONS,
+                       "corruption")
     if extra:
         out.extend(EXTRA_CORRUPTIONS)
     return list(dict.fromkeys(out))

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 # Modules, not their functions, so that ``models.reactnet`` etc. stay importable.
 from lcr_larq.models import reactnet, resnet_cifar, resnet_imagenet, zoo
+from lcr_larq.models.quantization import QuantizationSpec, quantization
 
 SHORTCUTS = resnet_cifar.SHORTCUTS
 # Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
@@ -37,28 +38,23 @@ IMAGENET_MIN_SIZE = 100
 
 
 def _resnet(depth: int, imagenet_layout: bool = True) -> Callable[..., tf.keras.Model]:
-    def build(shape, classes, precision, quantized, bireal, weight_quantizer, shortcut,
-              prox_gradient):
-        spec = dict(precision=precision, quantized=quantized, bireal=bireal,
-                    weight_quantizer=weight_quantizer, shortcut=shortcut,
-                    prox_gradient=prox_gradient)
+    def build(shape, classes, spec: QuantizationSpec, bireal: bool, shortcut: str | None):
         if imagenet_layout and shape[0] >= IMAGENET_MIN_SIZE:
-            return resnet_imagenet.resnet_imagenet(depth, shape, classes, **spec)
-        return resnet_cifar.resnet_cifar(depth, shape, classes, **spec)
+            return resnet_imagenet.resnet_imagenet(depth, shape, classes, spec, bireal, shortcut)
+        return resnet_cifar.resnet_cifar(depth, shape, classes, spec, bireal, shortcut)
 
     return build
 
 
 def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
-    def checked(shape, classes, precision, quantized, bireal, weight_quantizer, shortcut,
-                prox_gradient):
+    def checked(shape, classes, spec: QuantizationSpec, bireal: bool, shortcut: str | None):
         if bireal:
             raise ValueError(
                 f"--bireal applies to resnet18, resnet20 and resnet34, not {name}"
             )
-        if weight_quantizer != "irnet":
+        if spec.weight_quantizer != "irnet":
             raise ValueError(
-                f"--weight-quantizer {weight_quantizer} applies to resnet18, resnet20 and "
+                f"--weight-quantizer {spec.weight_quantizer} applies to resnet18, resnet20 and "
                 f"resnet34; {name} keeps its published quantizers (drop the flag)"
             )
         if shortcut is not None:
@@ -66,7 +62,7 @@ def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
                 f"--shortcut {shortcut} applies to resnet18, resnet20 and resnet34; {name} "
                 "keeps its published shortcuts (drop the flag)"
             )
-        return build(shape, classes, precision=precision, quantized=quantized)
+        return build(shape, classes, precision=spec.precision, quantized=spec.quantized)
 
     return checked
 
@@ -130,13 +126,5 @@ def build_model(
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name](
-        tuple(input_shape),
-        num_classes,
-        precision=precision,
-        quantized=quantized,
-        bireal=bireal,
-        weight_quantizer=weight_quantizer,
-        shortcut=shortcut,
-        prox_gradient=prox_gradient,
-    )
+    spec = quantization(precision, weight_quantizer, quantized, prox_gradient)
+    return MODELS[name](tuple(input_shape), num_classes, spec, bireal, shortcut)

@@ -148,12 +148,9 @@ def resnet_cifar(
     depth: int,
     input_shape: tuple[int, int, int],
     num_classes: int,
-    precision: str = "1w1a",
-    quantized: bool = True,
+    spec: QuantizationSpec | None = None,
     bireal: bool = False,
-    weight_quantizer: str = "irnet",
     shortcut: str | None = None,
-    prox_gradient: str = "prox",
 ) -> tf.keras.Model:
     """CIFAR ResNet-20, -18 or -34 (3×3 stem, no max-pool); outputs logits.
 
@@ -162,7 +159,7 @@ def resnet_cifar(
     """
     if depth not in DEPTHS:
         raise ValueError(f"CIFAR ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
-    spec = quantization(precision, weight_quantizer, quantized, prox_gradient)
+    spec = spec or quantization("1w1a")
     inputs = tf.keras.Input(input_shape, name="image")
     stages = DEPTHS[depth]
     x = tf.keras.layers.Conv2D(

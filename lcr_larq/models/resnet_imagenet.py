@@ -27,7 +27,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import layers as L
-from lcr_larq.models.quantization import quantization
+from lcr_larq.models.quantization import QuantizationSpec, quantization
 from lcr_larq.models.resnet_cifar import (
     IMAGENET_STAGES,
     activation,
@@ -41,12 +41,9 @@ def resnet_imagenet(
     depth: int,
     input_shape: tuple[int, int, int],
     num_classes: int,
-    precision: str = "1w1a",
-    quantized: bool = True,
+    spec: QuantizationSpec | None = None,
     bireal: bool = False,
-    weight_quantizer: str = "irnet",
     shortcut: str | None = None,
-    prox_gradient: str = "prox",
 ) -> tf.keras.Model:
     """ImageNet ResNet-18 or ResNet-34 (7×7 stride-2 stem + max-pool); outputs logits.
 
@@ -54,10 +51,10 @@ def resnet_imagenet(
         depth: 18 or 34.
         input_shape: ``(height, width, channels)``, 224×224×3 on ImageNet.
         num_classes: width of the logits.
-        precision: ``"1w1a"`` or ``"1w32a"``.
-        quantized: ``False`` gives the full-precision counterpart.
+        spec: precision, weight quantizer and whether quantized at all
+            (default: 1w1a, IR-Net's quantizers), see
+            :func:`~lcr_larq.models.quantization.quantization`.
         bireal: a real-valued shortcut around every binary convolution.
-        weight_quantizer: ``"irnet"`` (Libra-PB + EDE) or ``"ste_sign"``.
         shortcut: the downsampling shortcut (default: Bi-Real's average pool +
             1×1 conv + BN), see :func:`models.resnet_cifar.downsample`.
     """
@@ -65,7 +62,7 @@ def resnet_imagenet(
         raise ValueError(
             f"ImageNet ResNet depth must be one of {sorted(IMAGENET_STAGES)}, got {depth}"
         )
-    spec = quantization(precision, weight_quantizer, quantized, prox_gradient)
+    spec = spec or quantization("1w1a")
     stages = IMAGENET_STAGES[depth]
     inputs = tf.keras.Input(input_shape, name="image")
     x = tf.keras.layers.Conv2D(
