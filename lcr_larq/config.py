@@ -215,13 +215,13 @@ def _check(name: str, f: dataclasses.Field, kind: Kind, value, where: str) -> No
         if choices is not None and v not in choices:
             raise ConfigError(f"{what} must be one of {list(choices)}, got {v!r}")
         if meta.get("low") is not None and v < meta["low"]:
-            raise ConfigError(f"{what} must be >= {meta['low']:g}, got {v:g}")
+            raise ConfigError(f"{what} must be >= {_shown(meta['low'])}, got {_shown(v)}")
         if meta.get("above") is not None and v <= meta["above"]:
-            raise ConfigError(f"{what} must be > {meta['above']:g}, got {v:g}")
+            raise ConfigError(f"{what} must be > {_shown(meta['above'])}, got {_shown(v)}")
         if meta.get("high") is not None and v > meta["high"]:
-            raise ConfigError(f"{what} must be <= {meta['high']:g}, got {v:g}")
+            raise ConfigError(f"{what} must be <= {_shown(meta['high'])}, got {_shown(v)}")
         if meta.get("below") is not None and v >= meta["below"]:
-            raise ConfigError(f"{what} must be < {meta['below']:g}, got {v:g}")
+            raise ConfigError(f"{what} must be < {_shown(meta['below'])}, got {_shown(v)}")
 
 
 def check_fields(config) -> None:
@@ -279,6 +279,11 @@ def add_arguments(
                 shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
                 text = f"{text} (default: {shown})"
         parser.add_argument(flag_name(f.name), help=text, **options)
+
+
+def _shown(value) -> str:
+    """A bound or value in an error: whole numbers in full, floats short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _flag_type(name: str, kind: Kind):

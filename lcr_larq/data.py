@@ -240,7 +240,8 @@ def from_arrays(
     of the training images (see :func:`validation_count`), stratified by
     class and the same for every seed, as ``validation``.
     """
-    classes = num_classes or check_classes(name, y_train, y_test)
+    # Checked even when the class count is given (an image folder's class folders).
+    classes = max(check_classes(name, y_train, y_test), num_classes or 0)
     validation, x_val = None, ()
     if validation_split:
         fraction = validation_count(len(x_train), validation_split) / len(x_train)

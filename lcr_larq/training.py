@@ -418,12 +418,18 @@ def _previous_run(config: cfg.TrainConfig, out: str, checkpoint: RunCheckpoint) 
         runs.clear(out)
         return None
     results = runs.read_results(out)
-    started = results is not None or checkpoint.finished_epochs() > 0
+    resumable = checkpoint.finished_epochs() > 0
+    # A run killed in its first epoch has history rows but nothing to resume:
+    # its directory is still another run's, not to be taken over silently.
+    history = os.path.join(out, runs.HISTORY)
+    started = (results is not None or resumable
+               or (os.path.isfile(history) and os.path.getsize(history) > 0))
     recipe = runs.read_recipe(out) if started else None
     if recipe is not None:
         differing = runs.differing_settings(recipe, config)
         if differing:
-            what = "finished run" if results is not None else "run to resume"
+            what = ("finished run" if results is not None
+                    else "run to resume" if resumable else "started run")
             raise RunError(
                 f"{out} holds a {what} with other settings ({', '.join(differing)}): rerun "
                 "with its settings, add --overwrite to train again there, or choose another "

@@ -464,3 +464,37 @@ def test_training_epochs_are_seeded_per_epoch_whatever_came_before():
     from_two = [y.numpy() for _, y in dataset.epochs(2).take(steps)]
     expected = [y.numpy() for _, y in dataset.epoch(tf.constant(2, tf.int64))]
     assert all(np.array_equal(u, v) for u, v in zip(from_two, expected))
+
+
+@pytest.mark.parametrize("kind", ["npz", "folder"])
+@pytest.mark.parametrize("labels, test_labels, needle", [
+    ([0] * 12, None, "the training labels hold 1 class: a classifier needs at least two"),
+    ([0, 2] * 6, None, "labels must be the class indices 0..K-1 with training images of each"),
+    ([0, 1, 2] * 4, [0, 7, 9], "test labels [7, 9] never occur in the training labels"),
+])
+def test_degenerate_labels_are_refused(tmp_path, rng, kind, labels, test_labels, needle):
+    """A one-class dataset, labels that are not class indices and test classes
+    without training images would train a meaningless model: refused."""
+    y = np.array(labels)
+    x = rng.integers(0, 256, size=(len(y), 6, 6, 1), dtype=np.uint8)
+    if kind == "npz":
+        arrays = {"x": x, "y": y}
+        if test_labels is not None:
+            arrays.update(x_test=x[: len(test_labels)], y_test=np.array(test_labels))
+        np.savez(tmp_path / "d.npz", **arrays)
+        spec = f"npz:{tmp_path / 'd.npz'}"
+    else:
+        if 2 in labels and 1 not in labels:
+            pytest.skip("a folder's labels are its sorted class folders: always indices")
+        if test_labels is None:
+            write_folder(tmp_path / "d", x, y)
+        else:
+            names = [f"c{k}" for k in range(10)]
+            write_folder(tmp_path / "d" / "train", x, y, names)
+            write_folder(tmp_path / "d" / "test", x[: len(test_labels)], np.array(test_labels),
+                         names)
+            needle = "has no training folder"  # test class folders name the classes
+        spec = f"folder:{tmp_path / 'd'}"
+    with pytest.raises(DataError) as error:
+        data.load_dataset(spec, batch_size=4, seed=0)
+    assert needle in str(error.value)

@@ -164,6 +164,12 @@ def test_resuming_with_other_settings_is_refused_naming_them(killed_after_epoch_
     assert "run to resume with other settings (--model, --lcr-lambda)" in err
     assert (tmp_path / "config.yaml").read_text() == recipe  # left as it was
     assert [r["epoch"] for r in rows(tmp_path)] == ["0"]
+    # Killed before its first checkpoint: nothing to resume, still not another run's.
+    shutil.rmtree(tmp_path / "backup")
+    code = train.main(["--output-dir", str(tmp_path), *flags({**FAST, "lcr_lambda": 4.0})])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "holds a started run with other settings (--lcr-lambda)" in err, err
+    assert (tmp_path / "config.yaml").read_text() == recipe
 
 
 def test_a_finished_run_is_left_alone_unless_overwritten(uninterrupted, capsys):
