@@ -5,7 +5,7 @@ Every loader returns a :class:`Dataset`: the train and test pipelines
 for them — models are built from ``dataset.input_shape``. Loaders:
 
 * ``digits`` (default, offline): scikit-learn's 8×8 digits (1,797 images),
-  resized to 32×32, with a fixed held-out test split.
+  resized to 16×16 (ResNet-20 maps of 16, 8 and 4), with a fixed held-out test split.
 * ``cifar10``, ``cifar100`` (TFDS): pad-4 random crop + horizontal flip on
   train, per-channel normalization by the training-set statistics.
 * ``imagenet2012`` (TFDS, manual download): random-resized crop to 224 +
@@ -22,7 +22,7 @@ data as an uninterrupted one).
 Example:
     >>> data = load_dataset("digits", batch_size=64, seed=0)
     >>> data.input_shape, data.num_classes, data.train_size, data.test_size
-    ((32, 32, 1), 10, 1437, 360)
+    ((16, 16, 1), 10, 1437, 360)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from lcr_larq.errors import DataError
 
-DIGITS_SIZE = 32
+DIGITS_SIZE = 16
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0  # the held-out split never moves with --seed
 HOLDOUT_FRACTION = 0.2  # test share held out of npz:/folder: data without a test split
@@ -331,17 +331,29 @@ def validation_count(total: int, split: float) -> int:
     return count
 
 
-def load_digits_dataset(
-    batch_size: int,
-    seed: int,
-    validation_split: float = 0.0,
-    input_size: int | None = None,
-    **_,
-) -> Dataset:
-    """scikit-learn's digits at 32×32×1 (or ``input_size``), 1,437 train / 360 test images."""
+@dataclass(frozen=True)
+class DatasetRequest:
+    """What :func:`load_dataset` passes to a loader of :data:`LOADERS`."""
+
+    spec: str  #: the full name, e.g. ``npz:PATH``
+    batch_size: int  #: the global batch
+    seed: int
+    data_dir: str | None = None
+    validation_split: float = 0.0
+    input_size: int | None = None  #: resize to a square size; ImageNet's crop size
+
+    @property
+    def kind(self) -> str:
+        """The loader's name: ``npz`` for ``npz:PATH``."""
+        return self.spec.split(":", 1)[0]
+
+
+def load_digits_dataset(request: DatasetRequest) -> Dataset:
+    """scikit-learn's digits at 16×16×1 (or ``input_size``), 1,437 train / 360 test images."""
     return from_arrays(
-        "digits", *digits_arrays(input_size or DIGITS_SIZE), batch_size=batch_size, seed=seed,
-        validation_split=validation_split,
+        "digits", *digits_arrays(request.input_size or DIGITS_SIZE),
+        batch_size=request.batch_size, seed=request.seed,
+        validation_split=request.validation_split,
     )
 
 
@@ -562,15 +574,7 @@ def _materialize(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels).astype(np.int32)
 
 
-def load_cifar_dataset(
-    batch_size: int,
-    seed: int,
-    data_dir: str | None = None,
-    validation_split: float = 0.0,
-    input_size: int | None = None,
-    spec: str = "cifar10",
-    **_,
-) -> Dataset:
+def load_cifar_dataset(request: DatasetRequest) -> Dataset:
     """CIFAR-10 or CIFAR-100 from TFDS with the paper's augmentation.
 
     Train: uint8 images in memory, shuffled anew every epoch, zero-pad 4 + random
@@ -581,11 +585,11 @@ def load_cifar_dataset(
     """
     import tensorflow_datasets as tfds
 
-    name = spec.split(":", 1)[0]
-    builder = tfds_builder(name, data_dir)
+    batch_size, seed, size = request.batch_size, request.seed, request.input_size or CIFAR_SIZE
+    name = request.kind
+    builder = tfds_builder(name, request.data_dir)
     mean, std = CIFAR_STATISTICS[name]
     normalize = standardizer(mean, std)
-    size = input_size or CIFAR_SIZE
     read = tfds.ReadConfig(try_autocache=False)
 
     def split(name_: str) -> tf.data.Dataset:
@@ -597,7 +601,7 @@ def load_cifar_dataset(
     def resized(ds: tf.data.Dataset) -> tf.data.Dataset:
         return ds.map(lambda x, y: (resize_image(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
 
-    train_split, validation_split = _carve_splits(builder, "train", validation_split)
+    train_split, validation_split = _carve_splits(builder, "train", request.validation_split)
     # In memory, as uint8: 150 MB for CIFAR's 50,000 training images.
     x_train, y_train = _materialize(resized(split(train_split)))
     train_size = len(y_train)
@@ -633,14 +637,7 @@ def load_cifar_dataset(
     )
 
 
-def load_imagenet_dataset(
-    batch_size: int,
-    seed: int,
-    data_dir: str | None = None,
-    validation_split: float = 0.0,
-    input_size: int | None = None,
-    **_,
-) -> Dataset:
+def load_imagenet_dataset(request: DatasetRequest) -> Dataset:
     """ImageNet (ILSVRC 2012) from TFDS, streamed: nothing of it is cached.
 
     Train: files read in a seeded shuffled order, a 10,000-image shuffle
@@ -651,8 +648,9 @@ def load_imagenet_dataset(
     """
     import tensorflow_datasets as tfds
 
-    builder = tfds_builder("imagenet2012", data_dir)
-    size = input_size or IMAGENET_SIZE
+    batch_size, seed = request.batch_size, request.seed
+    builder = tfds_builder("imagenet2012", request.data_dir)
+    size = request.input_size or IMAGENET_SIZE
     normalize = standardizer(IMAGENET_MEAN, IMAGENET_STD)
     decoders = {"image": tfds.decode.SkipDecoding()}
 
@@ -670,7 +668,7 @@ def load_imagenet_dataset(
         )
         return _finish(ds, batch_size, normalize)
 
-    train_split, validation_split = _carve_splits(builder, "train", validation_split)
+    train_split, validation_split = _carve_splits(builder, "train", request.validation_split)
     train = split(train_split, training=True)  # files in one seeded order
     train_size = _num_examples(train)
     epoch = training_epochs(
@@ -967,15 +965,13 @@ def holdout_split(
 
 
 def _own_dataset(
-    spec: str,
+    request: DatasetRequest,
     arrays: tuple,
-    batch_size: int,
-    seed: int,
-    validation_split: float,
     input_size: int | None,
     class_names: list[str] | None = None,
 ) -> Dataset:
     x, y, x_test, y_test = arrays
+    spec = request.spec
     if input_size is not None:
         x = resize_images(x, input_size)
         x_test = None if x_test is None else resize_images(x_test, input_size)
@@ -983,9 +979,9 @@ def _own_dataset(
     if held_out:
         x, y, x_test, y_test = holdout_split(x, y)
     dataset = from_arrays(
-        spec, x, y, x_test, y_test, batch_size=batch_size, seed=seed,
+        spec, x, y, x_test, y_test, batch_size=request.batch_size, seed=request.seed,
         num_classes=len(class_names) if class_names else None,
-        validation_split=validation_split,
+        validation_split=request.validation_split,
     )
     dataset.info.update(
         source=spec.split(":", 1)[0],
@@ -995,38 +991,20 @@ def _own_dataset(
     return dataset
 
 
-def load_npz_dataset(
-    batch_size: int,
-    seed: int,
-    spec: str,
-    validation_split: float = 0.0,
-    input_size: int | None = None,
-    **_,
-) -> Dataset:
+def load_npz_dataset(request: DatasetRequest) -> Dataset:
     """``npz:PATH`` — arrays ``x``, ``y`` (and optionally ``x_test``, ``y_test``),
     see :func:`read_npz`; normalized by the training images' statistics."""
-    return _own_dataset(
-        spec, read_npz(_path_of(spec)), batch_size, seed, validation_split, input_size
-    )
+    return _own_dataset(request, read_npz(_path_of(request.spec)), request.input_size)
 
 
-def load_folder_dataset(
-    batch_size: int,
-    seed: int,
-    spec: str,
-    validation_split: float = 0.0,
-    input_size: int | None = None,
-    **_,
-) -> Dataset:
+def load_folder_dataset(request: DatasetRequest) -> Dataset:
     """``folder:PATH`` — one sub-folder of images per class (see :func:`read_folder`),
     read into memory; normalized by the training images' statistics."""
-    *arrays, class_names = read_folder(_path_of(spec), input_size)
-    return _own_dataset(
-        spec, tuple(arrays), batch_size, seed, validation_split, None, class_names
-    )
+    *arrays, class_names = read_folder(_path_of(request.spec), request.input_size)
+    return _own_dataset(request, tuple(arrays), None, class_names)
 
 
-LOADERS: dict[str, Callable[..., Dataset]] = {
+LOADERS: dict[str, Callable[[DatasetRequest], Dataset]] = {
     "digits": load_digits_dataset,
     "cifar10": load_cifar_dataset,
     "cifar100": load_cifar_dataset,
@@ -1052,19 +1030,14 @@ def load_dataset(
 ) -> Dataset:
     """Loads dataset ``name`` (see :data:`LOADERS`).
 
-    Every loader takes ``batch_size`` (the global batch), ``seed``,
-    ``data_dir``, ``validation_split``, ``input_size`` (resize to a square
-    size; ImageNet's crop size) and ``spec`` (the full name, e.g. ``npz:PATH``).
+    Every loader takes one :class:`DatasetRequest` of these arguments.
 
     Example:
         >>> data = load_dataset("digits", batch_size=32, input_size=16)
         >>> data.input_shape
         (16, 16, 1)
     """
-    kind = name.split(":", 1)[0]
-    if kind not in LOADERS:
+    request = DatasetRequest(name, batch_size, seed, data_dir, validation_split, input_size)
+    if request.kind not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; choose one of {dataset_names()}")
-    return LOADERS[kind](
-        batch_size=batch_size, seed=seed, data_dir=data_dir, spec=name,
-        validation_split=validation_split, input_size=input_size,
-    )
+    return LOADERS[request.kind](request)

@@ -56,23 +56,37 @@ def _slot(optimizer: tf.keras.optimizers.Optimizer, slots: list, variable) -> tf
 class _PaperOptimizer(tf.keras.optimizers.Optimizer):
     """Shared weight-decay handling: coupled (``g ← g + wd·w``) or decoupled
     (``w ← w − lr·wd·w`` just before the variable's update, Keras' rule), on
-    every variable or only on convolution kernels (``decay_on``)."""
+    every variable or only on convolution kernels (``decay_on``); the
+    learning rate and the per-variable state named by ``SLOTS``."""
 
-    def __init__(
-        self,
-        name: str,
-        weight_decay: float = 0.0,
-        decoupled: bool = False,
-        decay_on: str = "all",
-        **kwargs,
-    ):
+    #: The state kept per model variable, made in :meth:`build`.
+    SLOTS: tuple[str, ...] = ()
+
+    def __init__(self, name: str, learning_rate, weight_decay: float, decoupled: bool,
+                 decay_on: str, **kwargs):
         kwargs.pop("weight_decay", None)
         super().__init__(name=name, **kwargs)
         if decay_on not in DECAY_TARGETS:
             raise ValueError(f"decay_on must be one of {DECAY_TARGETS}, got {decay_on!r}")
+        self._learning_rate = self._build_learning_rate(learning_rate)
         self.decay_rate = float(weight_decay or 0.0)
         self.decoupled = bool(decoupled)
         self.decay_on = decay_on
+
+    def build(self, var_list):
+        super().build(var_list)
+        if getattr(self, "_built", False):
+            return
+        self.slots = {
+            name: [self.add_variable_from_reference(model_variable=v, variable_name=name)
+                   for v in var_list]
+            for name in self.SLOTS
+        }
+        self._built = True
+
+    def slot(self, name: str, variable) -> tf.Variable:
+        """The state ``name`` (one of ``SLOTS``) of ``variable``."""
+        return _slot(self, self.slots[name], variable)
 
     def _decays(self, variable) -> bool:
         if not self.decay_rate:
@@ -93,6 +107,7 @@ class _PaperOptimizer(tf.keras.optimizers.Optimizer):
     def get_config(self):
         return {
             **super().get_config(),
+            "learning_rate": self._serialize_hyperparameter(self._learning_rate),
             "weight_decay": self.decay_rate,
             "decoupled": self.decoupled,
             "decay_on": self.decay_on,
@@ -115,6 +130,8 @@ class SGD(_PaperOptimizer):
             ``"conv-kernels"`` only (rank-4 variables, as ReActNet's code).
     """
 
+    SLOTS = ("velocity",)
+
     def __init__(
         self,
         learning_rate=0.1,
@@ -125,19 +142,8 @@ class SGD(_PaperOptimizer):
         name: str = "SGD",
         **kwargs,
     ):
-        super().__init__(name, weight_decay, decoupled, decay_on, **kwargs)
-        self._learning_rate = self._build_learning_rate(learning_rate)
+        super().__init__(name, learning_rate, weight_decay, decoupled, decay_on, **kwargs)
         self.momentum = float(momentum)
-
-    def build(self, var_list):
-        super().build(var_list)
-        if getattr(self, "_built", False):
-            return
-        self.velocities = [
-            self.add_variable_from_reference(model_variable=v, variable_name="velocity")
-            for v in var_list
-        ]
-        self._built = True
 
     def update_step(self, gradient, variable):
         lr = tf.cast(self.learning_rate, variable.dtype)
@@ -145,14 +151,13 @@ class SGD(_PaperOptimizer):
         if not self.momentum:
             variable.assign_sub(lr * gradient)
             return
-        velocity = _slot(self, self.velocities, variable)
+        velocity = self.slot("velocity", variable)
         velocity.assign(tf.cast(self.momentum, variable.dtype) * velocity + gradient)
         variable.assign_sub(lr * velocity)
 
     def get_config(self):
         return {
             **super().get_config(),
-            "learning_rate": self._serialize_hyperparameter(self._learning_rate),
             "momentum": self.momentum,
         }
 
@@ -166,6 +171,8 @@ class Adam(_PaperOptimizer):
     bias-corrected ``m̂ = m/(1−β1^t)``, ``v̂ = v/(1−β2^t)``.
     """
 
+    SLOTS = ("m", "v")
+
     def __init__(
         self,
         learning_rate=1e-3,
@@ -178,25 +185,10 @@ class Adam(_PaperOptimizer):
         name: str = "Adam",
         **kwargs,
     ):
-        super().__init__(name, weight_decay, decoupled, decay_on, **kwargs)
-        self._learning_rate = self._build_learning_rate(learning_rate)
+        super().__init__(name, learning_rate, weight_decay, decoupled, decay_on, **kwargs)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
-
-    def build(self, var_list):
-        super().build(var_list)
-        if getattr(self, "_built", False):
-            return
-        self.first_moments = [
-            self.add_variable_from_reference(model_variable=v, variable_name="m")
-            for v in var_list
-        ]
-        self.second_moments = [
-            self.add_variable_from_reference(model_variable=v, variable_name="v")
-            for v in var_list
-        ]
-        self._built = True
 
     def update_step(self, gradient, variable):
         dtype = variable.dtype
@@ -204,8 +196,7 @@ class Adam(_PaperOptimizer):
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         gradient = self._decayed_gradient(gradient, variable, lr)
-        m = _slot(self, self.first_moments, variable)
-        v = _slot(self, self.second_moments, variable)
+        m, v = self.slot("m", variable), self.slot("v", variable)
         m.assign(beta_1 * m + (1.0 - beta_1) * gradient)
         v.assign(beta_2 * v + (1.0 - beta_2) * tf.square(gradient))
         m_hat = m / (1.0 - tf.pow(beta_1, step))
@@ -215,7 +206,6 @@ class Adam(_PaperOptimizer):
     def get_config(self):
         return {
             **super().get_config(),
-            "learning_rate": self._serialize_hyperparameter(self._learning_rate),
             "beta_1": self.beta_1,
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,

@@ -248,7 +248,7 @@ def test_images(dataset, max_images: int | None = None) -> tuple[np.ndarray, np.
         >>> from lcr_larq.data import load_dataset
         >>> x, y = test_images(load_dataset("digits"), max_images=5)
         >>> x.shape, x.dtype.name, y.shape
-        ((5, 32, 32, 1), 'uint8', (5,))
+        ((5, 16, 16, 1), 'uint8', (5,))
     """
     if dataset.test_arrays is not None:
         x, y = dataset.test_arrays

@@ -440,7 +440,7 @@ def sample_images(dataset, count: int, seed: int = 0) -> np.ndarray:
     Example:
         >>> from lcr_larq.data import load_dataset
         >>> sample_images(load_dataset("digits"), 4).shape
-        (4, 32, 32, 1)
+        (4, 16, 16, 1)
     """
 
     images, _ = runs.test_images(dataset, None if dataset.test_arrays is not None else count)

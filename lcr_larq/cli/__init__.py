@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -93,13 +94,18 @@ def run(
 def command(
     settings,
     body: Callable[[Any], int | None],
-    prog: str,
-    description: str,
+    doc: str,
     interrupted: str = "interrupted",
     exclude: tuple[str, ...] = (),
 ) -> Callable[[Sequence[str] | None], int]:
     """A command's ``main(argv) -> exit code``: flags of the settings dataclass
-    ``settings``, then ``body(validated settings)`` under :func:`run`."""
+    ``settings``, then ``body(validated settings)`` under :func:`run`.
+
+    ``doc`` is the command module's docstring; its first line,
+    "``lcr-name``: what it does" (the name in double backquotes), gives the program name and the
+    description of ``--help``.
+    """
+    prog, description = command_line(doc)
 
     def main(argv: Sequence[str] | None = None) -> int:
         args = parser(prog, description, settings, exclude).parse_args(argv)
@@ -107,6 +113,20 @@ def command(
 
     main.__doc__ = f"``{prog}``: {description}"
     return main
+
+
+def command_line(doc: str) -> tuple[str, str]:
+    """The program name and description in the first line of a command's docstring.
+
+    Example:
+        >>> command_line("``lcr-export``: a trained BNN as a flatbuffer.\\n\\nMore.")
+        ('lcr-export', 'A trained BNN as a flatbuffer.')
+    """
+    match = re.match(r"``([\w.-]+)``(?: \(also [^)]*\))?: (.+)", doc.strip().splitlines()[0])
+    if not match:
+        raise ValueError(f"a command's docstring starts with ``prog``: description, not {doc!r}")
+    prog, description = match.groups()
+    return prog, description[0].upper() + description[1:]
 
 
 def save_report(report: dict, path: str, flag: str = "--output") -> str:

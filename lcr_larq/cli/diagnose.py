@@ -112,13 +112,7 @@ def tables(report: dict) -> str:
     return "\n".join(parts)
 
 
-main = cli.command(
-    diagnosis.DiagnoseSettings,
-    diagnose,
-    prog="lcr-diagnose",
-    description="Spectral norms of every binary convolution of a run trained by train.py: "
-    "exact, Toeplitz and Gram bounds, reshaped kernel, retention matrix.",
-)
+main = cli.command(diagnosis.DiagnoseSettings, diagnose, __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

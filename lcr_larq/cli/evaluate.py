@@ -67,13 +67,7 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-main = cli.command(
-    evaluation.EvaluateSettings,
-    evaluate,
-    prog="lcr-evaluate",
-    description="Clean accuracy and common-corruption robustness (CE, mCE) of a run "
-    "trained by train.py.",
-)
+main = cli.command(evaluation.EvaluateSettings, evaluate, __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -59,12 +59,7 @@ def summary(report: dict) -> str:
     return text
 
 
-main = cli.command(
-    lcr_export.ExportSettings,
-    export,
-    prog="lcr-export",
-    description="Export a run trained by train.py to Larq Compute Engine and check it.",
-)
+main = cli.command(lcr_export.ExportSettings, export, __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -141,13 +141,7 @@ def _draw(settings: PlotsSettings) -> None:
         ) from None
 
 
-main = cli.command(
-    PlotsSettings,
-    _draw,
-    prog="lcr-plots",
-    description="Figures of a run trained by train.py (σ_B/σ_F, weight histograms, "
-    "activation correlation, corruption accuracy, Lipschitz estimators).",
-)
+main = cli.command(PlotsSettings, _draw, __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

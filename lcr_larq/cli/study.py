@@ -103,15 +103,8 @@ def run(settings: study.StudySettings) -> int:
     return 1 if report["failed"] else 0
 
 
-main = cli.command(
-    study.StudySettings,
-    run,
-    prog="lcr-study",
-    description="Train arms × seeds of a setting (--vary FIELD=v1,v2,…; the first value is the "
-    "control) and report each arm's mean, std and 95 % interval, and its paired difference "
-    "against the control.",
-    interrupted="interrupted: rerun the same command to complete the study",
-)
+main = cli.command(study.StudySettings, run, __doc__,
+                   interrupted="interrupted: rerun the same command to complete the study")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,7 +51,7 @@ def print_summary(config: cfg.TrainConfig) -> None:
 
     Example:
         >>> print_summary(cfg.TrainConfig(model="resnet20"))  # doctest: +ELLIPSIS
-        resnet20 for digits: 32×32 images, 1 channel, 10 classes
+        resnet20 for digits: 16×16 images, 1 channel, 10 classes
         +resnet20_1w1a stats...
     """
     import larq as lq

@@ -21,13 +21,7 @@ from lcr_larq import cli
 from lcr_larq import config as cfg
 from lcr_larq.experiments import tuning
 
-PROG = "lcr-tune"
-DESCRIPTION = (
-    "Search λ, β, the power iterations and the reference of LCR with Keras Tuner (their "
-    "ranges are the flags at the end, or keys of a recipe); every other flag is lcr-train's "
-    "and sets every trial and the λ = 0 baseline. Writes trials.csv, best.yaml (a recipe of "
-    "lcr-train) and search.yaml (a recipe of lcr-tune that continues the search)."
-)
+PROG, _ = cli.command_line(__doc__)
 INTERRUPTED = "interrupted: rerun the same command to continue the search"
 
 
@@ -66,10 +60,8 @@ def searched_flag(argv: Sequence[str]) -> str | None:
     return None
 
 
-_command = cli.command(
-    tuning.TuneConfig, tune, prog=PROG, description=DESCRIPTION, interrupted=INTERRUPTED,
-    exclude=tuning.SEARCHED,
-)
+_command = cli.command(tuning.TuneConfig, tune, __doc__, interrupted=INTERRUPTED,
+                       exclude=tuning.SEARCHED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
