@@ -37,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from lcr_larq import optimizers
 from lcr_larq.errors import ConfigError
 
 __all__ = [
@@ -484,12 +485,12 @@ class TrainConfig:
     )
     optimizer: str = setting(
         "sgd", "sgd (PyTorch's SGD, the papers'), adam (PyTorch's Adam) or adamw",
-        choices=("sgd", "adam", "adamw"),
+        choices=optimizers.OPTIMIZERS,
     )
     lr: float = setting(0.1, "initial learning rate", above=0, high=10)
     lr_schedule: str = setting(
         "cosine", "learning-rate decay to 0: cosine, linear or constant",
-        choices=("cosine", "linear", "constant"),
+        choices=optimizers.LR_SCHEDULES,
     )
     lr_update: str = setting(
         "epoch",
@@ -507,13 +508,13 @@ class TrainConfig:
         "coupled: an L2 term added to the gradient before momentum (PyTorch's SGD and Adam "
         "weight_decay, the papers'); decoupled: w -= lr*wd*w outside the optimizer "
         "(Keras' weight_decay, AdamW); auto: decoupled for adamw, coupled otherwise",
-        choices=("auto", "coupled", "decoupled"),
+        choices=("auto", *optimizers.WEIGHT_DECAY_MODES),
     )
     weight_decay_on: str = setting(
         "all",
         "all (every trainable variable, PyTorch's default) or conv-kernels "
         "(convolution kernels only, as ReActNet)",
-        choices=("all", "conv-kernels"),
+        choices=optimizers.DECAY_TARGETS,
     )
     label_smoothing: float = setting(
         0.0, "label smoothing ε of the cross entropy", low=0, below=1

@@ -72,7 +72,6 @@ class Dataset:
     """Train and test pipelines and the facts a model is built from."""
 
     name: str
-    train: tf.data.Dataset
     test: tf.data.Dataset
     input_shape: tuple[int, int, int]
     num_classes: int
@@ -94,6 +93,11 @@ class Dataset:
     # One training epoch's batches from the epoch number (an int64 tensor).
     epoch: Callable[[tf.Tensor], tf.data.Dataset] | None = None
     batch_size: int = 0
+
+    @property
+    def train(self) -> tf.data.Dataset:
+        """The batches of epoch 0: one pass over the training split."""
+        return self.epoch(tf.constant(0, tf.int64)).prefetch(tf.data.AUTOTUNE)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -256,7 +260,6 @@ def from_arrays(
     epoch = training_epochs(examples, len(x_train), batch_size, normalize, seed, augment)
     return Dataset(
         name=name,
-        train=epoch(tf.constant(0, tf.int64)).prefetch(tf.data.AUTOTUNE),
         epoch=epoch,
         batch_size=batch_size,
         test=arrays_pipeline(x_test, y_test, batch_size, normalize),
@@ -574,6 +577,14 @@ def _materialize(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels).astype(np.int32)
 
 
+def _tfds_facts(builder, epoch, batch_size: int, size: int, train_size: int) -> dict:
+    """The :class:`Dataset` fields that a TFDS loader fills alike."""
+    return dict(
+        name=builder.info.name, epoch=epoch, batch_size=batch_size, input_shape=(size, size, 3),
+        num_classes=int(builder.info.features["label"].num_classes), train_size=train_size,
+    )
+
+
 def load_cifar_dataset(request: DatasetRequest) -> Dataset:
     """CIFAR-10 or CIFAR-100 from TFDS with the paper's augmentation.
 
@@ -616,14 +627,8 @@ def load_cifar_dataset(request: DatasetRequest) -> Dataset:
         validation_size = len(validation_arrays[1])
         validation = arrays_pipeline(*validation_arrays, batch_size, normalize)
     return Dataset(
-        name=name,
-        train=epoch(tf.constant(0, tf.int64)).prefetch(tf.data.AUTOTUNE),
-        epoch=epoch,
-        batch_size=batch_size,
+        **_tfds_facts(builder, epoch, batch_size, size, train_size),
         test=arrays_pipeline(x_test, y_test, batch_size, normalize),
-        input_shape=(size, size, 3),
-        num_classes=int(builder.info.features["label"].num_classes),
-        train_size=train_size,
         test_size=len(x_test),
         validation=validation,
         validation_size=validation_size,
@@ -683,14 +688,8 @@ def load_imagenet_dataset(request: DatasetRequest) -> Dataset:
         validation_size = _num_examples(validation)
         validation = evaluation(validation)
     return Dataset(
-        name="imagenet2012",
-        train=epoch(tf.constant(0, tf.int64)).prefetch(tf.data.AUTOTUNE),
-        epoch=epoch,
-        batch_size=batch_size,
+        **_tfds_facts(builder, epoch, batch_size, size, train_size),
         test=evaluation(test),
-        input_shape=(size, size, 3),
-        num_classes=int(builder.info.features["label"].num_classes),
-        train_size=train_size,
         test_size=_num_examples(test),
         validation=validation,
         validation_size=validation_size,

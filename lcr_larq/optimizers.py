@@ -62,9 +62,8 @@ class _PaperOptimizer(tf.keras.optimizers.Optimizer):
     #: The state kept per model variable, made in :meth:`build`.
     SLOTS: tuple[str, ...] = ()
 
-    def __init__(self, name: str, learning_rate, weight_decay: float, decoupled: bool,
-                 decay_on: str, **kwargs):
-        kwargs.pop("weight_decay", None)
+    def __init__(self, name: str, learning_rate, weight_decay: float = 0.0,
+                 decoupled: bool = False, decay_on: str = "all", **kwargs):
         super().__init__(name=name, **kwargs)
         if decay_on not in DECAY_TARGETS:
             raise ValueError(f"decay_on must be one of {DECAY_TARGETS}, got {decay_on!r}")
@@ -124,25 +123,17 @@ class SGD(_PaperOptimizer):
     Args:
         learning_rate: a float or a Keras learning-rate schedule.
         momentum: μ in [0, 1).
-        weight_decay: wd ≥ 0.
-        decoupled: Keras' decoupled weight decay instead of PyTorch's L2 term.
-        decay_on: ``"all"`` trainable variables (PyTorch's default) or
-            ``"conv-kernels"`` only (rank-4 variables, as ReActNet's code).
+        **options: ``weight_decay`` (wd ≥ 0), ``decoupled`` (Keras' decoupled
+            weight decay instead of PyTorch's L2 term), ``decay_on``
+            (``"all"`` trainable variables, PyTorch's default, or
+            ``"conv-kernels"`` only: rank-4 variables, as ReActNet's code) and
+            Keras' optimizer arguments.
     """
 
     SLOTS = ("velocity",)
 
-    def __init__(
-        self,
-        learning_rate=0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        decoupled: bool = False,
-        decay_on: str = "all",
-        name: str = "SGD",
-        **kwargs,
-    ):
-        super().__init__(name, learning_rate, weight_decay, decoupled, decay_on, **kwargs)
+    def __init__(self, learning_rate=0.1, momentum: float = 0.9, name: str = "SGD", **options):
+        super().__init__(name, learning_rate, **options)
         self.momentum = float(momentum)
 
     def update_step(self, gradient, variable):
@@ -168,24 +159,15 @@ class Adam(_PaperOptimizer):
 
     ``g ← g + wd·w`` (coupled), ``m ← β1·m + (1−β1)·g``,
     ``v ← β2·v + (1−β2)·g²``, ``w ← w − lr·m̂ / (√v̂ + ε)`` with the
-    bias-corrected ``m̂ = m/(1−β1^t)``, ``v̂ = v/(1−β2^t)``.
+    bias-corrected ``m̂ = m/(1−β1^t)``, ``v̂ = v/(1−β2^t)``; ``**options`` as
+    :class:`SGD`'s.
     """
 
     SLOTS = ("m", "v")
 
-    def __init__(
-        self,
-        learning_rate=1e-3,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        weight_decay: float = 0.0,
-        decoupled: bool = False,
-        decay_on: str = "all",
-        name: str = "Adam",
-        **kwargs,
-    ):
-        super().__init__(name, learning_rate, weight_decay, decoupled, decay_on, **kwargs)
+    def __init__(self, learning_rate=1e-3, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, name: str = "Adam", **options):
+        super().__init__(name, learning_rate, **options)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)

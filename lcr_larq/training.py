@@ -35,6 +35,7 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -386,6 +387,8 @@ def divergence_message(config: cfg.TrainConfig, diverged: tuple[int, int, float]
 def run(config: cfg.TrainConfig, extra_callbacks: list | None = None) -> dict:
     """Trains, evaluates and saves one run; returns the results dict.
 
+    ``extra_callbacks`` see every epoch after its checkpoint is written.
+
     A directory holding a finished run with the same settings is left alone
     (its results are returned, ``"already_finished": True``) unless
     ``config.overwrite``; one with other settings is refused, naming them.
@@ -455,31 +458,14 @@ def _train(config, out, strategy, chief, checkpoint, extra_callbacks) -> dict:
         first_epoch = checkpoint.resume(model)
     if chief:
         cfg.save_recipe(config, os.path.join(out, runs.RECIPE))
-    callbacks = [
-        *lcr_callbacks.schedules_for(
-            model, config.epochs, steps, prox_rho_end=config.prox_rho_end,
-            prox_hard_epochs=config.prox_hard_epochs,
-        ),
-        checkpoint,
-        # No op graph: writing it costs seconds per run and the curves are what is read.
-        *([tf.keras.callbacks.TensorBoard(os.path.join(out, runs.LOGS), profile_batch=0,
-                                          write_graph=False)]
-          if chief else []),
-        ProgressBar(),
-        *(extra_callbacks or []),
-    ]
-    history = model.fit(
-        dataset.epochs(first_epoch, steps),
-        initial_epoch=first_epoch,
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        validation_data=dataset.validation,
-        callbacks=callbacks,
-        verbose=verbosity(config.verbose),
+    tensorboard = tf.keras.callbacks.TensorBoard(  # no op graph: it costs seconds per run
+        os.path.join(out, runs.LOGS), profile_batch=0, write_graph=False
     )
-    if checkpoint.diverged is not None:
-        raise RunError(divergence_message(config, checkpoint.diverged))
-
+    history = fit(
+        model, config, dataset, first_epoch=first_epoch, checkpoint=checkpoint,
+        callbacks=[tensorboard] if chief else [], after_checkpoint=extra_callbacks or (),
+        validation_data=dataset.validation,
+    )
     with strategy.scope():  # built in scope: it evaluates under the same strategy
         bnn = compile_for_evaluation(strip_lcr(model))
     _, moving_accuracy = bnn.evaluate(dataset.test, verbose=0)
@@ -491,9 +477,7 @@ def _train(config, out, strategy, chief, checkpoint, extra_callbacks) -> dict:
     os.makedirs(save_dir, exist_ok=True)
     model.save(os.path.join(save_dir, runs.MODEL))
     bnn.save(os.path.join(save_dir, runs.BNN))
-    last = {key: float(values[-1]) for key, values in history.history.items() if values}
-    if not last and chief:  # resumed after its last epoch: the history holds it
-        last = {k: v[-1] for k, v in runs.read_history(out).items() if v and k != "epoch"}
+    last = last_epoch_metrics(history, out if chief else None)
     results = {
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
@@ -531,6 +515,57 @@ def _train(config, out, strategy, chief, checkpoint, extra_callbacks) -> dict:
         shutil.rmtree(save_dir, ignore_errors=True)
     checkpoint.remove()
     return results
+
+
+def fit(
+    model: tf.keras.Model,
+    config: cfg.TrainConfig,
+    dataset: lcr_data.Dataset,
+    *,
+    first_epoch: int = 0,
+    epochs: int | None = None,
+    checkpoint: RunCheckpoint | None = None,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    after_checkpoint: Sequence[tf.keras.callbacks.Callback] = (),
+    validation_data: tf.data.Dataset | None = None,
+) -> tf.keras.callbacks.History:
+    """``model.fit`` as every command trains: epochs ``first_epoch`` to
+    ``epochs`` (default ``config.epochs``) of :meth:`Dataset.epochs
+    <lcr_larq.data.Dataset.epochs>`, the quantizer schedules, a progress bar,
+    ``callbacks``, then ``checkpoint`` (so a backup holding an epoch implies
+    that these callbacks have seen it), then ``after_checkpoint``. A diverged loss
+    (:class:`RunCheckpoint` watches it) is a :class:`RunError`."""
+    steps = config.steps_per_epoch or dataset.steps_per_epoch
+    history = model.fit(
+        dataset.epochs(first_epoch, steps),
+        initial_epoch=first_epoch,
+        epochs=epochs or config.epochs,
+        steps_per_epoch=steps,
+        validation_data=validation_data,
+        callbacks=[
+            *lcr_callbacks.schedules_for(
+                model, config.epochs, steps, prox_rho_end=config.prox_rho_end,
+                prox_hard_epochs=config.prox_hard_epochs,
+            ),
+            ProgressBar(),
+            *callbacks,
+            *([checkpoint] if checkpoint is not None else []),
+            *after_checkpoint,
+        ],
+        verbose=verbosity(config.verbose),
+    )
+    if checkpoint is not None and checkpoint.diverged is not None:
+        raise RunError(divergence_message(config, checkpoint.diverged))
+    return history
+
+
+def last_epoch_metrics(history: tf.keras.callbacks.History, directory: str | None) -> dict:
+    """The last epoch's metrics of ``history``; for a run resumed after its
+    last epoch (nothing trained), those of ``directory``'s ``history.csv``."""
+    last = {key: float(values[-1]) for key, values in history.history.items() if values}
+    if not last and directory:
+        last = {k: v[-1] for k, v in runs.read_history(directory).items() if v and k != "epoch"}
+    return last
 
 
 def weights_digest(model: tf.keras.Model) -> str:

@@ -17,9 +17,14 @@ from lcr_larq import runs, training
 from lcr_larq.config import TrainConfig
 from lcr_larq.errors import RunError
 
-# Small and fast: no LCR (its tracing dominates tiny runs), 16×16 digits.
-FAST = dict(epochs=3, steps_per_epoch=2, batch_size=32, verbose=0, lcr_lambda=0.0,
-            input_size=16)
+# Small and fast: no LCR (its tracing dominates tiny runs), ResNet-8 on 8×8 digits.
+FAST = dict(model="resnet8", epochs=3, steps_per_epoch=2, batch_size=32, verbose=0,
+            lcr_lambda=0.0, input_size=8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_model(tiny_resnet_module):
+    yield
 
 
 def config(path, **extra):

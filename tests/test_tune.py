@@ -33,19 +33,6 @@ FAST_FLAGS = ["--model", "resnet8", "--input-size", "8", "--steps-per-epoch", "1
               "--power-iterations-range", "1", "1"]
 
 
-@pytest.fixture
-def tiny_resnet(monkeypatch):
-    """``--model resnet8``: the CIFAR ResNet with one block per stage and 8,
-    16, 32 channels, a few times quicker to build and trace than ResNet-20."""
-    from lcr_larq.models import MODELS, resnet_cifar
-
-    monkeypatch.setitem(resnet_cifar.DEPTHS, 8, ((8, 1), (16, 1), (32, 1)))
-    monkeypatch.setitem(
-        MODELS, "resnet8",
-        lambda shape, classes, *options: resnet_cifar.resnet_cifar(8, shape, classes, *options),
-    )
-
-
 def read_rows(path):
     with open(path) as handle:
         return list(csv.DictReader(handle))
@@ -160,11 +147,11 @@ def test_score_is_of_the_plain_bnn_and_its_mce():
         calibration = None
 
     sets = {(c, s): images for c in ("fog", "snow") for s in (1, 2, 3)}
-    metrics = tuning.score(model, Data, TrainConfig(batch_size=2), None, sets)
+    metrics = tuning.score(model, TrainConfig(batch_size=2), tuning.TrialData(Data, None, sets))
     assert metrics["val_accuracy"] == pytest.approx(0.5)
     # 50% error at each of 3 severities, the same for both corruptions.
     assert metrics["val_mce"] == pytest.approx(1.5)
-    assert "val_mce" not in tuning.score(model, Data, TrainConfig(batch_size=2))
+    assert "val_mce" not in tuning.score(model, TrainConfig(batch_size=2), tuning.TrialData(Data))
 
 
 # --------------------------------------------------------------------------- settings

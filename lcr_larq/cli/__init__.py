@@ -177,6 +177,19 @@ def table(
     return result.table
 
 
+def present(report: dict, path: str, text: str, plot: Callable[[], str] | None = None) -> None:
+    """The end of a command that measures: ``report`` saved as JSON to
+    ``path``, ``text`` printed, the figure drawn by ``plot`` (which returns
+    its path; None draws none), then where each output went."""
+    written = [save_report(report, path)]
+    print()
+    print(text)
+    if plot is not None:
+        written.append(plot())
+    print()
+    wrote(*written)
+
+
 def wrote(*paths: str) -> None:
     """Tells where a command's outputs went."""
     for path in paths:

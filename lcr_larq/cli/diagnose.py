@@ -32,16 +32,13 @@ SHORT_NAMES = {
 
 def diagnose(settings: diagnosis.DiagnoseSettings) -> None:
     report = diagnosis.diagnose_run(settings, cli.progress(settings.quiet))
-    written = [cli.save_report(report, settings.report_path)]
-    print()
-    print(tables(report))
-    if not settings.no_plot:
+
+    def plot() -> str:
         from lcr_larq.analysis import plots
 
-        written.append(plots.plot_lipschitz(report, cli.beside(settings.report_path,
-                                                               diagnosis.PLOT_FILE)))
-    print()
-    cli.wrote(*written)
+        return plots.plot_lipschitz(report, cli.beside(settings.report_path, diagnosis.PLOT_FILE))
+
+    cli.present(report, settings.report_path, tables(report), None if settings.no_plot else plot)
 
 
 def _value(value: float | None, exact: float | None = None) -> str:

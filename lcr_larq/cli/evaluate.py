@@ -22,17 +22,14 @@ from lcr_larq.analysis import evaluation
 
 def evaluate(settings: evaluation.EvaluateSettings) -> None:
     report = evaluation.evaluate(settings, cli.progress(settings.quiet))
-    written = [cli.save_report(report, settings.report_path)]
-    print()
-    print(table(report))
-    if not settings.no_plot:
+
+    def plot() -> str:
         from lcr_larq.analysis import plots
 
         path = cli.beside(settings.report_path, evaluation.PLOT_FILE)
-        label = plots.report_label(report)
-        written.append(plots.plot_corruption_accuracy([(label, report)], path))
-    print()
-    cli.wrote(*written)
+        return plots.plot_corruption_accuracy([(plots.report_label(report), report)], path)
+
+    cli.present(report, settings.report_path, table(report), None if settings.no_plot else plot)
 
 
 def table(report: dict) -> str:

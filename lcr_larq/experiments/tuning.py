@@ -67,7 +67,6 @@ from typing import Any
 import keras_tuner as kt
 import tensorflow as tf
 
-from lcr_larq import callbacks as lcr_callbacks
 from lcr_larq import config as cfg
 from lcr_larq import data as lcr_data
 from lcr_larq import runs, training
@@ -420,21 +419,30 @@ def build_model(config: cfg.TrainConfig, dataset: lcr_data.Dataset) -> tf.keras.
     return model
 
 
-def score(
-    model: tf.keras.Model,
-    dataset: lcr_data.Dataset,
-    config: cfg.TrainConfig,
-    strategy: tf.distribute.Strategy | None = None,
-    mce_sets: Mapping[tuple[str, int], Any] | None = None,
-) -> dict[str, float]:
+@dataclasses.dataclass
+class TrialData:
+    """What every trial of a search is trained and scored on."""
+
+    dataset: lcr_data.Dataset  #: with its validation split
+    #: the ``tf.distribute`` strategy the models are built in (None: the default)
+    strategy: tf.distribute.Strategy | None = None
+    #: corrupted validation images by (corruption, severity) for ``val_mce``, or None
+    mce_sets: Mapping[tuple[str, int], Any] | None = None
+
+    def scope(self):
+        """The scope the models are built in (the stripped models too)."""
+        return (self.strategy or tf.distribute.get_strategy()).scope()
+
+
+def score(model: tf.keras.Model, config: cfg.TrainConfig, data: TrialData) -> dict[str, float]:
     """Validation loss and accuracy of the plain BNN of ``model`` (LCR
     stripped; its BN statistics re-estimated from
     ``config.bn_recalibration_batches`` training batches, as ``lcr-train``
     does before testing) and, with ``mce_sets``, its unnormalized validation
     mCE: the mean over corruptions of the summed top-1 errors over severities.
     """
-    strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():  # the stripped model too must belong to the strategy
+    dataset, mce_sets = data.dataset, data.mce_sets
+    with data.scope():
         bnn = training.compile_for_evaluation(strip_lcr(model))
     recalibrate(bnn, dataset, config.bn_recalibration_batches)
     val_loss, val_accuracy = bnn.evaluate(dataset.validation, verbose=0)
@@ -451,10 +459,8 @@ def score(
 def train_and_score(
     model: tf.keras.Model,
     config: cfg.TrainConfig,
-    dataset: lcr_data.Dataset,
+    data: TrialData,
     *,
-    strategy: tf.distribute.Strategy | None = None,
-    mce_sets: Mapping[tuple[str, int], Any] | None = None,
     directory: str | None = None,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     epochs: int | None = None,
@@ -474,37 +480,18 @@ def train_and_score(
     caller removes the backup once the scores are recorded.
     """
     start = time.time()
-    strategy = strategy or tf.distribute.get_strategy()
-    steps = config.steps_per_epoch or dataset.steps_per_epoch
     checkpoint = training.RunCheckpoint(directory) if directory else None
     first = initial_epoch
     if checkpoint is not None:
-        with strategy.scope():
+        with data.scope():
             first = max(first, checkpoint.resume(model))
-    fit_callbacks = [
-        *lcr_callbacks.schedules_for(
-            model, config.epochs, steps, prox_rho_end=config.prox_rho_end,
-            prox_hard_epochs=config.prox_hard_epochs,
-        ),
-        training.ProgressBar(),
-        *callbacks,
-        *([checkpoint] if checkpoint is not None else []),
-    ]
-    history = model.fit(
-        dataset.epochs(first, steps),
-        initial_epoch=first,
-        epochs=epochs or config.epochs,
-        steps_per_epoch=steps,
-        callbacks=fit_callbacks,
-        verbose=training.verbosity(config.verbose),
+    history = training.fit(
+        model, config, data.dataset, first_epoch=first, epochs=epochs, checkpoint=checkpoint,
+        callbacks=callbacks,
     )
-    if checkpoint is not None and checkpoint.diverged is not None:
-        raise RunError(training.divergence_message(config, checkpoint.diverged))
-    last = {key: values[-1] for key, values in history.history.items() if values}
-    if not last and directory:  # resumed after its last epoch: the history holds it
-        last = {key: values[-1] for key, values in runs.read_history(directory).items() if values}
+    last = training.last_epoch_metrics(history, directory)
     metrics = {key: float(last[key]) for key in ("loss", "accuracy", "lcr_lip") if key in last}
-    metrics.update(score(model, dataset, config, strategy, mce_sets))
+    metrics.update(score(model, config, data))
     metrics["seconds"] = round(time.time() - start, 2)
     return metrics
 
@@ -514,29 +501,23 @@ class LCRHyperModel(kt.HyperModel):
 
     Args:
         config: the search's settings (everything that is not searched).
-        dataset: the dataset with its validation split.
-        strategy: the ``tf.distribute`` strategy the models are built in.
-        mce_sets: corrupted validation images for ``val_mce``, or None.
+        data: what the trials are trained and scored on.
     """
 
-    def __init__(self, config: TuneConfig, dataset: lcr_data.Dataset,
-                 strategy: tf.distribute.Strategy | None = None, mce_sets=None):
+    def __init__(self, config: TuneConfig, data: TrialData):
         super().__init__(name="lcr")
         self.config = config
-        self.dataset = dataset
-        self.strategy = strategy
-        self.mce_sets = mce_sets
+        self.data = data
 
     def build(self, hp: kt.HyperParameters) -> tf.keras.Model:
-        return build_model(trial_config(self.config, hp.values), self.dataset)
+        return build_model(trial_config(self.config, hp.values), self.data.dataset)
 
     def fit(self, hp, model, *args, trial_dir: str | None = None, callbacks=(), epochs=None,
             initial_epoch: int = 0, **kwargs) -> dict[str, float]:
         """Trains and scores (:func:`train_and_score`); the checkpoint in
         ``trial_dir`` lets an interrupted trial resume."""
         return train_and_score(
-            model, trial_config(self.config, hp.values), self.dataset,
-            strategy=self.strategy, mce_sets=self.mce_sets, directory=trial_dir,
+            model, trial_config(self.config, hp.values), self.data, directory=trial_dir,
             callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch,
         )
 
@@ -695,10 +676,8 @@ def baseline_result(directory: str) -> dict | None:
 def train_baseline(
     config: TuneConfig,
     directory: str,
-    dataset: lcr_data.Dataset,
+    data: TrialData,
     *,
-    strategy: tf.distribute.Strategy | None = None,
-    mce_sets=None,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     epochs_run: list[int] | None = None,
 ) -> dict:
@@ -709,13 +688,12 @@ def train_baseline(
     if os.path.exists(error_path):
         os.remove(error_path)
     run = baseline_config(config)
-    strategy = strategy or tf.distribute.get_strategy()
     tf.keras.backend.clear_session()
     try:
-        with strategy.scope():
-            model = build_model(run, dataset)
+        with data.scope():
+            model = build_model(run, data.dataset)
         metrics = train_and_score(
-            model, run, dataset, strategy=strategy, mce_sets=mce_sets, directory=directory,
+            model, run, data, directory=directory,
             callbacks=[*copy.deepcopy(list(callbacks)),
                        EpochLog(epochs_run if epochs_run is not None else [])],
         )
@@ -941,6 +919,7 @@ def _search(config: TuneConfig, callbacks: Sequence[tf.keras.callbacks.Callback]
         say(f"validation mCE over {len(config.corruptions) * len(config.mce_severities)} "
             f"corruption × severity sets of {dataset.validation_size} images (cached in {cache})")
         mce_sets = corrupted_validation(config, dataset, cache)
+    data = TrialData(dataset, strategy, mce_sets)
 
     executed: list[str] = []
     epochs_run: dict[str, list[int]] = {}
@@ -972,12 +951,11 @@ def _search(config: TuneConfig, callbacks: Sequence[tf.keras.callbacks.Callback]
             epochs_run[BASELINE] = []
             executed.append(BASELINE)
             baseline = train_baseline(
-                config, baseline_dir, dataset, strategy=strategy,
-                mce_sets=mce_sets, callbacks=callbacks, epochs_run=epochs_run[BASELINE],
+                config, baseline_dir, data, callbacks=callbacks, epochs_run=epochs_run[BASELINE],
             )
         elif config.baseline:
             say(f"the λ = 0 baseline has finished ({os.path.join(baseline_dir, RESULT_FILE)})")
-        hypermodel = LCRHyperModel(config, dataset, strategy, mce_sets)
+        hypermodel = LCRHyperModel(config, data)
         tuner = make_tuner(
             config, hypermodel, os.path.join(out, TUNER_DIR),
             strategy=None if config.strategy == "default" else strategy,

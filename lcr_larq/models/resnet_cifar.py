@@ -144,14 +144,9 @@ def classifier(x, num_classes: int):
     return tf.keras.layers.Dense(num_classes, name="logits")(x)
 
 
-def resnet_cifar(
-    depth: int,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    spec: QuantizationSpec | None = None,
-    bireal: bool = False,
-    shortcut: str | None = None,
-) -> tf.keras.Model:
+def resnet_cifar(depth: int, input_shape: tuple[int, int, int], num_classes: int,
+                 spec: QuantizationSpec | None = None, bireal: bool = False,
+                 shortcut: str | None = None) -> tf.keras.Model:
     """CIFAR ResNet-20, -18 or -34 (3×3 stem, no max-pool); outputs logits.
 
     ``shortcut`` is the downsampling shortcut (:data:`SHORTCUTS`); None takes
@@ -161,14 +156,24 @@ def resnet_cifar(
         raise ValueError(f"CIFAR ResNet depth must be one of {sorted(DEPTHS)}, got {depth}")
     spec = spec or quantization("1w1a")
     inputs = tf.keras.Input(input_shape, name="image")
-    stages = DEPTHS[depth]
+    x = stem(inputs, spec, DEPTHS[depth][0][0], kernel_size=3, strides=1)
+    x = activation(spec, "stem_out")(x)
+    return assemble(inputs, x, num_classes, spec, DEPTHS[depth], bireal,
+                    shortcut or default_shortcut(depth), f"resnet{depth}")
+
+
+def stem(inputs, spec: QuantizationSpec, filters: int, kernel_size: int, strides: int):
+    """The full-precision stem convolution and its batch norm (before the activation)."""
     x = tf.keras.layers.Conv2D(
-        stages[0][0], 3, padding="same", use_bias=False,
+        filters, kernel_size, strides=strides, padding="same", use_bias=False,
         kernel_initializer="he_normal", name="stem_conv",
     )(inputs)
-    x = L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
-    x = activation(spec, "stem_out")(x)
-    x = residual_stages(x, spec, stages, bireal, shortcut or default_shortcut(depth))
-    logits = classifier(x, num_classes)
-    name = f"resnet{depth}{'_bireal' if bireal else ''}_{spec.label}"
-    return tf.keras.Model(inputs, logits, name=name)
+    return L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
+
+
+def assemble(inputs, x, num_classes: int, spec: QuantizationSpec, stages, bireal: bool,
+             shortcut: str, name: str) -> tf.keras.Model:
+    """The model from the stem's output ``x``: the residual stages, the
+    classifier, and a name that says the variant."""
+    logits = classifier(residual_stages(x, spec, stages, bireal, shortcut), num_classes)
+    return tf.keras.Model(inputs, logits, name=f"{name}{'_bireal' if bireal else ''}_{spec.label}")

@@ -26,25 +26,19 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from lcr_larq import layers as L
 from lcr_larq.models.quantization import QuantizationSpec, quantization
 from lcr_larq.models.resnet_cifar import (
     IMAGENET_STAGES,
     activation,
-    classifier,
+    assemble,
     default_shortcut,
-    residual_stages,
+    stem,
 )
 
 
-def resnet_imagenet(
-    depth: int,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    spec: QuantizationSpec | None = None,
-    bireal: bool = False,
-    shortcut: str | None = None,
-) -> tf.keras.Model:
+def resnet_imagenet(depth: int, input_shape: tuple[int, int, int], num_classes: int,
+                    spec: QuantizationSpec | None = None, bireal: bool = False,
+                    shortcut: str | None = None) -> tf.keras.Model:
     """ImageNet ResNet-18 or ResNet-34 (7×7 stride-2 stem + max-pool); outputs logits.
 
     Args:
@@ -65,16 +59,9 @@ def resnet_imagenet(
     spec = spec or quantization("1w1a")
     stages = IMAGENET_STAGES[depth]
     inputs = tf.keras.Input(input_shape, name="image")
-    x = tf.keras.layers.Conv2D(
-        stages[0][0], 7, strides=2, padding="same", use_bias=False,
-        kernel_initializer="he_normal", name="stem_conv",
-    )(inputs)
-    x = L.BatchNormalization(momentum=0.9, epsilon=1e-5, name="stem_bn")(x)
+    x = stem(inputs, spec, stages[0][0], kernel_size=7, strides=2)
     x = activation(spec, "stem_act")(x)
     x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_out")(x)
-    x = residual_stages(
-        x, spec, stages, bireal, shortcut or default_shortcut(depth, imagenet_layout=True)
-    )
-    logits = classifier(x, num_classes)
-    name = f"resnet{depth}_imagenet{'_bireal' if bireal else ''}_{spec.label}"
-    return tf.keras.Model(inputs, logits, name=name)
+    return assemble(inputs, x, num_classes, spec, stages, bireal,
+                    shortcut or default_shortcut(depth, imagenet_layout=True),
+                    f"resnet{depth}_imagenet")

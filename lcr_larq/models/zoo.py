@@ -113,13 +113,8 @@ def without_quantizers(
     return copy
 
 
-def zoo_model(
-    name: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    precision: str = "1w1a",
-    quantized: bool = True,
-) -> tf.keras.Model:
+def zoo_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
+              precision: str = "1w1a", quantized: bool = True) -> tf.keras.Model:
     """Larq-Zoo network ``name`` (see :data:`ZOO_MODELS`), randomly initialized,
     outputting logits, with full-precision-aware layers.
 
