@@ -80,10 +80,12 @@ def thread_time_by_op(step, steps: int) -> dict[str, float]:
         for line in plane.lines:
             if not line.name.startswith("tf_Compute"):
                 continue  # the executor's threads run the kernels
-            for event in line.events:
+            end = 0  # a kernel event inside another one (a nested record) counts once
+            for event in sorted(line.events, key=lambda e: e.offset_ps):
                 match = _KERNEL.match(plane.event_metadata[event.metadata_id].name)
-                if match:
+                if match and event.offset_ps >= end:
                     seconds[match["name"]] += event.duration_ps * 1e-12
+                    end = event.offset_ps + event.duration_ps
     return seconds
 
 

@@ -149,7 +149,7 @@ def _category_ticks(ax, names: Sequence[str], rotation: int = 90) -> None:
     """Names on the x axis at 0..n-1, rotated (90°: their boxes are one line
     high, so neighbours only collide when really crowded; :func:`_finish` thins)."""
     ax.set_xticks(np.arange(len(names)), list(names), rotation=rotation,
-                  ha="center" if rotation == 90 else "right", fontsize=SMALL)
+                  ha="center" if rotation in (0, 90) else "right", fontsize=SMALL)
     ax.set_xlim(-0.6, len(names) - 0.4)
 
 
@@ -683,9 +683,15 @@ def build_study(report: dict, metric: str = "test_accuracy") -> Figure:
                                            [ci[1] * scale - stats["mean"] * scale]]
             left.errorbar(i + 0.25, stats["mean"] * scale, yerr=err, fmt="o", color="tab:blue",
                           capsize=4, zorder=3, label="mean, 95 % interval" if i == 0 else None)
-    _category_ticks(left, [a["arm"] + (" (control)" if a["control"] else "") for a in arms],
-                    rotation=20 if len(arms) <= 6 else 90)
-    _labels(left, "arm", unit, f"{unit} per arm, {report['confidence']:.0%} Student-t interval")
+    # One varied setting: its values name the arms, the setting the axis.
+    fields = list(arms[0].get("values") or {})
+    names = [", ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                       for v in a["values"].values()) if len(fields) == 1 else a["arm"]
+             for a in arms]
+    names = [n + (" (control)" if a["control"] else "") for n, a in zip(names, arms)]
+    _category_ticks(left, names, rotation=0 if len(fields) == 1 and len(arms) <= 6 else 90)
+    _labels(left, fields[0] if len(fields) == 1 else "arm", unit,
+            f"{unit} per arm, {report['confidence']:.0%} Student-t interval")
     _legend_beside(left)
     control = next(a for a in arms if a["control"])
     others = [a for a in arms if not a["control"]]
