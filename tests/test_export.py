@@ -108,8 +108,9 @@ def test_model_with_and_without_lcr_export_to_the_same_graph(
     training_model, with_lcr, exported
 ):
     weights = strip_lcr(training_model).get_weights()
+    shape = training_model.input_shape[1:]  # the run's digits size
 
-    plain = build_model("resnet20", (32, 32, 1), 10)  # never had LCR
+    plain = build_model("resnet20", shape, 10)  # never had LCR
     assert lcr_layer(plain) is None
     plain.set_weights(weights)
     a = lcr_export.summarize(with_lcr)
@@ -120,7 +121,7 @@ def test_model_with_and_without_lcr_export_to_the_same_graph(
 
     # Built in a fresh session, even the tensor names match: same bytes.
     tf.keras.backend.clear_session()
-    fresh = build_model("resnet20", (32, 32, 1), 10)
+    fresh = build_model("resnet20", shape, 10)
     fresh.set_weights(weights)
     assert lcr_export.convert_binary(fresh) == with_lcr
     # …and both are the file the exporter wrote from the run's bnn.keras.
@@ -132,7 +133,7 @@ def test_model_with_and_without_lcr_export_to_the_same_graph(
 def test_other_weights_give_another_graph(training_model, with_lcr):
     """graph() compares the weights: a changed kernel is noticed."""
     reference = lcr_export.summarize(with_lcr).graph()
-    other = build_model("resnet20", (32, 32, 1), 10)
+    other = build_model("resnet20", training_model.input_shape[1:], 10)
     other.set_weights(strip_lcr(training_model).get_weights())
     kernel = other.get_layer("block5_conv2").kernel
     kernel.assign(-kernel.latent_variable)
@@ -161,7 +162,7 @@ def test_float_counterpart_carries_the_latent_weights(run_dir):
     assert not quantized_convolutions(fp, binary=True)
     latent = bnn.get_layer("block3_conv1").kernel.latent_variable.numpy()
     np.testing.assert_array_equal(fp.get_layer("block3_conv1").kernel.numpy(), latent)
-    x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(2, *bnn.input_shape[1:])).astype(np.float32)
     # Same weights, quantizers off: a different function from the BNN's.
     assert not np.allclose(fp(x, training=False), bnn(x, training=False))
 
