@@ -685,8 +685,7 @@ def build_study(report: dict, metric: str = "test_accuracy") -> Figure:
                           capsize=4, zorder=3, label="mean, 95 % interval" if i == 0 else None)
     # One varied setting: its values name the arms, the setting the axis.
     fields = list(arms[0].get("values") or {})
-    names = [", ".join(f"{v:g}" if isinstance(v, float) else str(v)
-                       for v in a["values"].values()) if len(fields) == 1 else a["arm"]
+    names = [_value_name(a["values"][fields[0]]) if len(fields) == 1 else a["arm"]
              for a in arms]
     names = [n + (" (control)" if a["control"] else "") for n, a in zip(names, arms)]
     _category_ticks(left, names, rotation=0 if len(fields) == 1 and len(arms) <= 6 else 90)
@@ -708,6 +707,11 @@ def build_study(report: dict, metric: str = "test_accuracy") -> Figure:
     if others:
         _legend_beside(right)
     return _finish(fig, f"study: {', '.join(report['vary'])} over seeds {report['seeds']}")
+
+
+def _value_name(value) -> str:
+    """A setting's value as an axis label: ``4.0`` as ``4``, ``0.5`` as ``0.5``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def plot_study(report: dict, path: str, metric: str = "test_accuracy") -> str:
