@@ -1,4 +1,4 @@
-# Two commands do everything on a fresh machine with Python 3.11:
+# Two commands do everything on a fresh machine with Python 3.11 or 3.12 as python3:
 #   make train   set up .venv, then train ResNet-20 1w1a + LCR on digits and print results
 #   make test    set up .venv, then run the test suite
 PYTHON ?= python3

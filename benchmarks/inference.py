@@ -39,6 +39,9 @@ from dataclasses import asdict, dataclass
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

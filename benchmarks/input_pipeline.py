@@ -33,10 +33,12 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import lcr_larq  # noqa: E402
 from lcr_larq import data  # noqa: E402
 from lcr_larq.models import build_model  # noqa: E402
 

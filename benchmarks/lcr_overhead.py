@@ -35,10 +35,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import lcr_larq  # noqa: E402
 from benchmarks.machine import describe_machine  # noqa: E402
 from lcr_larq import spectral  # noqa: E402
 from lcr_larq.models import build_model  # noqa: E402

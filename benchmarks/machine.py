@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import platform
 
+import lcr_larq  # noqa: F401  (before TensorFlow: tf.keras must be Keras 2)
+
+# isort: split
 import tensorflow as tf
 
 # Vector extensions that change which kernels oneDNN picks, most capable last.

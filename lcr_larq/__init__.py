@@ -16,14 +16,19 @@ The library (everything a Keras user needs, importing no command):
 
 On top of it, :mod:`lcr_larq.analysis` and :mod:`lcr_larq.experiments` hold
 what the commands compute, and :mod:`lcr_larq.cli` the commands themselves.
-Importing the package registers every custom Keras object, so
-``tf.keras.models.load_model("…/bnn.keras")`` works after ``import lcr_larq``.
+Importing the package makes ``tf.keras`` Keras 2 (tf-keras from TensorFlow
+2.16 on, see :mod:`lcr_larq.compat`) and registers every custom Keras object,
+so ``tf.keras.models.load_model("…/bnn.keras")`` works after ``import lcr_larq``.
 """
 
 import os
 
 # TensorFlow's C++ start-up chatter would bury the one-line errors of the CLIs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from lcr_larq import compat  # noqa: E402
+
+compat.use_legacy_keras()  # before Larq is imported
 
 from lcr_larq import callbacks, layers, losses, optimizers, quantizers, spectral  # noqa: E402
 from lcr_larq.batchnorm import recalibrate_batchnorm  # noqa: E402
@@ -46,6 +51,7 @@ __all__ = [
     "LipschitzRetention",
     "attach_lcr",
     "callbacks",
+    "compat",
     "find_blocks",
     "full_precision_path",
     "layers",

@@ -1,8 +1,10 @@
-import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)
+
+# isort: split
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -35,31 +37,3 @@ def benchmark_script():
         return module
 
     return load
-
-
-@contextlib.contextmanager
-def tiny_resnet_model():
-    """``--model resnet8``: the CIFAR ResNet with one block per stage and 8,
-    16, 32 channels, a few times quicker to build and trace than ResNet-20."""
-    from lcr_larq.models import MODELS, resnet_cifar
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(resnet_cifar.DEPTHS, 8, ((8, 1), (16, 1), (32, 1)))
-        patch.setitem(
-            MODELS, "resnet8",
-            lambda shape, classes, *options: resnet_cifar.resnet_cifar(8, shape, classes, *options),
-        )
-        yield
-
-
-@pytest.fixture
-def tiny_resnet():
-    with tiny_resnet_model():
-        yield
-
-
-@pytest.fixture(scope="module")
-def tiny_resnet_module():
-    """:func:`tiny_resnet` for every test and fixture of a module."""
-    with tiny_resnet_model():
-        yield

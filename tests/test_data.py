@@ -407,8 +407,8 @@ def test_training_on_npz_builds_for_its_shape_and_steps_per_epoch_keeps_going(tm
     from lcr_larq import training
 
     config = TrainConfig(
-        dataset=f"npz:{tmp_path / 'own.npz'}", epochs=3, steps_per_epoch=1, batch_size=16,
-        verbose=0, output_dir=str(tmp_path / "run"), lcr_lambda=0.0,
+        dataset=f"npz:{tmp_path / 'own.npz'}", model="resnet8", epochs=3, steps_per_epoch=1,
+        batch_size=16, verbose=0, output_dir=str(tmp_path / "run"), lcr_lambda=0.0,
     )
     results = training.run(config)
     # 30 training images make 2 batches: without repeating, epoch 3 would run dry.

@@ -42,14 +42,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = r'''
 import json, os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import lcr_larq  # before TensorFlow: tf.keras must be Keras 2
 import numpy as np
 import tensorflow as tf
+from lcr_larq import layers as L
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import lcr_larq
-from lcr_larq import layers as L
 
 BATCH, STEPS, SHAPE, CLASSES, LAMBDA, MOMENTUM = 16, 3, (8, 8, 3), 10, 4.0, 0.9
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -139,8 +138,9 @@ if sys.argv[1] == "run":
             self.count = self.model.distribute_strategy.num_replicas_in_sync
 
     replicas = Replicas()
-    config = TrainConfig(strategy="mirrored", epochs=2, steps_per_epoch=1, batch_size=16,
-                         input_size=16, lcr_lambda=0.0, verbose=0, output_dir=sys.argv[2])
+    config = TrainConfig(strategy="mirrored", model="resnet8", epochs=2, steps_per_epoch=1,
+                         batch_size=16, input_size=8, lcr_lambda=0.0, verbose=0,
+                         output_dir=sys.argv[2])
     results = training.run(config, extra_callbacks=[replicas])
     print("REPORT " + json.dumps({
         "replicas": replicas.count, "test_accuracy": results["test_accuracy"],

@@ -149,6 +149,7 @@ def test_streamed_accuracy_counts_and_stops():
     assert evaluation.streamed_accuracy(model, batches, max_images=4) == (pytest.approx(3 / 4), 4)
 
 
+@pytest.mark.stack
 def test_evaluate_writes_consistent_report(tiny_run, capsys):
     code = command.main([
         "--model-dir", str(tiny_run), "--corruptions", "gaussian_noise", "contrast", "pixelate",

@@ -25,12 +25,18 @@ load_trained_model = runs.load_model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+#: The run exported below: ResNet-8, ResNet-20's layout with one block per
+#: stage (zero-pad shortcuts, float stem and classifier).
+MODEL, SIZE, BLOCKS = "resnet8", 8, 3
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A ResNet-20 1w1a + LCR trained by train.py's run() for 2×2 steps on digits."""
+    """A ResNet-8 1w1a + LCR trained by train.py's run() for 2×2 steps on 8×8 digits."""
     path = str(tmp_path_factory.mktemp("run"))
     tf.keras.utils.set_random_seed(0)
-    run(TrainConfig(epochs=2, steps_per_epoch=2, output_dir=path, verbose=0))
+    run(TrainConfig(model=MODEL, input_size=SIZE, epochs=2, steps_per_epoch=2,
+                    output_dir=path, verbose=0))
     tf.keras.backend.clear_session()
     return path
 
@@ -45,6 +51,7 @@ def exported(run_dir, tmp_path_factory):
         return out, json.load(handle)
 
 
+@pytest.mark.stack
 def test_trained_model_exports_agreeing_and_free_of_lcr(run_dir, exported):
     out, report = exported
     assert report["test_samples"] == 360  # the whole digits test split
@@ -54,12 +61,12 @@ def test_trained_model_exports_agreeing_and_free_of_lcr(run_dir, exported):
     assert report["argmax_agreement"] >= 0.95
     assert report["samples_beyond_tolerance"] <= 0.03 * report["test_samples"]
     assert report["lcr_trace"] == []
-    # Every binary convolution of ResNet-20 runs as an LCE binary kernel; the
-    # only float convolution left is the stem (IR-Net's ResNet-20 downsamples
+    # Every binary convolution (two per block) runs as an LCE binary kernel; the
+    # only float convolution left is the stem (IR-Net's CIFAR ResNets downsample
     # with parameter-free zero-padding shortcuts).
-    assert report["binary_conv_layers"] == report["lce_bconv_ops"] == 18
+    assert report["binary_conv_layers"] == report["lce_bconv_ops"] == 2 * BLOCKS
     assert report["binary_ops"]["CONV_2D"] == 1
-    assert report["float_ops"]["CONV_2D"] == 19
+    assert report["float_ops"]["CONV_2D"] == 2 * BLOCKS + 1
     assert report["binary_bytes"] * 10 <= report["float_bytes"]
     binary = open(os.path.join(out, lcr_export.BINARY_FILE), "rb").read()
     floating = open(os.path.join(out, lcr_export.FLOAT_FILE), "rb").read()
@@ -110,7 +117,7 @@ def test_model_with_and_without_lcr_export_to_the_same_graph(
     weights = strip_lcr(training_model).get_weights()
     shape = training_model.input_shape[1:]  # the run's digits size
 
-    plain = build_model("resnet20", shape, 10)  # never had LCR
+    plain = build_model(MODEL, shape, 10)  # never had LCR
     assert lcr_layer(plain) is None
     plain.set_weights(weights)
     a = lcr_export.summarize(with_lcr)
@@ -121,7 +128,7 @@ def test_model_with_and_without_lcr_export_to_the_same_graph(
 
     # Built in a fresh session, even the tensor names match: same bytes.
     tf.keras.backend.clear_session()
-    fresh = build_model("resnet20", shape, 10)
+    fresh = build_model(MODEL, shape, 10)
     fresh.set_weights(weights)
     assert lcr_export.convert_binary(fresh) == with_lcr
     # …and both are the file the exporter wrote from the run's bnn.keras.
@@ -133,9 +140,9 @@ def test_model_with_and_without_lcr_export_to_the_same_graph(
 def test_other_weights_give_another_graph(training_model, with_lcr):
     """graph() compares the weights: a changed kernel is noticed."""
     reference = lcr_export.summarize(with_lcr).graph()
-    other = build_model("resnet20", training_model.input_shape[1:], 10)
+    other = build_model(MODEL, training_model.input_shape[1:], 10)
     other.set_weights(strip_lcr(training_model).get_weights())
-    kernel = other.get_layer("block5_conv2").kernel
+    kernel = other.get_layer("block2_conv2").kernel
     kernel.assign(-kernel.latent_variable)
     assert lcr_export.summarize(lcr_export.convert_binary(other)).graph() != reference
 
@@ -143,7 +150,7 @@ def test_other_weights_give_another_graph(training_model, with_lcr):
 def test_reference_path_left_in_the_graph_is_detected(training_model):
     """The check is not vacuous: logits that also depend on the full-precision
     reference path are reported — the path replays the convolutions up to the
-    last block (for ResNet-20: such ops beyond the plain BNN's 20 layers)."""
+    last block (for ResNet-8: such ops beyond the plain BNN's 8 layers)."""
     node = lcr_layer(training_model)._inbound_nodes[0]
     logits, reference_out = node.keras_inputs[0], node.keras_inputs[-1]
     leaky_logits = logits + tf.reduce_mean(reference_out, axis=[1, 2, 3])[:, None]
@@ -153,7 +160,7 @@ def test_reference_path_left_in_the_graph_is_detected(training_model):
     )
     counts = [re.search(r"(\d+) convolution/dense ops for the (\d+)", f) for f in found]
     exported_ops, plain_layers = next(map(int, m.groups()) for m in counts if m)
-    assert plain_layers == 20 and exported_ops > plain_layers
+    assert plain_layers == 2 * BLOCKS + 2 and exported_ops > plain_layers
 
 
 def test_float_counterpart_carries_the_latent_weights(run_dir):

@@ -32,6 +32,7 @@ def stage_blocks(stages):
 # of their 16 binary convolutions; QuickNet sections of 4, 4, 4, 4 residual
 # blocks, QuickNetLarge 6, 8, 12, 6.
 BLOCKS = {
+    "resnet8": 3 * 1,
     "resnet20": 3 * 3,
     "resnet18": 2 + 2 + 2 + 2,
     "resnet34": 3 + 4 + 6 + 3,
@@ -352,7 +353,7 @@ def test_zoo_model_trains_from_the_command_line(tmp_path):
     out = tmp_path / "run"
     code = train.main(["--model", "birealnet", "--lcr-lambda", "4", "--epochs", "1",
                        "--steps-per-epoch", "1", "--batch-size", "8", "--verbose", "0",
-                       "--output-dir", str(out)])
+                       "--validation-split", "0", "--output-dir", str(out)])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["model"] == "birealnet_1w1a" and results["blocks"] == 16

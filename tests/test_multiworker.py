@@ -30,8 +30,8 @@ def test_two_workers_train_identical_weights_and_the_chief_writes(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     command = [sys.executable, os.path.join(ROOT, "train.py"), "--strategy", "multiworker",
                "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "32",
-               "--lcr-lambda", "0", "--input-size", "16", "--output-dir", str(out),
-               "--verbose", "0"]
+               "--lcr-lambda", "0", "--model", "resnet8", "--input-size", "8",
+               "--output-dir", str(out), "--verbose", "0"]
     workers = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps(

@@ -22,11 +22,6 @@ FAST = dict(model="resnet8", epochs=3, steps_per_epoch=2, batch_size=32, verbose
             lcr_lambda=0.0, input_size=8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _tiny_model(tiny_resnet_module):
-    yield
-
-
 def config(path, **extra):
     return TrainConfig(output_dir=str(path), **{**FAST, **extra})
 

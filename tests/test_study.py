@@ -14,7 +14,8 @@ from lcr_larq.errors import ConfigError
 from lcr_larq.experiments import statistics, study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "16", "--input-size", "16",
+TINY = ["--model", "resnet8", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "16",
+        "--input-size", "8",
         "--lcr-samples", "8", "--validation-split", "0"]
 
 

@@ -19,6 +19,7 @@ def epochs_in(path):
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
+@pytest.mark.stack
 def test_train_py_one_epoch_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(

@@ -10,7 +10,6 @@ import os
 import re
 import statistics
 
-import keras_tuner as kt
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -22,10 +21,10 @@ from lcr_larq.cli import tune as tune_cli
 from lcr_larq.config import TrainConfig
 from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.experiments import tuning
-from lcr_larq.experiments.tuning import TuneConfig
+from lcr_larq.experiments.tuning import TuneConfig, kt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: A tiny training run: a 3-block ResNet (the tiny_resnet fixture) on 8×8 digits.
+#: A tiny training run: ResNet-8 on 8×8 digits.
 FAST = dict(model="resnet8", input_size=8, steps_per_epoch=1, batch_size=16, verbose=0,
             bn_recalibration_batches=1, power_iterations_range=(1, 1))
 FAST_FLAGS = ["--model", "resnet8", "--input-size", "8", "--steps-per-epoch", "1",
@@ -234,8 +233,9 @@ def table_trials(stdout):
             if (cells := [c.strip() for c in line.strip("|").split("|")])[1] != "trial"]
 
 
+@pytest.mark.stack
 def test_search_writes_trials_best_and_search_and_lcr_train_trains_best(
-        tiny_resnet, tmp_path, capsys):
+        tmp_path, capsys):
     out = tmp_path / "tune"
     argv = ["--max-trials", "1", "--epochs", "1", "--output-dir", str(out), *FAST_FLAGS]
     assert tune_cli.main(argv) == 0
@@ -295,7 +295,7 @@ class InterruptAt(tf.keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_search_continues_from_the_last_finished_epoch(tiny_resnet, tmp_path):
+def test_interrupted_search_continues_from_the_last_finished_epoch(tmp_path):
     out = tmp_path / "tune"
     config = TuneConfig(epochs=2, max_trials=2, output_dir=str(out), **FAST)
     # Fit 1 is the baseline, fit 2 trial 0, fit 3 trial 1: stopped in its second epoch.
@@ -348,7 +348,7 @@ def same(a, b):
 
 
 def test_hyperband_continues_the_weights_of_an_earlier_round_scored_by_val_mce(
-        tiny_resnet, tmp_path):
+        tmp_path):
     # 2 epochs at most, factor 2: round 0 trains trials 0 and 1 for one epoch,
     # round 1 (trial 2) continues the better of them with its second epoch.
     out = tmp_path / "tune"
@@ -387,7 +387,7 @@ class Boom(tf.keras.callbacks.Callback):
 
 
 def test_failing_trials_are_reported_in_one_line_each_and_overwrite_starts_again(
-        tiny_resnet, tmp_path, capsys):
+        tmp_path, capsys):
     out = tmp_path / "tune"
     config = TuneConfig(epochs=1, max_trials=5, baseline=False, output_dir=str(out), **FAST)
     code = cli.run(lambda: tuning.run_search(config, callbacks=[Boom()]))

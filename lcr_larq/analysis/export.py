@@ -148,10 +148,12 @@ def convert_binary(model: tf.keras.Model) -> bytes:
     public converter ``larq_compute_engine.convert_keras_model``.
 
     Example:
-        >>> from lcr_larq.models import build_model
-        >>> flatbuffer = convert_binary(build_model("resnet20", (32, 32, 1), 10))
-        >>> flatbuffer_ops(flatbuffer).count("LceBconv2d")
-        18
+        >>> import larq as lq
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 4)), lq.layers.QuantConv2D(
+        ...     8, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+        ...     kernel_quantizer="ste_sign", kernel_constraint="weight_clip")])
+        >>> flatbuffer_ops(convert_binary(model)).count("LceBconv2d")
+        1
     """
     import larq_compute_engine as lce
 

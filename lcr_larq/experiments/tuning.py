@@ -64,18 +64,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import keras_tuner as kt
 import tensorflow as tf
 
+from lcr_larq import compat, runs, training
 from lcr_larq import config as cfg
 from lcr_larq import data as lcr_data
-from lcr_larq import runs, training
 from lcr_larq.analysis import evaluation, robustness
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.config import setting
 from lcr_larq.errors import ConfigError, DataError, RunError, UserError
 from lcr_larq.graph import strip_lcr
 from lcr_larq.models import MODELS
+
+kt = compat.import_keras_tuner()
 
 TUNERS = ("random", "bayesian", "hyperband")
 #: objective name → direction.

@@ -46,20 +46,28 @@ def _resnet(depth: int, imagenet_layout: bool = True) -> Callable[..., tf.keras.
     return build
 
 
+#: The IR-Net-style ResNets, which take --bireal, --weight-quantizer and --shortcut.
+RESNETS = {
+    "resnet8": _resnet(8, imagenet_layout=False),
+    "resnet20": _resnet(20, imagenet_layout=False),
+    "resnet18": _resnet(18),
+    "resnet34": _resnet(34),
+}
+_RESNET_NAMES = ", ".join(sorted(RESNETS))
+
+
 def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
     def checked(shape, classes, spec: QuantizationSpec, bireal: bool, shortcut: str | None):
         if bireal:
-            raise ValueError(
-                f"--bireal applies to resnet18, resnet20 and resnet34, not {name}"
-            )
+            raise ValueError(f"--bireal applies to {_RESNET_NAMES}, not {name}")
         if spec.weight_quantizer != "irnet":
             raise ValueError(
-                f"--weight-quantizer {spec.weight_quantizer} applies to resnet18, resnet20 and "
-                f"resnet34; {name} keeps its published quantizers (drop the flag)"
+                f"--weight-quantizer {spec.weight_quantizer} applies to {_RESNET_NAMES}; "
+                f"{name} keeps its published quantizers (drop the flag)"
             )
         if shortcut is not None:
             raise ValueError(
-                f"--shortcut {shortcut} applies to resnet18, resnet20 and resnet34; {name} "
+                f"--shortcut {shortcut} applies to {_RESNET_NAMES}; {name} "
                 "keeps its published shortcuts (drop the flag)"
             )
         return build(shape, classes, precision=spec.precision, quantized=spec.quantized)
@@ -68,9 +76,7 @@ def _no_resnet_options(name: str, build: Callable[..., tf.keras.Model]):
 
 
 MODELS: dict[str, Callable[..., tf.keras.Model]] = {
-    "resnet20": _resnet(20, imagenet_layout=False),
-    "resnet18": _resnet(18),
-    "resnet34": _resnet(34),
+    **RESNETS,
     "reactnet": _no_resnet_options("reactnet", reactnet.reactnet),
     **{
         name: _no_resnet_options(
@@ -83,6 +89,7 @@ MODELS: dict[str, Callable[..., tf.keras.Model]] = {
 
 
 DESCRIPTIONS = {
+    "resnet8": "CIFAR ResNet-8 (one block per stage, IR-Net layout): for quick checks",
     "resnet20": "CIFAR ResNet-20 (IR-Net layout), at every input size",
     "resnet18": "ResNet-18: CIFAR layout below 100 px, ImageNet layout from 100 px",
     "resnet34": "ResNet-34, layouts as ResNet-18",

@@ -41,7 +41,8 @@ IMAGENET_STAGES = {
     18: ((64, 2), (128, 2), (256, 2), (512, 2)),
     34: ((64, 3), (128, 4), (256, 6), (512, 3)),
 }
-DEPTHS = {20: ((16, 3), (32, 3), (64, 3)), **IMAGENET_STAGES}
+# He et al.'s CIFAR ResNets have 6n + 2 layers: n basic blocks per stage.
+DEPTHS = {8: ((16, 1), (32, 1), (64, 1)), 20: ((16, 3), (32, 3), (64, 3)), **IMAGENET_STAGES}
 
 
 def activation(spec: QuantizationSpec, name: str) -> tf.keras.layers.Layer:
@@ -70,12 +71,13 @@ SHORTCUTS = ("zero-pad", "conv", "avgpool-conv")
 
 def default_shortcut(depth: int, imagenet_layout: bool = False) -> str:
     """The downsampling shortcut of the papers' baselines: IR-Net's released
-    CIFAR ResNet-20 pads with zeros (He et al.'s option A), its CIFAR
-    ResNet-18 uses a strided 1×1 convolution + BN (option B); the ImageNet
-    layout uses Bi-Real's average pool + 1×1 convolution + BN."""
+    CIFAR ResNet-20 pads with zeros (He et al.'s option A, as every 6n + 2
+    CIFAR ResNet here), its CIFAR ResNet-18 uses a strided 1×1 convolution +
+    BN (option B); the ImageNet layout uses Bi-Real's average pool + 1×1
+    convolution + BN."""
     if imagenet_layout:
         return "avgpool-conv"
-    return "zero-pad" if depth == 20 else "conv"
+    return "conv" if depth in IMAGENET_STAGES else "zero-pad"
 
 
 def downsample(x, filters: int, strides: int, name: str, shortcut: str = "avgpool-conv"):

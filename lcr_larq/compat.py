@@ -1,0 +1,143 @@
+"""The Keras 2 that Larq needs, on every TensorFlow this project installs with.
+
+Larq (and so every layer here) is written against Keras 2. From TensorFlow
+2.16 on, ``tf.keras`` is Keras 3 unless ``TF_USE_LEGACY_KERAS=1`` is set
+before TensorFlow is imported, and then it is the ``tf-keras`` package.
+:func:`use_legacy_keras` sets that switch and checks that it took effect;
+``import lcr_larq`` calls it first, so ``train.py``, every command, the tests
+and a user's own script get Keras 2 without setting anything.
+
+:func:`import_keras_tuner` is the one place Keras Tuner is imported: it has to
+be told which Keras to use (see there).
+
+>>> import lcr_larq
+>>> lcr_larq.compat.tf_keras_version().split(".")[0]
+'2'
+"""
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
+#: the values TensorFlow takes for "on" (``tensorflow/__init__.py``).
+LEGACY_ON = ("1", "true", "True")
+
+
+def tf_keras_version() -> str:
+    """The version of the Keras package behind ``tf.keras`` ("2.19.0" for
+    tf-keras 2.19, "3.…" for Keras 3). ``tf.keras`` itself may be a lazily
+    loaded API module without ``__version__``, so the package is found from
+    where ``tf.keras.Model`` is defined."""
+    import tensorflow as tf
+
+    package = tf.keras.Model.__module__.split(".")[0]
+    return str(importlib.import_module(package).__version__)
+
+
+@contextlib.contextmanager
+def _quiet_native_start_up() -> Iterator[None]:
+    """Sends what native code writes to stderr (fd 2) to /dev/null meanwhile.
+
+    The ``tensorflow`` wheels from 2.16 on register their CUDA plugins twice
+    at import and log it through absl, past ``TF_CPP_MIN_LOG_LEVEL``
+    ("Unable to register cuDNN factory", "computation placer already
+    registered"), eight lines on a CPU that would bury the one-line errors.
+    Only while TensorFlow is first imported, and only when the user has not
+    asked for TensorFlow's logs (``TF_CPP_MIN_LOG_LEVEL`` below 2). Python
+    exceptions raised meanwhile are printed after stderr is back.
+    """
+    if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) < 2:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (some embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def use_legacy_keras() -> None:
+    """Makes ``tf.keras`` Keras 2 for this process and the processes it starts.
+
+    Raises ImportError, in one line that says what to do, when that cannot be
+    done any more: TensorFlow >= 2.16 already imported without the switch
+    (its ``tf.keras.optimizers`` is then bound to Keras 3 while ``tf.keras``
+    resolves to tf-keras, a mix on which Larq fails), or ``tf.keras`` is
+    Keras 3 because the switch was set off.
+    """
+    loaded = sys.modules.get("tensorflow")
+    if (loaded is not None and os.environ.get(LEGACY_KERAS) not in LEGACY_ON
+            and version_tuple(loaded.__version__) >= (2, 16)):
+        raise ImportError(
+            f"tensorflow {loaded.__version__} was imported before lcr_larq without "
+            f"{LEGACY_KERAS}=1: import lcr_larq first, or set {LEGACY_KERAS}=1 "
+            "before Python starts"
+        )
+    if importlib.util.find_spec("tf_keras") is not None:
+        # Only where tf-keras is installed: TensorFlow 2.15 would look for it too.
+        os.environ.setdefault(LEGACY_KERAS, "1")
+    if loaded is None:
+        with _quiet_native_start_up():
+            import tensorflow  # noqa: F401
+    version = tf_keras_version()
+    if version_tuple(version) >= (3,):
+        now = os.environ.get(LEGACY_KERAS)
+        raise ImportError(
+            f"lcr-larq needs Keras 2, but tf.keras is Keras {version}: "
+            f"`pip install tf-keras` matching your TensorFlow and set {LEGACY_KERAS}=1"
+            + (f" (not {now!r})" if now is not None else "") + " before Python starts"
+        )
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(major, minor) of a version string: ``version_tuple("2.19.1") == (2, 19)``."""
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+
+
+def import_keras_tuner() -> ModuleType:
+    """``keras_tuner``, working on the same Keras 2 as ``tf.keras``.
+
+    Keras Tuner 1.4 chooses its Keras by ``import keras``
+    (``keras_tuner/src/backend/config.py``) and, when that is Keras 3, takes
+    tf-keras models for foreign objects ("Expected the model-building function
+    ... to return a valid Keras Model instance"). With TensorFlow >= 2.16 the
+    ``keras`` package is Keras 3 whatever ``TF_USE_LEGACY_KERAS`` says, so
+    ``keras`` names tf-keras while Keras Tuner loads, and the real ``keras``
+    (if any) is put back afterwards. Keras Tuner offers no public switch for
+    this. Where ``tf.keras`` is not tf-keras (TensorFlow 2.15 and its
+    ``keras`` 2.15) nothing is changed. Import lcr_larq before keras_tuner:
+    a Keras Tuner already imported on Keras 3 stays so.
+    """
+    if "keras_tuner" in sys.modules:
+        return sys.modules["keras_tuner"]
+    import tensorflow as tf
+
+    try:
+        import tf_keras
+    except ImportError:
+        tf_keras = None
+    if tf_keras is None or tf.keras.Model is not tf_keras.Model:
+        return importlib.import_module("keras_tuner")
+    missing = object()
+    real_keras = sys.modules.get("keras", missing)
+    sys.modules["keras"] = tf_keras
+    try:
+        return importlib.import_module("keras_tuner")
+    finally:
+        if real_keras is missing:
+            del sys.modules["keras"]
+        else:
+            sys.modules["keras"] = real_keras
