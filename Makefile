@@ -31,4 +31,4 @@ bench: setup
 	$(BIN)/python benchmarks/lcr_overhead.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) .venv-3.* runs

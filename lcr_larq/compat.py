@@ -51,7 +51,8 @@ def _quiet_native_start_up() -> Iterator[None]:
     asked for TensorFlow's logs (``TF_CPP_MIN_LOG_LEVEL`` below 2). Python
     exceptions raised meanwhile are printed after stderr is back.
     """
-    if int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) < 2:
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
+    if not level.isdigit() or int(level) < 2:
         yield
         return
     try:

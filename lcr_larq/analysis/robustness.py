@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import inspect
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -334,9 +335,12 @@ def _imagecorruptions_module() -> Iterator[Any]:
     multichannel=True)`` (removed in scikit-image 0.19+; breaks ``glass_blur``
     and ``gaussian_blur``) and ``skimage.util.random_noise`` without a seed
     (unseedable ``impulse_noise``). The module globals are swapped for the
-    duration of the call and restored afterwards.
+    duration of the call and restored afterwards. Its ``import pkg_resources``
+    warns (deprecated in setuptools); that warning is not the user's to act on.
     """
-    mod = importlib.import_module("imagecorruptions.corruptions")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        mod = importlib.import_module("imagecorruptions.corruptions")
     skimage = importlib.import_module("skimage")
     filters = importlib.import_module("skimage.filters")
     importlib.import_module("skimage.util")  # make sure the submodule is loaded
