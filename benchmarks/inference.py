@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)

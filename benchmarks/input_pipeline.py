@@ -30,7 +30,6 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)

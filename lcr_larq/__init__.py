@@ -21,14 +21,9 @@ Importing the package makes ``tf.keras`` Keras 2 (tf-keras from TensorFlow
 so ``tf.keras.models.load_model("…/bnn.keras")`` works after ``import lcr_larq``.
 """
 
-import os
+from lcr_larq import compat
 
-# TensorFlow's C++ start-up chatter would bury the one-line errors of the CLIs.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from lcr_larq import compat  # noqa: E402
-
-compat.use_legacy_keras()  # before Larq is imported
+compat.use_legacy_keras()  # before Larq is imported; also quiets TensorFlow's start-up
 
 from lcr_larq import callbacks, layers, losses, optimizers, quantizers, spectral  # noqa: E402
 from lcr_larq.batchnorm import recalibrate_batchnorm  # noqa: E402

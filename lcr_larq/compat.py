@@ -90,6 +90,8 @@ def use_legacy_keras() -> None:
     if importlib.util.find_spec("tf_keras") is not None:
         # Only where tf-keras is installed: TensorFlow 2.15 would look for it too.
         os.environ.setdefault(LEGACY_KERAS, "1")
+    # TensorFlow's C++ start-up chatter would bury the one-line errors of the CLIs.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if loaded is None:
         with _quiet_native_start_up():
             import tensorflow  # noqa: F401

@@ -1,7 +1,5 @@
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)
 
 # isort: split

@@ -41,7 +41,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = r'''
 import json, os, sys
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import lcr_larq  # before TensorFlow: tf.keras must be Keras 2
 import numpy as np
 import tensorflow as tf

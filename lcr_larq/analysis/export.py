@@ -45,9 +45,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import tensorflow as tf  # noqa: E402
 
 from lcr_larq import runs  # noqa: E402

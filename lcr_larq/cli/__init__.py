@@ -32,9 +32,6 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# TensorFlow's C++ start-up chatter would bury the one-line errors.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from lcr_larq import config as cfg  # noqa: E402
 from lcr_larq.errors import UserError  # noqa: E402
 
