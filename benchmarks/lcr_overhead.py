@@ -19,12 +19,14 @@ SVD, over every block's cross matrix on both paths.
     python benchmarks/lcr_overhead.py --json                # one JSON line
     python benchmarks/lcr_overhead.py --models resnet20,resnet18 --power-iterations 1,5,20
     python benchmarks/lcr_overhead.py --samples 16,32,128      # samples L_lip is estimated on
+    python benchmarks/lcr_overhead.py --every 1,2,4            # LCR on every k-th step
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -170,18 +172,25 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
     """:func:`measure`'s figures as ``{"medians": {variant: seconds}, "cores":
     {variant: cores busy}}``, plus
     ``"errors"``: :func:`sigma_errors` for the iteration counts ``errors_for``
-    of the first variant of each samples setting, keyed
-    ``"samples/iterations"`` (empty without ``errors_for``)."""
+    of each samples setting, on its first timed model with LCR on every step
+    (a scheduled one may be between its LCR steps), keyed ``"samples/iterations"`` (empty
+    without ``errors_for``)."""
     medians, cores, variants, (x, _) = measure(
         name, shape, batch, settings, warmup, steps, repeats
     )
     errors = {}
     if errors_for:
-        first = {}  # samples setting -> its first variant
+        first = {}  # samples setting -> the first timed model of LCR on every step
         for label, setting in settings.items():
-            first.setdefault(setting["samples"], label)
-        for samples, label in first.items():
-            for n, error in sigma_errors(variants[label], x, errors_for).items():
+            if setting.get("every", 1) == 1:
+                first.setdefault(setting["samples"], variants[label])
+        for setting in settings.values():
+            if setting["samples"] not in first:
+                first[setting["samples"]] = make_models(
+                    name, shape, batch, {**setting, "every": 1}
+                )
+        for samples, model in first.items():
+            for n, error in sigma_errors(model, x, errors_for).items():
                 errors[f"{samples}/{n}"] = error
     return {"medians": medians, "cores": cores, "errors": errors}
 
@@ -230,8 +239,11 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=_counts(0), default=None,
                         help="comma-separated --lcr-samples values; default: the library "
                         "default only (0: the whole batch)")
+    parser.add_argument("--every", type=_counts(1), default=[1],
+                        help="comma-separated --lcr-every values (LCR on every k-th step)")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=2, help="steps per timed turn")
+    parser.add_argument("--steps", type=int, default=2,
+                        help="steps per timed turn (raised to a multiple of every --every)")
     parser.add_argument("--repeats", type=int, default=15, help="turns per variant")
     parser.add_argument("--processes", type=int, default=3,
                         help="fresh processes the timing is repeated in (median ratio)")
@@ -246,11 +258,15 @@ def main(argv=None) -> int:
     iterations = args.power_iterations or [default_iterations]
     default_samples = lcr_larq.graph.DEFAULT_SAMPLES
     samples = args.samples or [default_samples]
-    grid = [(n, s) for s in samples for n in iterations]
+    grid = [(n, s, k) for k in args.every for s in samples for n in iterations]
     settings = {
-        f"lcr_pi{n}_s{s}": {"lcr_lambda": 4.0, "power_iterations": n, "samples": s}
-        for n, s in grid
+        f"lcr_pi{n}_s{s}_e{k}": {"lcr_lambda": 4.0, "power_iterations": n, "samples": s,
+                                 "every": k}
+        for n, s, k in grid
     }
+    # A turn holds whole schedules, so every turn has the same share of LCR steps.
+    period = math.lcm(*args.every)
+    steps = -(-args.steps // period) * period
     rows = []
     for name in args.models.split(","):
         memory = {}
@@ -261,18 +277,19 @@ def main(argv=None) -> int:
                 memory[label] = _median_memory(name, shape, args.batch_size, setting,
                                                args.memory_runs)
         runs = [
-            timing_in_child(name, shape, args.batch_size, settings, args.warmup, args.steps,
+            timing_in_child(name, shape, args.batch_size, settings, args.warmup, steps,
                             args.repeats, errors_for=iterations if p == 0 else None)
             for p in range(max(1, args.processes))
         ]
         errors = runs[0]["errors"]
-        for (n, s), label in zip(grid, settings):
+        for (n, s, k), label in zip(grid, settings):
             ratios = [run["medians"][label] / run["medians"]["plain"] for run in runs]
             error = errors[f"{s}/{n}"]
             rows.append({
                 "model": name,
                 "power_iterations": n,
                 "samples": s,
+                "every": k,
                 "step_seconds_plain": round(
                     statistics.median(run["medians"]["plain"] for run in runs), 4),
                 "step_seconds_lcr": round(
@@ -297,23 +314,23 @@ def main(argv=None) -> int:
     if args.json:
         default = next(
             (r for r in rows if r["power_iterations"] == default_iterations
-             and r["samples"] == default_samples), rows[0]
+             and r["samples"] == default_samples and r["every"] == 1), rows[0]
         )
         print(json.dumps({**default, "batch_size": args.batch_size,
                           "input_shape": list(shape), "machine": describe_machine(),
                           "rows": rows}))
         return 0
     print(f"batch {args.batch_size}, input {shape}: median over {args.processes} processes of "
-          f"the median of {args.repeats}×{args.steps} steps\n{describe_machine()}")
-    print(f"{'model':10} {'iters':>5} {'samp':>4} {'plain s':>8} {'LCR s':>8} {'ratio':>6} "
-          f"{'per process':>20} {'cores':>9} {'σ err med':>9} {'σ err max':>9} {'plain MB':>8} "
-          f"{'LCR MB':>8} {'ratio':>6} {'RSS MB':>6} {'LCR RSS':>7} {'ratio':>6}")
+          f"the median of {args.repeats}×{steps} steps\n{describe_machine()}")
+    print(f"{'model':10} {'iters':>5} {'samp':>4} {'every':>5} {'plain s':>8} {'LCR s':>8} "
+          f"{'ratio':>6} {'per process':>20} {'cores':>9} {'σ err med':>9} {'σ err max':>9} "
+          f"{'plain MB':>8} {'LCR MB':>8} {'ratio':>6} {'RSS MB':>6} {'LCR RSS':>7} {'ratio':>6}")
     for r in rows:
         mem = (f"{r['peak_mb_plain']:8.0f} {r['peak_mb_lcr']:8.0f} {r['memory_ratio']:6.3f} "
                f"{r['rss_mb_plain']:6.0f} {r['rss_mb_lcr']:7.0f} {r['rss_ratio']:6.3f}"
                if r["peak_mb_plain"] else "  ".join(["-"] * 6))
         spread = ",".join(f"{x:.3f}" for x in r["overhead_ratios"])
-        print(f"{r['model']:10} {r['power_iterations']:5d} {r['samples']:4d} "
+        print(f"{r['model']:10} {r['power_iterations']:5d} {r['samples']:4d} {r['every']:5d} "
               f"{r['step_seconds_plain']:8.4f} {r['step_seconds_lcr']:8.4f} "
               f"{r['overhead_ratio']:6.3f} {spread:>20} "
               f"{r['cores_plain']:4.2f}→{r['cores_lcr']:4.2f} "

@@ -461,6 +461,10 @@ class TrainConfig:
     lcr_samples: int = setting(
         32, "estimate L_lip on this many samples per batch (0: all)", low=0, high=2**20
     )
+    lcr_every: int = setting(
+        1, "LCR on every k-th training step only, its weight ×k (1: every step)",
+        low=1, high=10**6,
+    )
     teacher: str | None = setting(
         None, "full-precision run directory or .keras file (--lcr-reference teacher)"
     )

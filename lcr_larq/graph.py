@@ -311,6 +311,7 @@ def attach_lcr(
     boundaries: list[str] | None = None,
     block_metrics: str = "ratio",
     samples: int = DEFAULT_SAMPLES,
+    every: int = 1,
 ) -> tf.keras.Model:
     """The training model: ``model`` with an LCR regularizer on its blocks.
 
@@ -327,18 +328,30 @@ def attach_lcr(
             0 uses the whole batch. Batches are shuffled, so the estimate is
             unbiased for the batch mean, at a fraction of the cost (the
             reference path's BN uses the statistics of those samples).
+        every: LCR on every ``every``-th training step only, with weight
+            ``every·λ/2``: on the other steps the reference path runs on no
+            sample and no loss is added
+            (:class:`~lcr_larq.layers.ScheduledSampleCount`); 1: every step.
 
     Returns:
         A functional model with the same inputs and logits, whose
         :class:`~lcr_larq.layers.LipschitzRetention` layer adds the loss.
     """
-    lcr_layers.validate_lcr_settings(lcr_lambda, beta, form, power_iterations)
+    lcr_layers.validate_lcr_settings(lcr_lambda, beta, form, power_iterations, every)
     blocks = find_blocks(model, boundaries)
     binary = _block_tensors(blocks)
     reference_inputs = model.inputs
-    if samples:
+    # What the sample layers take: a fixed number, or this step's number.
+    count = None
+    if every > 1:
+        count = lcr_layers.ScheduledSampleCount(samples, every, name="lcr_schedule")(
+            model.inputs[0]
+        )
+    if samples or count is not None:
         reference_inputs = [
-            lcr_layers.SampleSlice(samples, name=f"lcr_samples_{i}")(x)
+            lcr_layers.SampleSlice(samples, name=f"lcr_samples_{i}")(
+                x if count is None else [x, count]
+            )
             for i, x in enumerate(model.inputs)
         ]
     if reference == "latent":
@@ -361,20 +374,20 @@ def attach_lcr(
     else:
         raise ValueError(f"reference must be 'latent' or 'teacher', got {reference!r}")
     logits = model.outputs[0]
-    if samples:
-        logits, binary = _tap_blocks(model, binary, samples)
+    if samples or count is not None:
+        logits, binary = _tap_blocks(model, binary, samples, count)
     lcr = lcr_layers.LipschitzRetention(
-        lcr_lambda, beta, form, power_iterations, block_metrics, samples, name="lcr"
+        lcr_lambda, beta, form, power_iterations, block_metrics, samples, every, name="lcr"
     )
     logits = lcr([logits, *binary, *reference_tensors])
     return tf.keras.Model(model.inputs, logits, name=model.name)
 
 
-def _tap_blocks(model: tf.keras.Model, features: list, samples: int):
+def _tap_blocks(model: tf.keras.Model, features: list, samples: int, count=None):
     """``(logits, cut features)``: the binary path replayed with a
     :class:`~lcr_larq.layers.SampleTap` on every distinct block feature, whose
     first output goes on through the network and whose second (the first
-    ``samples`` samples) goes to LCR."""
+    ``samples`` samples, or ``count`` where given) goes to LCR."""
     cut: dict[int, tf.Tensor] = {}
     wanted = {id(t) for t in features}
 
@@ -383,7 +396,7 @@ def _tap_blocks(model: tf.keras.Model, features: list, samples: int):
             return new
         whole, cut[id(ref)] = lcr_layers.SampleTap(
             samples, name=f"lcr_tap_{len(cut)}"
-        )(new)
+        )(new if count is None else [new, count])
         return whole
 
     logits = replay(model, [model.outputs[0], *features], rewire=tap)[0]
@@ -416,7 +429,7 @@ def _untapped(layer, args, kwargs):
     """A node's outputs with every SampleTap passed through (both outputs are
     its input)."""
     if isinstance(layer, lcr_layers.SampleTap):
-        (x,) = tf.nest.flatten(args)
+        x = tf.nest.flatten(args)[0]  # [x] or [x, count]
         return [x, x]
     return layer(*args, **kwargs)
 

@@ -13,6 +13,8 @@
 * :class:`HardTanh` — ``clip(x, −1, 1)``, the activation of IR-Net's blocks.
 * :class:`ZeroPadShortcut` — the parameter-free downsampling shortcut
   ("option A") of IR-Net's CIFAR ResNet-20.
+* :class:`SampleSlice`, :class:`SampleTap` and :class:`ScheduledSampleCount`
+  — the samples LCR is estimated on, and on which steps (``every``).
 * :class:`RSign` and :class:`RPReLU` — ReActNet's learnable-threshold sign and
   shifted PReLU.
 
@@ -159,19 +161,87 @@ class ZeroPadShortcut(tf.keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
+def _with_count(inputs, samples: int):
+    """``(x, count)`` of a sample layer's inputs: ``x`` alone (its first
+    ``samples`` are taken) or ``[x, count]`` (a :class:`ScheduledSampleCount`)."""
+    if isinstance(inputs, (list, tuple)):
+        x, count = inputs
+        return x, count
+    return inputs, samples
+
+
+@register
+class ScheduledSampleCount(tf.keras.layers.Layer):
+    """How many samples LCR sees at this step: ``samples`` (the whole batch
+    for 0) on every ``every``-th training step, the first one included, and 0
+    on the others; ``samples`` outside training.
+
+    Its output feeds the :class:`SampleSlice` of the reference path and the
+    :class:`SampleTap` of every block feature: on the other steps LCR gets
+    empty block features and adds no loss (:class:`LipschitzRetention`), and
+    the reference path runs on one sample (see :class:`SampleSlice`). The
+    step count is a weight of the layer, so a resumed run goes on with the
+    schedule where it stopped; every replica counts alike.
+
+    Example:
+        >>> count = ScheduledSampleCount(samples=2, every=3)
+        >>> x = tf.zeros((5, 1))
+        >>> [int(count(x, training=True)) for _ in range(4)], int(count(x))
+        ([2, 0, 0, 2], 2)
+    """
+
+    def __init__(self, samples: int, every: int, **kwargs):
+        super().__init__(**kwargs)
+        validate_every(every)
+        self.samples = int(samples)
+        self.every = int(every)
+
+    def build(self, input_shape):
+        # Read and written by each replica on its own (no synchronisation per
+        # step): every replica counts the same steps.
+        self.step = self.add_weight(
+            name="step", shape=(), dtype=tf.int64, initializer="zeros", trainable=False,
+            synchronization=tf.VariableSynchronization.ON_READ,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        batch = tf.shape(inputs)[0]
+        count = batch if not self.samples else tf.minimum(batch, self.samples)
+        if not training:
+            return count
+        active = tf.equal(self.step % self.every, 0)
+        self.step.assign_add(1)
+        return tf.where(active, count, 0)
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([])
+
+    def get_config(self):
+        return {**super().get_config(), "samples": self.samples, "every": self.every}
+
+
 @register
 class SampleSlice(tf.keras.layers.Layer):
-    """The first ``samples`` samples of a batch (all of a smaller batch)."""
+    """The first ``samples`` samples of a batch (all of a smaller batch);
+    called on ``[x, count]``, the first ``count`` but at least one."""
 
     def __init__(self, samples: int, **kwargs):
         super().__init__(**kwargs)
         self.samples = int(samples)
 
     def call(self, inputs):
-        return inputs[: self.samples]
+        x, count = _with_count(inputs, self.samples)
+        if isinstance(inputs, (list, tuple)):
+            # Never an empty batch into the reference path: oneDNN's Conv2D
+            # (TensorFlow 2.15 to 2.19 on x86) returns its input unchanged for
+            # an empty batch, and the next layer fails on the channel count.
+            count = tf.maximum(count, 1)
+        return x[:count]
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return input_shape[0] if isinstance(input_shape, (list, tuple)) else input_shape
 
     def get_config(self):
         return {**super().get_config(), "samples": self.samples}
@@ -182,8 +252,9 @@ class SampleTap(tf.keras.layers.Layer):
     """``[x, x[:samples]]``: a block feature for the network and its first
     ``samples`` samples for LCR, with the two gradients summed in one op (see
     :func:`lcr_larq.spectral.sample_tap`; it keeps the training step's peak
-    memory down). :func:`lcr_larq.attach_lcr` puts one on every block
-    feature; :func:`lcr_larq.strip_lcr` takes them out again.
+    memory down); called on ``[x, count]``, the first ``count``.
+    :func:`lcr_larq.attach_lcr` puts one on every block feature;
+    :func:`lcr_larq.strip_lcr` takes them out again.
     """
 
     def __init__(self, samples: int, **kwargs):
@@ -191,10 +262,12 @@ class SampleTap(tf.keras.layers.Layer):
         self.samples = int(samples)
 
     def call(self, inputs):
-        return list(spectral.sample_tap(inputs, self.samples))
+        x, count = _with_count(inputs, self.samples)
+        return list(spectral.sample_tap(x, count))
 
     def compute_output_shape(self, input_shape):
-        return [input_shape, input_shape]
+        shape = input_shape[0] if isinstance(input_shape, (list, tuple)) else input_shape
+        return [shape, shape]
 
     def get_config(self):
         return {**super().get_config(), "samples": self.samples}
@@ -227,6 +300,11 @@ class LipschitzRetention(tf.keras.layers.Layer):
             batch: the binary features are cut to them, and the reference
             path is computed for those only (see :func:`lcr_larq.attach_lcr`);
             0 uses every sample.
+        every: the loss is added on every ``every``-th training step only,
+            with weight ``every·λ/2`` (the same weight per step on average);
+            the features of the other steps come empty (see
+            :class:`ScheduledSampleCount`), and so do this layer's inputs.
+            Outside training it is added at every call with weight λ/2.
 
     Example:
         >>> import tensorflow as tf
@@ -246,10 +324,11 @@ class LipschitzRetention(tf.keras.layers.Layer):
         power_iterations: int = 5,
         block_metrics: str = "ratio",
         samples: int = 0,
+        every: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        validate_lcr_settings(lcr_lambda, beta, form, power_iterations)
+        validate_lcr_settings(lcr_lambda, beta, form, power_iterations, every)
         if block_metrics not in BLOCK_METRICS:
             raise ValueError(
                 f"block_metrics must be one of {BLOCK_METRICS}, got {block_metrics!r}"
@@ -262,6 +341,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
         if samples < 0:
             raise ValueError(f"samples must be >= 0 (0 uses every sample), got {samples}")
         self.samples = int(samples)
+        self.every = int(every)
 
     @staticmethod
     def split_inputs(inputs):
@@ -294,14 +374,39 @@ class LipschitzRetention(tf.keras.layers.Layer):
         sigma = spectral.block_sigmas(binary + reference, self.power_iterations)
         return sigma[: len(binary)], sigma[len(binary) :]
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         logits = inputs[0]
+        weight = 0.5 * self.lcr_lambda
+        # Made before a tf.cond can hold the update: no variable is made in a branch.
+        means = self._batch_means(self._metric_names(len(self.split_inputs(inputs)[1])))
+        if self.every == 1:
+            lip = self._loss_and_metrics(inputs, means)
+        else:
+            if training:
+                weight *= self.every
+            # An empty first feature: a step without LCR (ScheduledSampleCount).
+            active = tf.shape(inputs[1])[0] > 0
+            lip = tf.cond(active, lambda: self._loss_and_metrics(inputs, means), lambda: 0.0)
+        if self.lcr_lambda > 0:
+            self.add_loss(weight * lip)
+        return tf.identity(logits)
+
+    def _metric_names(self, num_blocks: int) -> list[str]:
+        names = ["lcr_lip"]
+        if self.block_metrics != "none":
+            names.append("sigma_ratio_mean")
+            for k in range(1, num_blocks + 1):
+                names.append(f"sigma_ratio_{k}")
+                if self.block_metrics == "sigma":
+                    names += [f"sigma_b_{k}", f"sigma_f_{k}"]
+        return names
+
+    def _loss_and_metrics(self, inputs, means: BatchMeans) -> tf.Tensor:
+        """L_lip of the inputs; its value and the σ ratios go to ``means``."""
         sigma_b, sigma_f = self.sigmas(inputs)
         lip = spectral.lipschitz_retention_loss(
-            sigma_b, sigma_f, self.beta, self.form, batch_size=global_batch_size(logits)
+            sigma_b, sigma_f, self.beta, self.form, batch_size=global_batch_size(inputs[0])
         )
-        if self.lcr_lambda > 0:
-            self.add_loss(0.5 * self.lcr_lambda * lip)
         metrics = {"lcr_lip": lip}
         if self.block_metrics != "none":
             ratios = [tf.reduce_mean(tf.math.divide_no_nan(s_b, s_f))
@@ -312,12 +417,12 @@ class LipschitzRetention(tf.keras.layers.Layer):
                 if self.block_metrics == "sigma":
                     metrics[f"sigma_b_{k}"] = tf.reduce_mean(s_b)
                     metrics[f"sigma_f_{k}"] = tf.reduce_mean(s_f)
-        means = self._batch_means(list(metrics))
+        assert list(metrics) == means.names, (list(metrics), means.names)
         # Built under a strategy's scope, the model is traced in cross-replica
         # context, where there is nothing to count (the ops are never run).
         if not tf.distribute.in_cross_replica_context():
             means.update_state(tf.stack(list(metrics.values())))
-        return tf.identity(logits)
+        return lip
 
     def _batch_means(self, names: list[str]) -> BatchMeans:
         """The layer's one metric (made on the first call), reporting each of
@@ -343,6 +448,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
             "power_iterations": self.power_iterations,
             "block_metrics": self.block_metrics,
             "samples": self.samples,
+            "every": self.every,
         }
 
 
@@ -356,7 +462,7 @@ def global_batch_size(per_replica: tf.Tensor) -> tf.Tensor:
 
 
 def validate_lcr_settings(
-    lcr_lambda: float, beta: float, form: str, power_iterations: int
+    lcr_lambda: float, beta: float, form: str, power_iterations: int, every: int = 1
 ) -> None:
     """Raises ``ValueError`` with a one-line fix for invalid LCR settings."""
     if lcr_lambda < 0:
@@ -367,6 +473,13 @@ def validate_lcr_settings(
         raise ValueError(f"the LCR form must be one of {spectral.LOSS_FORMS}, got {form!r}")
     if power_iterations < 1:
         raise ValueError(f"power iterations must be >= 1, got {power_iterations}")
+    validate_every(every)
+
+
+def validate_every(every: int) -> None:
+    """Raises ``ValueError`` unless LCR's step interval is >= 1."""
+    if every < 1:
+        raise ValueError(f"LCR's step interval must be >= 1 (1: every step), got {every}")
 
 
 def _channel_weight(layer, name, input_shape, initializer, regularizer=None):

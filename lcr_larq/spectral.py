@@ -330,7 +330,7 @@ def first_samples(x: tf.Tensor, samples: int) -> tf.Tensor:
     return cut(x)
 
 
-def sample_tap(x: tf.Tensor, samples: int) -> tuple[tf.Tensor, tf.Tensor]:
+def sample_tap(x: tf.Tensor, samples: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """``(x, x[:samples])`` as one op whose gradient adds the cut's gradient
     into the first samples of the whole tensor's gradient.
 

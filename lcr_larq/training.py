@@ -144,6 +144,7 @@ def build_training_model(config: cfg.TrainConfig, input_shape, num_classes):
             reference=config.lcr_reference,
             teacher=teacher,
             samples=config.lcr_samples,
+            every=config.lcr_every,
         )
     except ValueError as error:  # a teacher of other blocks
         raise cfg.ConfigError(
@@ -489,6 +490,7 @@ def _train(config, out, strategy, chief, checkpoint, extra_callbacks) -> dict:
         "lcr_form": config.lcr_form,
         "power_iterations": config.power_iterations,
         "lcr_samples": config.lcr_samples,
+        "lcr_every": config.lcr_every,
         "model": model.name,
         "precision": "fp32" if config.full_precision else config.precision,
         "weight_quantizer": config.weight_quantizer,

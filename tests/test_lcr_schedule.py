@@ -1,0 +1,131 @@
+"""LCR on every k-th training step (``every``): the loss and gradient of an
+active step are k times those of LCR on every step, the other steps are the
+plain BNN's, and the schedule survives saving, evaluation and tf.distribute."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lcr_larq
+from lcr_larq import layers
+from lcr_larq.models import build_model
+
+CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def small_bnn():
+    return build_model("resnet8", (16, 16, 1), 4)
+
+
+def batch(rng, n=8):
+    x = rng.normal(size=(n, 16, 16, 1)).astype(np.float32)
+    return tf.constant(x), tf.constant(rng.integers(0, 4, size=n))
+
+
+def schedule_of(model) -> layers.ScheduledSampleCount:
+    (schedule,) = [la for la in model.layers if isinstance(la, layers.ScheduledSampleCount)]
+    return schedule
+
+
+def loss_and_gradients(model, weights, x, y, lcr_scale=1.0):
+    with tf.GradientTape() as tape:
+        logits = model(x, training=True)
+        lcr = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
+        loss = CE(y, logits) + lcr_scale * lcr
+    return float(lcr), logits.numpy(), tape.gradient(loss, weights)
+
+
+def test_count_is_the_samples_on_every_kth_training_step():
+    count = layers.ScheduledSampleCount(samples=3, every=3)
+    x = tf.zeros((5, 2))
+    assert [int(count(x, training=True)) for _ in range(7)] == [3, 0, 0, 3, 0, 0, 3]
+    assert int(count.step) == 7
+    assert [int(count(x)), int(count(x, training=False))] == [3, 3]  # not counted
+    assert int(count.step) == 7
+    whole = layers.ScheduledSampleCount(samples=0, every=2)
+    assert [int(whole(x, training=True)) for _ in range(3)] == [5, 0, 5]  # 0: the batch
+    assert int(layers.ScheduledSampleCount(samples=9, every=2)(x, training=True)) == 5
+    clone = layers.ScheduledSampleCount.from_config(count.get_config())
+    assert (clone.samples, clone.every) == (3, 3)
+    with pytest.raises(ValueError, match="step interval must be >= 1"):
+        layers.ScheduledSampleCount(samples=3, every=0)
+    with pytest.raises(ValueError, match="step interval must be >= 1"):
+        lcr_larq.attach_lcr(small_bnn(), every=0)
+
+
+def test_active_step_is_k_times_lcr_and_the_others_are_the_plain_bnn(rng):
+    tf.keras.utils.set_random_seed(5)
+    bnn = small_bnn()
+    # Both models share the BNN's layers, so their weights are the same ones.
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
+    every_third = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=3)
+    weights = bnn.trainable_weights
+    x, y = batch(rng)
+    lip_1, logits_1, grads_1 = loss_and_gradients(every_step, weights, x, y, lcr_scale=3.0)
+    _, logits_0, grads_0 = loss_and_gradients(bnn, weights, x, y)
+    assert lip_1 > 0
+    for step in range(4):
+        lip, logits, grads = loss_and_gradients(every_third, weights, x, y)
+        np.testing.assert_allclose(logits, logits_0, rtol=1e-5, atol=1e-6)
+        expected_lip, expected_grads = (3 * lip_1, grads_1) if step % 3 == 0 else (0.0, grads_0)
+        np.testing.assert_allclose(lip, expected_lip, rtol=1e-5)
+        for a, b in zip(grads, expected_grads):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+    assert int(schedule_of(every_third).step) == 4
+
+
+def test_fit_counts_steps_and_evaluate_weighs_lcr_as_every_step(rng):
+    tf.keras.utils.set_random_seed(6)
+    bnn = small_bnn()
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
+    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=2)
+    x, y = batch(rng, 16)
+    for model in (every_step, every_second):
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.0), loss=CE)
+    # Evaluation adds λ/2·L_lip at every batch, as LCR on every step does.
+    a = every_step.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    b = every_second.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert a.keys() == b.keys() and a["lcr_lip"] > 0
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-5, err_msg=name)
+    assert int(schedule_of(every_second).step) == 0
+    # Training: 4 steps, LCR on the 1st and 3rd; lcr_lip is their mean (the
+    # learning rate is 0, so both see the weights LCR on every step saw).
+    history = every_second.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    assert int(schedule_of(every_second).step) == 4
+    lips = []
+    for i in (0, 8):
+        every_step(x[i : i + 4], training=True)
+        lips.append(float(every_step.losses[0]) / 2.0)  # λ/2 = 2
+    np.testing.assert_allclose(history.history["lcr_lip"][0], np.mean(lips), rtol=1e-4)
+
+
+def test_saved_model_resumes_the_schedule(tmp_path, rng):
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+    x, y = batch(rng)
+    model(x, training=True)  # step 0: LCR
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = tf.keras.models.load_model(path)
+    stripped = lcr_larq.strip_lcr(loaded)
+    np.testing.assert_array_equal(stripped(x).numpy(), lcr_larq.strip_lcr(model)(x).numpy())
+    assert not any(
+        isinstance(la, (layers.ScheduledSampleCount, layers.SampleTap)) for la in stripped.layers
+    )
+    assert int(schedule_of(loaded).step) == 1
+    assert lcr_larq.lcr_layer(loaded).every == 2
+    loaded(x, training=True)
+    assert float(loaded.losses[0]) == 0.0  # step 1: none
+    loaded(x, training=True)
+    assert float(loaded.losses[0]) > 0  # step 2: LCR
+
+
+def test_schedule_under_a_distribution_strategy(rng):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    x, y = batch(rng, 16)
+    with strategy.scope():
+        model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.01), loss=CE)
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert int(schedule_of(model).step.numpy()) == 4
+    assert np.isfinite(history.history["loss"][0]) and history.history["lcr_lip"][0] > 0
