@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -112,6 +113,46 @@ class Dataset:
             return batches if steps is None else batches.take(steps)
 
         return tf.data.Dataset.range(first, EPOCHS_END).flat_map(one).prefetch(tf.data.AUTOTUNE)
+
+    def for_replicas(self, replicas: int) -> Dataset:
+        """This dataset with its validation and test splits batched for
+        evaluation on ``replicas`` replicas (:func:`evaluation_batch_size`):
+        every replica gets a sample of every batch."""
+
+        def rebatch(ds: tf.data.Dataset | None, size: int) -> tf.data.Dataset | None:
+            batch = evaluation_batch_size(size, self.batch_size, replicas)
+            if ds is None or batch == self.batch_size:
+                return ds
+            return ds.unbatch().batch(batch).prefetch(tf.data.AUTOTUNE)
+
+        return dataclasses.replace(
+            self, validation=rebatch(self.validation, self.validation_size),
+            test=rebatch(self.test, self.test_size),
+        )
+
+
+def evaluation_batch_size(size: int, batch_size: int, replicas: int) -> int:
+    """The batch size to evaluate ``size`` examples with on ``replicas``
+    replicas: ``batch_size``, or the largest smaller one (else the smallest
+    larger one) whose last batch has a sample for every replica.
+
+    A strategy splits a short last batch evenly over its replicas, so one of
+    fewer samples than replicas leaves a replica an empty batch, and oneDNN's
+    Conv2D (TensorFlow 2.19 on AVX-512 x86 CPUs) returns an empty batch
+    unchanged, with the input's channels: the next layer fails. Evaluation's
+    loss and metrics are means over samples, so they do not depend on the
+    batch size.
+
+    Example:
+        >>> evaluation_batch_size(145, 16, 2), evaluation_batch_size(360, 16, 2)
+        (15, 16)
+    """
+    if replicas > 1 and size >= replicas:
+        # Smaller first; larger when no smaller one is left (e.g. one sample a replica).
+        for batch in (*range(batch_size, replicas - 1, -1), *range(batch_size + 1, size + 1)):
+            if size % batch == 0 or size % batch >= replicas:
+                return batch
+    return batch_size
 
 
 def standardizer(mean: np.ndarray, std: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:

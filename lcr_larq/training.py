@@ -451,7 +451,7 @@ def _train(config, out, strategy, chief, checkpoint, extra_callbacks) -> dict:
         config.dataset, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir, input_size=config.input_size,
         validation_split=config.validation_split,
-    )
+    ).for_replicas(strategy.num_replicas_in_sync)
     steps = config.steps_per_epoch or dataset.steps_per_epoch
     with strategy.scope():
         model = build_training_model(config, dataset.input_shape, dataset.num_classes)

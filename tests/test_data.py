@@ -498,3 +498,30 @@ def test_degenerate_labels_are_refused(tmp_path, rng, kind, labels, test_labels,
     with pytest.raises(DataError) as error:
         data.load_dataset(spec, batch_size=4, seed=0)
     assert needle in str(error.value)
+
+
+def test_evaluation_batch_size_leaves_no_replica_an_empty_batch():
+    for replicas in (1, 2, 3, 4):
+        for batch in (replicas, 8, 16, 128):
+            for size in range(1, 300):
+                chosen = data.evaluation_batch_size(size, batch, replicas)
+                assert replicas <= chosen <= max(batch, size)
+                if size < replicas:
+                    continue  # no batch size helps
+                last = size % chosen
+                assert last == 0 or last >= replicas, (size, batch, replicas, chosen)
+                if replicas == 1 or not 0 < size % batch < replicas:
+                    assert chosen == batch  # only an unlucky remainder changes it
+
+
+def test_for_replicas_rebatches_evaluation_with_every_example_once():
+    digits = data.load_dataset("digits", batch_size=16, validation_split=0.1, input_size=8)
+    assert digits.validation_size == 145 and digits.validation_size % 16 == 1
+    spread = digits.for_replicas(2)
+    sizes = [int(y.shape[0]) for _, y in spread.validation]
+    assert sizes == [15] * 9 + [10]
+    before = np.concatenate([y.numpy() for _, y in digits.validation])
+    after = np.concatenate([y.numpy() for _, y in spread.validation])
+    np.testing.assert_array_equal(after, before)
+    assert spread.test is digits.test  # 360 = 22 · 16 + 8: nothing to change
+    assert digits.for_replicas(1).validation is digits.validation

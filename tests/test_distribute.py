@@ -24,6 +24,9 @@ shuffling, LCR attached with :func:`lcr_larq.attach_lcr` (λ = 4, ratio form):
   the unbiased variance, n/(n−1) of the batch variance, with n the
   per-replica count of values.
 * ``plain_mse``: the public code's ``mse`` form, evaluated once on each side.
+* ``every``: ``plain`` with LCR on every second step (``every=2``): each
+  replica keeps its own step count, and the two must agree with the single
+  device run, which must differ from LCR on every step.
 * ``run``: :func:`lcr_larq.training.run` with ``--strategy mirrored`` end to
   end (train, evaluate the stripped BNN, save) on the 2 replicas, in a child
   of its own: two mirrored strategies in one process share collective keys.
@@ -74,9 +77,10 @@ def network(batch_norm):
     return tf.keras.Model(inputs, tf.keras.layers.Dense(CLASSES, name="logits")(x))
 
 
-def build(batch_norm, lcr_lambda, form="ratio"):
+def build(batch_norm, lcr_lambda, form="ratio", every=1):
     tf.keras.utils.set_random_seed(0)
-    return lcr_larq.attach_lcr(network(batch_norm), lcr_lambda=lcr_lambda, beta=2.0, form=form)
+    return lcr_larq.attach_lcr(network(batch_norm), lcr_lambda=lcr_lambda, beta=2.0, form=form,
+                               every=every)
 
 
 def data(twin_halves):
@@ -98,16 +102,16 @@ class Record(tf.keras.callbacks.Callback):
         self.logs.append({k: float(v) for k, v in logs.items()})
 
 
-def compiled(strategy, batch_norm, lcr_lambda, form, init):
+def compiled(strategy, batch_norm, lcr_lambda, form, init, every=1):
     with strategy.scope():
-        model = build(batch_norm, lcr_lambda, form)
+        model = build(batch_norm, lcr_lambda, form, every)
         model.set_weights(init)
         model.compile(tf.keras.optimizers.SGD(0.05, momentum=0.9), CE, metrics=["accuracy"])
     return model
 
 
-def train(strategy, batch_norm, lcr_lambda, init):
-    model = compiled(strategy, batch_norm, lcr_lambda, "ratio", init)
+def train(strategy, batch_norm, lcr_lambda, init, every=1):
+    model = compiled(strategy, batch_norm, lcr_lambda, "ratio", init, every)
     record = Record()
     model.fit(data(batch_norm), epochs=1, shuffle=False, verbose=0, callbacks=[record])
     names = [w.name for w in model.weights]
@@ -160,6 +164,11 @@ for case, batch_norm in (("plain", False), ("bn", True)):
     }
     if not batch_norm:
         report[case]["double"] = train(single, batch_norm, 2 * LAMBDA, init)
+        init_every = build(batch_norm, LAMBDA, every=2).get_weights()  # + the step count
+        report["every"] = {
+            name: train(strategy, batch_norm, LAMBDA, init_every, every=2)
+            for name, strategy in (("single", single), ("mirrored", mirrored))
+        }
 report["bn"]["counts"] = spatial_counts(True)
 init = build(False, LAMBDA, "mse").get_weights()
 report["plain_mse"] = {
@@ -250,6 +259,20 @@ def test_moving_variance_differs_only_by_bessel_correction(report):
         np.testing.assert_allclose(ratio, expected, rtol=2e-4, err_msg=name)
         checked += 1
     assert checked == 3
+
+
+def test_lcr_every_second_step_matches_across_replicas(report):
+    single, mirrored = report["every"]["single"], report["every"]["mirrored"]
+    np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-5)
+    np.testing.assert_allclose(mirrored["lcr_lip"], single["lcr_lip"], rtol=1e-4)
+    w_single, w_mirrored = weights(single), weights(mirrored)
+    (step,) = [k for k in w_single if "lcr_schedule" in k]
+    assert w_single[step] == w_mirrored[step] == len(single["loss"])  # 3 steps counted
+    for name in w_single:
+        np.testing.assert_allclose(w_mirrored[name], w_single[name], atol=1e-5, err_msg=name)
+    w_every = weights(report["plain"]["single"])
+    gap = max(np.max(np.abs(w_every[k] - w_single[k])) for k in w_every)
+    assert gap > 1e-3, gap  # LCR on steps 1 and 3 only is another training
 
 
 def test_mse_form_is_replica_independent(report):

@@ -913,7 +913,7 @@ def _search(config: TuneConfig, callbacks: Sequence[tf.keras.callbacks.Callback]
     out = config.run_dir
     search_path = prepare_search(config)
     strategy = training.get_strategy(config.strategy)
-    dataset = load_split(config)
+    dataset = load_split(config).for_replicas(strategy.num_replicas_in_sync)
     mce_sets = None
     if config.objective == "val_mce":
         cache = os.path.join(out, CACHE_DIR)
