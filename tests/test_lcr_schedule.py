@@ -129,3 +129,20 @@ def test_schedule_under_a_distribution_strategy(rng):
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert int(schedule_of(model).step.numpy()) == 4
     assert np.isfinite(history.history["loss"][0]) and history.history["lcr_lip"][0] > 0
+
+
+def test_run_checkpoint_holds_the_step_count(tmp_path, rng):
+    """The resume checkpoint (tf.train.Checkpoint of the model) carries the
+    count, so a resumed run keeps its LCR steps where they were."""
+    x, _ = batch(rng)
+    tf.keras.utils.set_random_seed(7)
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+    for _ in range(3):
+        model(x, training=True)
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    tf.keras.utils.set_random_seed(7)
+    resumed = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+    tf.train.Checkpoint(model=resumed).read(path).assert_existing_objects_matched()
+    assert int(schedule_of(resumed).step) == 3
+    resumed(x, training=True)
+    assert float(resumed.losses[0]) == 0.0  # step 3 of every 2nd: none
