@@ -136,12 +136,13 @@ def evaluation_batch_size(size: int, batch_size: int, replicas: int) -> int:
     replicas: ``batch_size``, or the largest smaller one (else the smallest
     larger one) whose last batch has a sample for every replica.
 
-    A strategy splits a short last batch evenly over its replicas, so one of
-    fewer samples than replicas leaves a replica an empty batch, and oneDNN's
-    Conv2D (TensorFlow 2.19 on AVX-512 x86 CPUs) returns an empty batch
-    unchanged, with the input's channels: the next layer fails. Evaluation's
-    loss and metrics are means over samples, so they do not depend on the
-    batch size.
+    Why: a strategy splits a short last batch of L samples over its replicas,
+    evenly or ⌈L/R⌉ at a time (``tf.data``'s two rebatching routes), so a
+    short one can leave a replica an empty batch; oneDNN's Conv2D (x86
+    TensorFlow 2.19, seen on AVX-512 CPUs) returns an empty batch unchanged,
+    with the input's channels, and the next layer fails. Accuracy, and the
+    loss of a model without LCR, are means over samples: they do not depend
+    on the batch size.
 
     Example:
         >>> evaluation_batch_size(145, 16, 2), evaluation_batch_size(360, 16, 2)
@@ -150,9 +151,20 @@ def evaluation_batch_size(size: int, batch_size: int, replicas: int) -> int:
     if replicas > 1 and size >= replicas:
         # Smaller first; larger when no smaller one is left (e.g. one sample a replica).
         for batch in (*range(batch_size, replicas - 1, -1), *range(batch_size + 1, size + 1)):
-            if size % batch == 0 or size % batch >= replicas:
+            if reaches_every_replica(size % batch, replicas):
                 return batch
     return batch_size
+
+
+def reaches_every_replica(last: int, replicas: int) -> bool:
+    """Whether a last batch of ``last`` samples (0: none) gives each of
+    ``replicas`` replicas a sample, split evenly or ⌈last/replicas⌉ at a time.
+
+    Example:
+        >>> reaches_every_replica(2, 2), reaches_every_replica(4, 3), reaches_every_replica(5, 3)
+        (True, False, True)
+    """
+    return last == 0 or (replicas - 1) * math.ceil(last / replicas) < last
 
 
 def standardizer(mean: np.ndarray, std: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:

@@ -329,7 +329,7 @@ def attach_lcr(
             unbiased for the batch mean, at a fraction of the cost (the
             reference path's BN uses the statistics of those samples).
         every: LCR on every ``every``-th training step only, with weight
-            ``every·λ/2``: on the other steps the reference path runs on no
+            ``every·λ/2``: on the other steps the reference path runs on one
             sample and no loss is added
             (:class:`~lcr_larq.layers.ScheduledSampleCount`); 1: every step.
 
@@ -383,7 +383,9 @@ def attach_lcr(
     return tf.keras.Model(model.inputs, logits, name=model.name)
 
 
-def _tap_blocks(model: tf.keras.Model, features: list, samples: int, count=None):
+def _tap_blocks(
+    model: tf.keras.Model, features: list, samples: int, count: tf.Tensor | None = None
+):
     """``(logits, cut features)``: the binary path replayed with a
     :class:`~lcr_larq.layers.SampleTap` on every distinct block feature, whose
     first output goes on through the network and whose second (the first

@@ -161,7 +161,7 @@ class ZeroPadShortcut(tf.keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
-def _with_count(inputs, samples: int):
+def _with_count(inputs, samples: int) -> tuple[tf.Tensor, tf.Tensor | int]:
     """``(x, count)`` of a sample layer's inputs: ``x`` alone (its first
     ``samples`` are taken) or ``[x, count]`` (a :class:`ScheduledSampleCount`)."""
     if isinstance(inputs, (list, tuple)):
@@ -181,7 +181,8 @@ class ScheduledSampleCount(tf.keras.layers.Layer):
     empty block features and adds no loss (:class:`LipschitzRetention`), and
     the reference path runs on one sample (see :class:`SampleSlice`). The
     step count is a weight of the layer, so a resumed run goes on with the
-    schedule where it stopped; every replica counts alike.
+    schedule where it stopped; every replica counts alike. It counts the
+    model's calls in training mode, which ``model.fit`` makes once per step.
 
     Example:
         >>> count = ScheduledSampleCount(samples=2, every=3)
@@ -193,10 +194,12 @@ class ScheduledSampleCount(tf.keras.layers.Layer):
     def __init__(self, samples: int, every: int, **kwargs):
         super().__init__(**kwargs)
         validate_every(every)
+        if samples < 0:
+            raise ValueError(f"samples must be >= 0 (0 uses every sample), got {samples}")
         self.samples = int(samples)
         self.every = int(every)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tf.TensorShape) -> None:
         # Read and written by each replica on its own (no synchronisation per
         # step): every replica counts the same steps.
         self.step = self.add_weight(
@@ -206,7 +209,7 @@ class ScheduledSampleCount(tf.keras.layers.Layer):
         )
         super().build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         batch = tf.shape(inputs)[0]
         count = batch if not self.samples else tf.minimum(batch, self.samples)
         if not training:
@@ -235,8 +238,8 @@ class SampleSlice(tf.keras.layers.Layer):
         x, count = _with_count(inputs, self.samples)
         if isinstance(inputs, (list, tuple)):
             # Never an empty batch into the reference path: oneDNN's Conv2D
-            # (TensorFlow 2.15 to 2.19 on x86) returns its input unchanged for
-            # an empty batch, and the next layer fails on the channel count.
+            # (x86 TensorFlow 2.19, seen on AVX-512 CPUs) returns an empty
+            # batch unchanged, and the next layer fails on the channel count.
             count = tf.maximum(count, 1)
         return x[:count]
 
@@ -304,7 +307,9 @@ class LipschitzRetention(tf.keras.layers.Layer):
             with weight ``every·λ/2`` (the same weight per step on average);
             the features of the other steps come empty (see
             :class:`ScheduledSampleCount`), and so do this layer's inputs.
-            Outside training it is added at every call with weight λ/2.
+            Outside training it is added at every call with weight λ/2. The
+            metrics are means over the steps with LCR (0 for an epoch
+            without one).
 
     Example:
         >>> import tensorflow as tf
@@ -417,11 +422,10 @@ class LipschitzRetention(tf.keras.layers.Layer):
                 if self.block_metrics == "sigma":
                     metrics[f"sigma_b_{k}"] = tf.reduce_mean(s_b)
                     metrics[f"sigma_f_{k}"] = tf.reduce_mean(s_f)
-        assert list(metrics) == means.names, (list(metrics), means.names)
         # Built under a strategy's scope, the model is traced in cross-replica
         # context, where there is nothing to count (the ops are never run).
         if not tf.distribute.in_cross_replica_context():
-            means.update_state(tf.stack(list(metrics.values())))
+            means.update_state(tf.stack([metrics[name] for name in means.names]))
         return lip
 
     def _batch_means(self, names: list[str]) -> BatchMeans:

@@ -509,8 +509,12 @@ def test_evaluation_batch_size_leaves_no_replica_an_empty_batch():
                 if size < replicas:
                     continue  # no batch size helps
                 last = size % chosen
-                assert last == 0 or last >= replicas, (size, batch, replicas, chosen)
-                if replicas == 1 or not 0 < size % batch < replicas:
+                # Both splits of a short last batch give every replica a sample.
+                even = [last // replicas + (r < last % replicas) for r in range(replicas)]
+                ceil = -(-last // replicas) if last else 0
+                filled = [max(0, min(ceil, last - r * ceil)) for r in range(replicas)]
+                assert last == 0 or (min(even) > 0 and min(filled) > 0), (size, batch, replicas)
+                if replicas == 1 or data.reaches_every_replica(size % batch, replicas):
                     assert chosen == batch  # only an unlucky remainder changes it
 
 

@@ -176,6 +176,26 @@ report["plain_mse"] = {
         data(False).take(1), verbose=0, return_dict=True)["lcr_lip"]
     for name, strategy in (("single", single), ("mirrored", mirrored))
 }
+
+
+def smallest_replica_batch(ds):
+    """The fewest samples a replica gets in any batch of ``ds`` on 2 replicas."""
+    batches = mirrored.experimental_distribute_dataset(ds)
+    return min(int(tf.shape(t)[0]) for b in batches for t in mirrored.experimental_local_results(b))
+
+
+from lcr_larq import data as D
+report["split"] = {}
+for size, batch in ((145, 16), (129, 128), (17, 16), (257, 256), (360, 16)):
+    for mapped in (False, True):  # tf.data rebatches these two shapes by two routes
+        ds = tf.data.Dataset.range(size).batch(batch)
+        if mapped:
+            ds = ds.map(lambda t: t + 1)
+        toy = D.Dataset("toy", test=ds, input_shape=(1,), num_classes=1, train_size=0,
+                        test_size=size, batch_size=batch)
+        report["split"][f"{size}/{batch}/{mapped}"] = [
+            smallest_replica_batch(ds), smallest_replica_batch(toy.for_replicas(2).test)
+        ]
 print("REPORT " + json.dumps(report))
 '''
 
@@ -273,6 +293,14 @@ def test_lcr_every_second_step_matches_across_replicas(report):
     w_every = weights(report["plain"]["single"])
     gap = max(np.max(np.abs(w_every[k] - w_single[k])) for k in w_every)
     assert gap > 1e-3, gap  # LCR on steps 1 and 3 only is another training
+
+
+def test_evaluation_batches_reach_both_replicas(report):
+    """Dataset.for_replicas: every replica gets a sample of every evaluation
+    batch, whichever way tf.data splits the last one; as batched, some do not."""
+    split = report["split"]
+    assert all(rebatched > 0 for _, rebatched in split.values()), split
+    assert split["145/16/False"][0] == 0 and split["129/128/True"][0] == 0
 
 
 def test_mse_form_is_replica_independent(report):

@@ -120,7 +120,8 @@ def test_saved_model_resumes_the_schedule(tmp_path, rng):
     assert float(loaded.losses[0]) > 0  # step 2: LCR
 
 
-def test_schedule_under_a_distribution_strategy(rng):
+def test_schedule_in_a_mirrored_strategy_scope(rng):
+    # One replica here (2 replicas: tests/test_distribute.py's every case).
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     x, y = batch(rng, 16)
     with strategy.scope():
@@ -146,3 +147,25 @@ def test_run_checkpoint_holds_the_step_count(tmp_path, rng):
     assert int(schedule_of(resumed).step) == 3
     resumed(x, training=True)
     assert float(resumed.losses[0]) == 0.0  # step 3 of every 2nd: none
+
+
+def test_whole_batch_schedule_with_sigma_metrics(rng):
+    """samples=0 (the whole batch) with every=2: the taps cut the whole batch
+    on LCR steps; σ_B and σ_F metrics are reported from those steps only."""
+    tf.keras.utils.set_random_seed(8)
+    bnn = small_bnn()
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0)
+    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0, every=2,
+                                       block_metrics="sigma")
+    x, _ = batch(rng)
+    every_step(x, training=True)
+    lip = float(every_step.losses[0])
+    every_second(x, training=True)
+    np.testing.assert_allclose(float(every_second.losses[0]), 2 * lip, rtol=1e-5)
+    every_second(x, training=True)
+    assert float(every_second.losses[0]) == 0.0
+    (means,) = [m for m in every_second.metrics if isinstance(m, lcr_larq.metrics.BatchMeans)]
+    result = means.result()
+    assert {"sigma_b_1", "sigma_f_1", "sigma_ratio_1"} <= result.keys()
+    assert float(means.count) == 1  # the step without LCR added nothing
+    np.testing.assert_allclose(float(result["lcr_lip"]), lip / 2.0, rtol=1e-5)
