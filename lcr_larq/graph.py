@@ -347,7 +347,8 @@ def attach_lcr(
         count = lcr_layers.ScheduledSampleCount(samples, every, name="lcr_schedule")(
             model.inputs[0]
         )
-    if samples or count is not None:
+    sampled = bool(samples) or count is not None
+    if sampled:
         reference_inputs = [
             lcr_layers.SampleSlice(samples, name=f"lcr_samples_{i}")(
                 x if count is None else [x, count]
@@ -374,7 +375,7 @@ def attach_lcr(
     else:
         raise ValueError(f"reference must be 'latent' or 'teacher', got {reference!r}")
     logits = model.outputs[0]
-    if samples or count is not None:
+    if sampled:
         logits, binary = _tap_blocks(model, binary, samples, count)
     lcr = lcr_layers.LipschitzRetention(
         lcr_lambda, beta, form, power_iterations, block_metrics, samples, every, name="lcr"

@@ -194,8 +194,7 @@ class ScheduledSampleCount(tf.keras.layers.Layer):
     def __init__(self, samples: int, every: int, **kwargs):
         super().__init__(**kwargs)
         validate_every(every)
-        if samples < 0:
-            raise ValueError(f"samples must be >= 0 (0 uses every sample), got {samples}")
+        validate_samples(samples)
         self.samples = int(samples)
         self.every = int(every)
 
@@ -343,8 +342,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
         self.form = form
         self.power_iterations = int(power_iterations)
         self.block_metrics = block_metrics
-        if samples < 0:
-            raise ValueError(f"samples must be >= 0 (0 uses every sample), got {samples}")
+        validate_samples(samples)
         self.samples = int(samples)
         self.every = int(every)
 
@@ -478,6 +476,12 @@ def validate_lcr_settings(
     if power_iterations < 1:
         raise ValueError(f"power iterations must be >= 1, got {power_iterations}")
     validate_every(every)
+
+
+def validate_samples(samples: int) -> None:
+    """Raises ``ValueError`` unless the samples L_lip is estimated on are >= 0."""
+    if samples < 0:
+        raise ValueError(f"samples must be >= 0 (0 uses every sample), got {samples}")
 
 
 def validate_every(every: int) -> None:
