@@ -182,7 +182,7 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
     if errors_for:
         first = {}  # samples setting -> the first timed model of LCR on every step
         for label, setting in settings.items():
-            if setting.get("every", 1) == 1:
+            if setting.get("every", lcr_larq.graph.DEFAULT_EVERY) == 1:
                 first.setdefault(setting["samples"], variants[label])
         for setting in settings.values():
             if setting["samples"] not in first:
@@ -239,8 +239,9 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=_counts(0), default=None,
                         help="comma-separated --lcr-samples values; default: the library "
                         "default only (0: the whole batch)")
-    parser.add_argument("--every", type=_counts(1), default=[1],
-                        help="comma-separated --lcr-every values (LCR on every k-th step)")
+    parser.add_argument("--every", type=_counts(1), default=None,
+                        help="comma-separated --lcr-every values (LCR on every k-th step); "
+                        "default: the library default only")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2,
                         help="steps per timed turn (raised to a multiple of every --every)")
@@ -258,14 +259,16 @@ def main(argv=None) -> int:
     iterations = args.power_iterations or [default_iterations]
     default_samples = lcr_larq.graph.DEFAULT_SAMPLES
     samples = args.samples or [default_samples]
-    grid = [(n, s, k) for k in args.every for s in samples for n in iterations]
+    default_every = lcr_larq.graph.DEFAULT_EVERY
+    every = args.every or [default_every]
+    grid = [(n, s, k) for k in every for s in samples for n in iterations]
     settings = {
         f"lcr_pi{n}_s{s}_e{k}": {"lcr_lambda": 4.0, "power_iterations": n, "samples": s,
                                  "every": k}
         for n, s, k in grid
     }
     # A turn holds whole schedules, so every turn has the same share of LCR steps.
-    period = math.lcm(*args.every)
+    period = math.lcm(*every)
     steps = -(-args.steps // period) * period
     rows = []
     for name in args.models.split(","):
@@ -314,7 +317,7 @@ def main(argv=None) -> int:
     if args.json:
         default = next(
             (r for r in rows if r["power_iterations"] == default_iterations
-             and r["samples"] == default_samples and r["every"] == 1), rows[0]
+             and r["samples"] == default_samples and r["every"] == default_every), rows[0]
         )
         print(json.dumps({**default, "batch_size": args.batch_size,
                           "input_shape": list(shape), "machine": describe_machine(),

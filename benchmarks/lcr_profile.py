@@ -17,7 +17,12 @@ Thread time is CPU time: on a machine whose cores are all busy with or without
 LCR, the added thread time is the added wall time (see the cores column of
 ``lcr_overhead.py``).
 
+With LCR on every k-th step (``--every``, the library default unless given)
+the traced steps hold whole periods, and the figures are per step: an LCR
+step's parts divided by k.
+
     python benchmarks/lcr_profile.py                  # ResNet-20, the defaults
+    python benchmarks/lcr_profile.py --every 1        # an LCR step's parts
     python benchmarks/lcr_profile.py --samples 16 --power-iterations 1
 """
 
@@ -97,15 +102,27 @@ def main(argv=None) -> int:
     parser.add_argument("--input-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--power-iterations", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--samples", type=int, default=lcr_larq.graph.DEFAULT_SAMPLES)
+    parser.add_argument("--every", type=int, default=lcr_larq.graph.DEFAULT_EVERY,
+                        help="LCR on every k-th step (1: every step)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="traced steps per model")
     args = parser.parse_args(argv)
     shape = (args.input_size, args.input_size, 3)
     x, y = batch_data(shape, args.batch_size)
-    lcr = {"power_iterations": args.power_iterations, "samples": args.samples}
+    if args.every < 1:
+        parser.error(f"--every must be >= 1, got {args.every}")
+    lcr = {"power_iterations": args.power_iterations, "samples": args.samples,
+           "every": args.every}
+    # Whole periods, warm-up included: every traced run starts on an LCR step.
+    args.warmup = -(-args.warmup // args.every) * args.every
+    args.steps = -(-args.steps // args.every) * args.every
     times = {}
     for label, settings in (("plain", None), ("lcr", lcr)):
+        # Fresh layer-name counters: both models' ops then carry the same
+        # names (quantizer scopes are numbered per process), so an op only
+        # the LCR model has is LCR's, not a renamed op of the network.
+        tf.keras.backend.clear_session()
         step = step_function(make_models(args.model, shape, args.batch_size, settings), x, y)
         for _ in range(args.warmup):
             step()
@@ -118,7 +135,8 @@ def main(argv=None) -> int:
     plain_total = sum(times["plain"].values()) * per_step
     print(describe_machine())
     print(f"{args.model} {shape[0]}x{shape[1]}x3, batch {args.batch_size}, "
-          f"{args.power_iterations} power iterations, {args.samples} samples; "
+          f"{args.power_iterations} power iterations, {args.samples} samples, LCR on "
+          f"{'every step' if args.every == 1 else f'1 step in {args.every}'}; "
           f"kernel thread time per step over {args.steps} traced steps")
     print(f"{'plain BNN':40s} {plain_total:8.1f} ms")
     for part in PARTS:

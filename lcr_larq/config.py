@@ -39,6 +39,7 @@ import yaml
 
 from lcr_larq import optimizers
 from lcr_larq.errors import ConfigError
+from lcr_larq.graph import DEFAULT_EVERY, DEFAULT_SAMPLES
 
 __all__ = [
     "ConfigError",
@@ -459,10 +460,11 @@ class TrainConfig:
         5, "power-iteration steps per spectral norm", low=1, high=1000
     )
     lcr_samples: int = setting(
-        32, "estimate L_lip on this many samples per batch (0: all)", low=0, high=2**20
+        DEFAULT_SAMPLES, "estimate L_lip on this many samples per batch (0: all)", low=0, high=2**20
     )
     lcr_every: int = setting(
-        1, "LCR on every k-th training step only, its weight ×k (1: every step)",
+        DEFAULT_EVERY, "LCR on every k-th training step only, its weight ×k (1: every step, "
+        "as the paper)",
         low=1, high=10**6,
     )
     teacher: str | None = setting(

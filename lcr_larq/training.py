@@ -18,8 +18,10 @@ writes in ``output_dir``:
 * ``logs/`` — TensorBoard; ``backup/`` — the resume checkpoint while training.
 
 Example:
+    >>> import tempfile
     >>> from lcr_larq.config import TrainConfig
-    >>> results = run(TrainConfig(epochs=1, output_dir="/tmp/lcr-doc", verbose=0))
+    >>> out = tempfile.mkdtemp()
+    >>> results = run(TrainConfig(epochs=1, output_dir=out, verbose=0))
     >>> results["dataset"], results["epochs"], 0.0 <= results["test_accuracy"] <= 1.0
     ('digits', 1, True)
 """

@@ -64,6 +64,7 @@ def test_recipe_parses_with_the_paper_settings(path):
         assert config.shortcut == CIFAR_SHORTCUTS[config.model]
     assert config.lcr_lambda > 0 if recipe_id(path).endswith("_lcr") else config.lcr_lambda == 0
     assert config.lcr_beta == 2.0 and config.power_iterations == 5
+    assert config.lcr_every == 1  # the paper's loss on every step, not the default schedule
     assert config.output_dir == f"runs/{recipe_id(path)}"
     name = recipe_id(path)
     assert config.precision == ("1w32a" if "1w32a" in name else "1w1a")

@@ -27,10 +27,15 @@ def batch(rng, n=8, size=16):
 
 def test_latent_path_shares_weights_and_bypasses_quantizers(rng):
     bnn = small_bnn()
-    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0)
-    # Tied, never copied: the training model owns exactly the BNN's variables.
+    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, every=1)
+    # Tied, never copied: the training model owns exactly the BNN's variables,
+    # and LCR on every 2nd step (the default) adds its step count only.
     assert {id(v) for v in model.weights} == {id(v) for v in bnn.weights}
     assert model.count_params() == bnn.count_params()
+    scheduled = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0)
+    (schedule,) = [la for la in scheduled.layers if isinstance(la, layers.ScheduledSampleCount)]
+    added = [v for v in scheduled.weights if id(v) not in {id(w) for w in bnn.weights}]
+    assert added == [schedule.step] and scheduled.count_params() == bnn.count_params() + 1
     blocks = lcr_larq.find_blocks(bnn)
     assert len(blocks) == BLOCKS
     binary_out = tf.keras.Model(bnn.inputs, blocks[0].output)
@@ -169,8 +174,8 @@ def test_save_load_round_trip(tmp_path, rng):
     model(x, training=True)
     loaded(x, training=True)
     np.testing.assert_allclose(float(model.losses[0]), float(loaded.losses[0]), rtol=1e-5)
-    # The latent path is still tied after loading.
-    assert loaded.count_params() == lcr_larq.strip_lcr(loaded).count_params()
+    # The latent path is still tied after loading (+1: the schedule's step count).
+    assert loaded.count_params() == lcr_larq.strip_lcr(loaded).count_params() + 1
 
 
 def test_teacher_reference_is_frozen_and_shape_checked(rng):
@@ -259,7 +264,7 @@ def test_attach_taps_block_features_and_keeps_loss_and_gradients(rng):
     cutting the BNN's own block features)."""
     tf.keras.utils.set_random_seed(3)
     bnn = small_bnn()
-    tapped = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
+    tapped = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=1)
     taps = [layer for layer in tapped.layers if isinstance(layer, layers.SampleTap)]
     assert len(taps) == len(lcr_larq.find_blocks(bnn)) + 1  # stem + every block
     blocks = lcr_larq.find_blocks(bnn)

@@ -13,8 +13,8 @@ from lcr_larq.models import build_model
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def small_bnn():
-    return build_model("resnet8", (16, 16, 1), 4)
+def small_bnn(quantized=True):
+    return build_model("resnet8", (16, 16, 1), 4, quantized=quantized)
 
 
 def batch(rng, n=8):
@@ -53,12 +53,22 @@ def test_count_is_the_samples_on_every_kth_training_step():
         lcr_larq.attach_lcr(small_bnn(), every=0)
 
 
-def test_active_step_is_k_times_lcr_and_the_others_are_the_plain_bnn(rng):
+def test_the_default_is_every_second_step():
+    model = lcr_larq.attach_lcr(small_bnn())
+    assert lcr_larq.lcr_layer(model).every == schedule_of(model).every == 2
+    assert lcr_larq.graph.DEFAULT_EVERY == 2
+
+
+@pytest.mark.parametrize("reference", ["latent", "teacher"])
+def test_active_step_is_k_times_lcr_and_the_others_are_the_plain_bnn(rng, reference):
     tf.keras.utils.set_random_seed(5)
     bnn = small_bnn()
+    # A teacher runs on one sample between LCR steps, as the latent path does.
+    kwargs = {"reference": reference, "teacher": small_bnn(quantized=False)
+              if reference == "teacher" else None}
     # Both models share the BNN's layers, so their weights are the same ones.
-    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
-    every_third = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=3)
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=1, **kwargs)
+    every_third = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=3, **kwargs)
     weights = bnn.trainable_weights
     x, y = batch(rng)
     lip_1, logits_1, grads_1 = loss_and_gradients(every_step, weights, x, y, lcr_scale=3.0)
@@ -77,7 +87,7 @@ def test_active_step_is_k_times_lcr_and_the_others_are_the_plain_bnn(rng):
 def test_fit_counts_steps_and_evaluate_weighs_lcr_as_every_step(rng):
     tf.keras.utils.set_random_seed(6)
     bnn = small_bnn()
-    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=1)
     every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=2)
     x, y = batch(rng, 16)
     for model in (every_step, every_second):
@@ -154,7 +164,7 @@ def test_whole_batch_schedule_with_sigma_metrics(rng):
     on LCR steps; σ_B and σ_F metrics are reported from those steps only."""
     tf.keras.utils.set_random_seed(8)
     bnn = small_bnn()
-    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0)
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0, every=1)
     every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0, every=2,
                                        block_metrics="sigma")
     x, _ = batch(rng)
