@@ -5,9 +5,11 @@ Both models are built in one process (same weights, same synthetic batch) and
 stepped the way ``model.fit`` steps them (Keras' train function on a
 ``tf.data`` iterator). They are timed in turns — A B A B … — so machine noise
 hits both alike; warm-up steps are excluded and the median over the turns is
-taken. A process's models run faster or slower as a whole (memory placement,
-the executor's schedule), so the timing is repeated in ``--processes`` fresh
-processes and ``overhead_ratio`` is the median of their ratios. Peak memory is
+taken. Two builds of one model step a few % apart, even in one process (the
+executor's schedule, memory placement), so each variant is built
+``--instances`` times (2) and its time is the mean of its builds'; and the
+timing is repeated in ``--processes`` fresh processes, ``overhead_ratio``
+being the median of their ratios. Peak memory is
 measured per variant in child processes of its own (``--memory-runs`` each,
 median): TensorFlow's tensor peak (what ``memory_ratio`` compares) and the max
 RSS. The cores column is the process's CPU time over wall time for each
@@ -80,31 +82,40 @@ def step_function(model, x, y):
     return step
 
 
-def measure(name, shape, batch, lcr_settings, warmup, steps, repeats):
+def measure(name, shape, batch, lcr_settings, warmup, steps, repeats, instances=2):
     """Median seconds per step of each variant, timed in turns (A B C A B C …),
     and the median cores each kept busy (process CPU time / wall time): near
-    the machine's core count, any added work shows up as added time."""
+    the machine's core count, any added work shows up as added time.
+
+    Each variant is built ``instances`` times (same weights) and its time is
+    the mean of its instances' medians: two builds of one model in one
+    process step a few % apart (the executor's schedule, memory placement),
+    as much as LCR's cost at the defaults."""
     x, y = batch_data(shape, batch)
-    variants = {"plain": make_models(name, shape, batch, None)}
-    for label, settings in lcr_settings.items():
-        variants[label] = make_models(name, shape, batch, settings)
-    steppers = {label: step_function(model, x, y) for label, model in variants.items()}
+    variants = {"plain": None, **lcr_settings}
+    models = {(label, i): make_models(name, shape, batch, settings)
+              for i in range(max(1, instances)) for label, settings in variants.items()}
+    steppers = {key: step_function(model, x, y) for key, model in models.items()}
     for step in steppers.values():
         for _ in range(warmup):
             step()
-    times = {label: [] for label in variants}
-    cores = {label: [] for label in variants}
+    times = {key: [] for key in steppers}
+    cores = {key: [] for key in steppers}
     for _ in range(repeats):
-        for label, step in steppers.items():
+        for key, step in steppers.items():
             start, cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 step()
             wall = time.perf_counter() - start
-            times[label].append(wall / steps)
-            cores[label].append((time.process_time() - cpu) / wall)
-    medians = {label: statistics.median(values) for label, values in times.items()}
-    busy = {label: statistics.median(values) for label, values in cores.items()}
-    return medians, busy, variants, (x, y)
+            times[key].append(wall / steps)
+            cores[key].append((time.process_time() - cpu) / wall)
+
+    def per_variant(values: dict) -> dict:
+        return {label: statistics.mean(statistics.median(v) for (lab, _), v in values.items()
+                                       if lab == label) for label in variants}
+
+    first = {label: models[(label, 0)] for label in variants}
+    return per_variant(times), per_variant(cores), first, (x, y)
 
 
 def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, float]]:
@@ -168,7 +179,8 @@ def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
     return peak / 2**20, rss / 2**20
 
 
-def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_for=None):
+def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_for=None,
+                  instances=2):
     """:func:`measure`'s figures as ``{"medians": {variant: seconds}, "cores":
     {variant: cores busy}}``, plus
     ``"errors"``: :func:`sigma_errors` for the iteration counts ``errors_for``
@@ -176,7 +188,7 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
     (a scheduled one may be between its LCR steps), keyed ``"samples/iterations"`` (empty
     without ``errors_for``)."""
     medians, cores, variants, (x, _) = measure(
-        name, shape, batch, settings, warmup, steps, repeats
+        name, shape, batch, settings, warmup, steps, repeats, instances
     )
     errors = {}
     if errors_for:
@@ -195,12 +207,13 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
     return {"medians": medians, "cores": cores, "errors": errors}
 
 
-def timing_in_child(name, shape, batch, settings, warmup, steps, repeats, errors_for=None):
+def timing_in_child(name, shape, batch, settings, warmup, steps, repeats, errors_for=None,
+                    instances=2):
     """:func:`timing_report` in a fresh process."""
     code = (
         "import json; from benchmarks.lcr_overhead import timing_report;"
         f"print(json.dumps(timing_report({name!r}, {tuple(shape)!r}, {batch}, {settings!r},"
-        f" {warmup}, {steps}, {repeats}, {errors_for!r})))"
+        f" {warmup}, {steps}, {repeats}, {errors_for!r}, {instances})))"
     )
     return json.loads(_run_child(code))
 
@@ -246,6 +259,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=2,
                         help="steps per timed turn (raised to a multiple of every --every)")
     parser.add_argument("--repeats", type=int, default=15, help="turns per variant")
+    parser.add_argument("--instances", type=int, default=2,
+                        help="builds of each variant per process, timed in turns (mean)")
     parser.add_argument("--processes", type=int, default=3,
                         help="fresh processes the timing is repeated in (median ratio)")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory")
@@ -281,7 +296,8 @@ def main(argv=None) -> int:
                                                args.memory_runs)
         runs = [
             timing_in_child(name, shape, args.batch_size, settings, args.warmup, steps,
-                            args.repeats, errors_for=iterations if p == 0 else None)
+                            args.repeats, errors_for=iterations if p == 0 else None,
+                            instances=args.instances)
             for p in range(max(1, args.processes))
         ]
         errors = runs[0]["errors"]
@@ -324,7 +340,8 @@ def main(argv=None) -> int:
                           "rows": rows}))
         return 0
     print(f"batch {args.batch_size}, input {shape}: median over {args.processes} processes of "
-          f"the median of {args.repeats}×{steps} steps\n{describe_machine()}")
+          f"the mean over {args.instances} builds of the median of {args.repeats}×{steps} "
+          f"steps\n{describe_machine()}")
     print(f"{'model':10} {'iters':>5} {'samp':>4} {'every':>5} {'plain s':>8} {'LCR s':>8} "
           f"{'ratio':>6} {'per process':>20} {'cores':>9} {'σ err med':>9} {'σ err max':>9} "
           f"{'plain MB':>8} {'LCR MB':>8} {'ratio':>6} {'RSS MB':>6} {'LCR RSS':>7} {'ratio':>6}")

@@ -359,8 +359,10 @@ def sample_tap(x: tf.Tensor, samples: int | tf.Tensor) -> tuple[tf.Tensor, tf.Te
                 return whole
             if whole is None:
                 whole = tf.zeros_like(t)
-            head = tf.shape(cut)[0]
-            return tf.concat([whole[:head] + cut, whole[head:]], axis=0)
+            # Adds into the first rows of the network's gradient, in its own
+            # buffer when nothing else holds it: a concat would copy the
+            # whole batch at every block feature.
+            return tf.raw_ops.InplaceAdd(x=whole, i=tf.range(tf.shape(cut)[0]), v=cut)
 
         return (tf.identity(t), t[:samples]), grad
 
