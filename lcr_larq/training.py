@@ -594,13 +594,24 @@ def compile_description(optimizer: tf.keras.optimizers.Optimizer) -> str:
     return f"{config['name']} ({', '.join(parts) or 'no weight decay'})"
 
 
+def describe_lcr(results: dict) -> str:
+    """LCR's settings of a run in one line, e.g. ``λ=4 β=2 (ratio, latent, 5
+    power iterations, 32 samples, every 2nd step)``."""
+    samples = results.get("lcr_samples", 0)
+    every = results.get("lcr_every", 1)
+    return (
+        f"λ={results['lcr_lambda']:g} β={results['lcr_beta']:g} ({results['lcr_form']}, "
+        f"{results['lcr_reference']}, {results['power_iterations']} power iterations, "
+        f"{f'{samples} samples' if samples else 'whole batch'}, "
+        f"{'every step' if every == 1 else f'1 step in {every}, weight ×{every}'})"
+    )
+
+
 def format_results(results: dict) -> str:
     """A short human-readable summary of a run."""
     lines = [
         f"model           {results['model']} on {results['dataset']}",
-        f"LCR             λ={results['lcr_lambda']:g} β={results['lcr_beta']:g} "
-        f"({results['lcr_form']}, {results['lcr_reference']}, "
-        f"{results['power_iterations']} power iterations)",
+        f"LCR             {describe_lcr(results)}",
         f"epochs          {results['epochs']} (batch {results['batch_size']}, "
         f"seed {results['seed']})",
         f"test accuracy   {100 * results['test_accuracy']:.2f}%"

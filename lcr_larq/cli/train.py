@@ -77,6 +77,8 @@ def model_list() -> str:
 
 def results_table(results: dict) -> str:
     """A run's results in a few rows."""
+    from lcr_larq import training
+
     calibration = results.get("bn_recalibration")
     accuracy = f"{100 * results['test_accuracy']:.2f}%"
     if calibration:
@@ -86,8 +88,7 @@ def results_table(results: dict) -> str:
         )
     rows = [
         ["model", f"{results['model']} on {results['dataset']}"],
-        ["LCR", f"λ={results['lcr_lambda']:g} β={results['lcr_beta']:g} ({results['lcr_form']}, "
-                f"{results['lcr_reference']}, {results['power_iterations']} power iterations)"],
+        ["LCR", training.describe_lcr(results)],
         ["epochs", f"{results['epochs']} (batch {results['batch_size']}, seed {results['seed']})"],
         ["optimizer", results["optimizer"]],
         ["test accuracy", accuracy],
