@@ -595,8 +595,15 @@ def compile_description(optimizer: tf.keras.optimizers.Optimizer) -> str:
 
 
 def describe_lcr(results: dict) -> str:
-    """LCR's settings of a run in one line, e.g. ``λ=4 β=2 (ratio, latent, 5
-    power iterations, 32 samples, every 2nd step)``."""
+    """LCR's settings of a run in one line (results without the sample or
+    schedule keys predate them: then the whole batch, every step).
+
+    Example:
+        >>> describe_lcr({"lcr_lambda": 4.0, "lcr_beta": 2.0, "lcr_form": "ratio",
+        ...               "lcr_reference": "latent", "power_iterations": 5,
+        ...               "lcr_samples": 32, "lcr_every": 2})
+        'λ=4 β=2 (ratio, latent, 5 power iterations, 32 samples, 1 step in 2, weight ×2)'
+    """
     samples = results.get("lcr_samples", 0)
     every = results.get("lcr_every", 1)
     return (
