@@ -12,7 +12,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+# lcr_larq/cli: a command added or removed changes the console scripts.
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml lcr_larq/cli | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -26,6 +27,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 bench: setup
 	$(BIN)/python benchmarks/lcr_overhead.py

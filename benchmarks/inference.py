@@ -47,17 +47,15 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.machine import describe_machine  # noqa: E402
 from lcr_larq.analysis import export as lcr_export  # noqa: E402
 from lcr_larq.quantizers import quantized_convolutions  # noqa: E402
+from lcr_larq.training import TrainConfig  # noqa: E402
+from models import build_model  # noqa: E402
 
 THREADS = (1, 2)
 
 
 def _resnet18(shape: tuple[int, int, int], classes: int) -> Callable[[], tuple]:
     def build():
-        from lcr_larq.models import build_model
-
         bnn = build_model("resnet18", shape, classes)
-        from lcr_larq.config import TrainConfig
-
         return bnn, lcr_export.float_counterpart(bnn, TrainConfig(model="resnet18"))
 
     return build
@@ -113,7 +111,7 @@ class Runner:
     ``xnnpack=False``.
 
     Example:
-        >>> from lcr_larq.models import build_model
+        >>> from models import build_model
         >>> fp = build_model("resnet20", (32, 32, 3), 10, quantized=False)
         >>> runner = Runner(lcr_export.convert_float(fp), threads=1, lce=False)
         >>> runner.time(np.zeros((1, 32, 32, 3), np.float32)) > 0

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lcr_larq import data  # noqa: E402
-from lcr_larq.models import build_model  # noqa: E402
+from models import build_model  # noqa: E402
 
 REQUIRED_RATIO = 3.0
 

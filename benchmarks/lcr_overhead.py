@@ -46,7 +46,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.machine import describe_machine  # noqa: E402
 from lcr_larq import spectral  # noqa: E402
-from lcr_larq.models import build_model  # noqa: E402
+from models import build_model  # noqa: E402
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -194,12 +194,12 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
     if errors_for:
         first = {}  # samples setting -> the first timed model of LCR on every step
         for label, setting in settings.items():
-            if setting.get("every", lcr_larq.graph.DEFAULT_EVERY) == 1:
-                first.setdefault(setting["samples"], variants[label])
+            if setting.get("lcr_every", lcr_larq.graph.DEFAULT_EVERY) == 1:
+                first.setdefault(setting["lcr_samples"], variants[label])
         for setting in settings.values():
-            if setting["samples"] not in first:
-                first[setting["samples"]] = make_models(
-                    name, shape, batch, {**setting, "every": 1}
+            if setting["lcr_samples"] not in first:
+                first[setting["lcr_samples"]] = make_models(
+                    name, shape, batch, {**setting, "lcr_every": 1}
                 )
         for samples, model in first.items():
             for n, error in sigma_errors(model, x, errors_for).items():
@@ -278,8 +278,8 @@ def main(argv=None) -> int:
     every = args.every or [default_every]
     grid = [(n, s, k) for k in every for s in samples for n in iterations]
     settings = {
-        f"lcr_pi{n}_s{s}_e{k}": {"lcr_lambda": 4.0, "power_iterations": n, "samples": s,
-                                 "every": k}
+        f"lcr_pi{n}_s{s}_e{k}": {"lcr_lambda": 4.0, "power_iterations": n, "lcr_samples": s,
+                                 "lcr_every": k}
         for n, s, k in grid
     }
     # A turn holds whole schedules, so every turn has the same share of LCR steps.

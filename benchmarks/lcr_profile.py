@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     x, y = batch_data(shape, args.batch_size)
     if args.every < 1:
         parser.error(f"--every must be >= 1, got {args.every}")
-    lcr = {"power_iterations": args.power_iterations, "samples": args.samples,
-           "every": args.every}
+    lcr = {"power_iterations": args.power_iterations, "lcr_samples": args.samples,
+           "lcr_every": args.every}
     # Whole periods, warm-up included: every traced run starts on an LCR step.
     args.warmup = -(-args.warmup // args.every) * args.every
     args.steps = -(-args.steps // args.every) * args.every

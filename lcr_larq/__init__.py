@@ -1,24 +1,29 @@
 """lcr-larq: binary neural networks with Lipschitz Continuity Retention, on Larq.
 
-The library (everything a Keras user needs, importing no command):
+The core (everything a Keras user needs; it imports neither the architectures
+of the top-level ``models`` package nor a command):
 
 * :mod:`lcr_larq.spectral` — the math of LCR as pure functions;
-* :mod:`lcr_larq.layers` — :class:`LipschitzRetention` and the layers with a
-  latent full-precision path; :mod:`lcr_larq.graph` — attaching LCR to a model
-  and stripping it again;
-* :mod:`lcr_larq.quantizers` (IR-Net, ProxConnect) and their schedules in
-  :mod:`lcr_larq.callbacks` (:func:`schedules_for`);
+  :mod:`lcr_larq.lipschitz` — exact spectral norms and bounds of convolutions;
+* :mod:`lcr_larq.layers` — :class:`LipschitzRetention`, the layers with a
+  latent full-precision path and the papers' building blocks;
+  :mod:`lcr_larq.graph` — attaching LCR to a model and stripping it again;
+* :mod:`lcr_larq.quantizers` (IR-Net, ProxConnect, STE; one registry of
+  ``--weight-quantizer``) and their schedules (:func:`schedules_for`);
 * :mod:`lcr_larq.batchnorm` — BN statistics of the final weights;
 * :mod:`lcr_larq.optimizers`, :mod:`lcr_larq.losses` — the papers' PyTorch
-  semantics; :mod:`lcr_larq.models` — the architectures;
-* :mod:`lcr_larq.data`, :mod:`lcr_larq.config`, :mod:`lcr_larq.training`,
-  :mod:`lcr_larq.runs` — datasets, settings, a training run, run directories.
+  semantics; :mod:`lcr_larq.metrics`;
+* :mod:`lcr_larq.data` — the datasets (one registry of ``--dataset``);
+* :mod:`lcr_larq.settings`, :mod:`lcr_larq.registry`, :mod:`lcr_larq.errors`
+  — the settings machinery, registries, the errors a user fixes.
 
-On top of it, :mod:`lcr_larq.analysis` and :mod:`lcr_larq.experiments` hold
-what the commands compute, and :mod:`lcr_larq.cli` the commands themselves.
-Importing the package makes ``tf.keras`` Keras 2 (tf-keras from TensorFlow
-2.16 on, see :mod:`lcr_larq.compat`) and registers every custom Keras object,
-so ``tf.keras.models.load_model("…/bnn.keras")`` works after ``import lcr_larq``.
+On top of the core and ``models``, the tools: :mod:`lcr_larq.training` (one
+run, run directories), :mod:`lcr_larq.analysis` and
+:mod:`lcr_larq.experiments` (what the commands compute), and
+:mod:`lcr_larq.cli` (the commands). Importing the package makes ``tf.keras``
+Keras 2 (tf-keras from TensorFlow 2.16 on, see :mod:`lcr_larq.compat`) and
+registers every custom Keras object, so
+``tf.keras.models.load_model("…/bnn.keras")`` works after ``import lcr_larq``.
 """
 
 from lcr_larq import compat
@@ -39,7 +44,7 @@ from lcr_larq.graph import (  # noqa: E402
 )
 from lcr_larq.layers import LipschitzRetention  # noqa: E402
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Block",

@@ -19,13 +19,20 @@
   batch normalization for this project's full-precision-aware subclasses
   (for models such as Larq-Zoo's that were built with the stock layers).
 
-Example:
+Example, a BNN of three residual blocks:
+
     >>> import tensorflow as tf
-    >>> from lcr_larq.models import build_model
-    >>> bnn = build_model("resnet20", (32, 32, 3), 10)
+    >>> from lcr_larq.layers import BatchNormalization, HardTanh, QuantConv2D
+    >>> x = inputs = tf.keras.Input((8, 8, 4))
+    >>> for _ in range(3):
+    ...     conv = QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
+    ...                        kernel_quantizer="ste_sign", use_bias=False)
+    ...     x = HardTanh()(tf.keras.layers.Add()([x, BatchNormalization()(conv(x))]))
+    >>> logits = tf.keras.layers.Dense(10)(tf.keras.layers.GlobalAveragePooling2D()(x))
+    >>> bnn = tf.keras.Model(inputs, logits)
     >>> len(find_blocks(bnn))
-    9
-    >>> train_model = attach_lcr(bnn, lcr_lambda=4.0, beta=2.0)
+    3
+    >>> train_model = attach_lcr(bnn, lcr_lambda=4.0, lcr_beta=2.0)
     >>> strip_lcr(train_model).count_params() == bnn.count_params()
     True
 """
@@ -46,8 +53,10 @@ STEM_NAME = "stem_out"
 # Samples of each batch that L_lip is estimated on (0: all); see attach_lcr.
 DEFAULT_SAMPLES = 32
 # L_lip on every DEFAULT_EVERY-th training step, weighted ×DEFAULT_EVERY (1: every
-# step, the paper's loss); its accuracy study is in the README.
+# step, the paper's loss); its accuracy study is in the docs.
 DEFAULT_EVERY = 2
+#: Where σ_F comes from: the BNN's own latent weights, or a frozen teacher.
+REFERENCES = ("latent", "teacher")
 BLOCK_NAME = re.compile(r"^block(\d+)_out$")
 
 
@@ -306,70 +315,79 @@ def _check_reference(blocks: list[Block], reference: list[Block]) -> None:
 def attach_lcr(
     model: tf.keras.Model,
     lcr_lambda: float = 4.0,
-    beta: float = 2.0,
-    form: str = "ratio",
+    lcr_beta: float = 2.0,
+    lcr_form: str = "ratio",
     power_iterations: int = 5,
-    reference: str = "latent",
+    lcr_reference: str = "latent",
     teacher: tf.keras.Model | None = None,
     boundaries: list[str] | None = None,
     block_metrics: str = "ratio",
-    samples: int = DEFAULT_SAMPLES,
-    every: int = DEFAULT_EVERY,
+    lcr_samples: int = DEFAULT_SAMPLES,
+    lcr_every: int = DEFAULT_EVERY,
 ) -> tf.keras.Model:
     """The training model: ``model`` with an LCR regularizer on its blocks.
 
+    The arguments are named as the settings of ``lcr-train`` (``--lcr-beta``
+    is ``lcr_beta``).
+
     Args:
         model: the BNN, a functional model whose single output is the logits.
-        lcr_lambda, beta, form, power_iterations, block_metrics: see
-            :class:`~lcr_larq.layers.LipschitzRetention`.
-        reference: ``"latent"`` (the BNN's own latent weights, tied) or
+        lcr_lambda, lcr_beta, lcr_form, power_iterations, block_metrics: λ, β,
+            the loss form and the rest of
+            :class:`~lcr_larq.layers.LipschitzRetention`, which checks them.
+        lcr_reference: ``"latent"`` (the BNN's own latent weights, tied) or
             ``"teacher"`` (a frozen full-precision model of the same blocks).
-        teacher: the full-precision model for ``reference="teacher"``.
+        teacher: the full-precision model for ``lcr_reference="teacher"``.
         boundaries: block boundaries as layer names (see :func:`find_blocks`).
-        samples: L_lip is estimated on the first ``samples`` samples of each
-            (per-replica) batch, and the reference path runs on those only;
-            0 uses the whole batch. Batches are shuffled, so the estimate is
-            unbiased for the batch mean, at a fraction of the cost (the
-            reference path's BN uses the statistics of those samples).
-        every: LCR on every ``every``-th training step only, with weight
-            ``every·λ/2`` (the same weight per step on average): on the other
-            steps the reference path runs on one sample and no loss is added
-            (:class:`~lcr_larq.layers.ScheduledSampleCount`). 1: every step,
-            the paper's loss; the default, 2, halves LCR's training time at no
-            accuracy cost that a 10-seed study could see (README).
+        lcr_samples: L_lip is estimated on the first ``lcr_samples`` samples of
+            each (per-replica) batch, and the reference path runs on those
+            only; 0 uses the whole batch. Batches are shuffled, so the
+            estimate is unbiased for the batch mean, at a fraction of the cost
+            (the reference path's BN uses the statistics of those samples).
+        lcr_every: LCR on every ``lcr_every``-th training step only, with
+            weight ``lcr_every·λ/2`` (the same weight per step on average): on
+            the other steps the reference path runs on one sample and no loss
+            is added (:class:`~lcr_larq.layers.ScheduledSampleCount`). 1: every
+            step, the paper's loss; the default, 2, halves LCR's training time
+            at no accuracy cost that a 10-seed study could see (see the docs).
 
     Returns:
         A functional model with the same inputs and logits, whose
         :class:`~lcr_larq.layers.LipschitzRetention` layer adds the loss.
     """
-    lcr_layers.validate_lcr_settings(lcr_lambda, beta, form, power_iterations, every)
+    lcr = lcr_layers.LipschitzRetention(
+        lcr_lambda, lcr_beta, lcr_form, power_iterations, block_metrics, lcr_samples, lcr_every,
+        name="lcr",
+    )
+    if lcr_reference not in REFERENCES:
+        raise ValueError(f"lcr_reference must be one of {REFERENCES}, got {lcr_reference!r}")
     blocks = find_blocks(model, boundaries)
     binary = _block_tensors(blocks)
     reference_inputs = model.inputs
     # What the sample layers take: a fixed number, or this step's number.
     count = None
-    if every > 1:
-        count = lcr_layers.ScheduledSampleCount(samples, every, name="lcr_schedule")(
+    if lcr_every > 1:
+        count = lcr_layers.ScheduledSampleCount(lcr_samples, lcr_every, name="lcr_schedule")(
             model.inputs[0]
         )
-    sampled = bool(samples) or count is not None
+    sampled = bool(lcr_samples) or count is not None
     if sampled:
         reference_inputs = [
-            lcr_layers.SampleSlice(samples, name=f"lcr_samples_{i}")(
+            lcr_layers.SampleSlice(lcr_samples, name=f"lcr_samples_{i}")(
                 x if count is None else [x, count]
             )
             for i, x in enumerate(model.inputs)
         ]
-    if reference == "latent":
+    if lcr_reference == "latent":
         if any(_needs_conversion(layer) for layer in model.layers):
             raise ValueError(
                 f"model {model.name!r} uses stock Larq/Keras layers: convert it with "
                 "lcr_larq.make_full_precision_aware(model) first"
             )
         reference_tensors = full_precision_path(model, binary, reference_inputs)
-    elif reference == "teacher":
+    else:
         if teacher is None:
-            raise ValueError("reference='teacher' needs a teacher model (--teacher)")
+            raise ValueError("lcr_reference='teacher' needs a teacher model (--teacher)")
         teacher_blocks = find_blocks(teacher, boundaries)
         _check_reference(blocks, teacher_blocks)
         features = tf.keras.Model(
@@ -377,14 +395,9 @@ def attach_lcr(
         )
         features.trainable = False
         reference_tensors = features(reference_inputs, training=False)
-    else:
-        raise ValueError(f"reference must be 'latent' or 'teacher', got {reference!r}")
     logits = model.outputs[0]
     if sampled:
-        logits, binary = _tap_blocks(model, binary, samples, count)
-    lcr = lcr_layers.LipschitzRetention(
-        lcr_lambda, beta, form, power_iterations, block_metrics, samples, every, name="lcr"
-    )
+        logits, binary = _tap_blocks(model, binary, lcr_samples, count)
     logits = lcr([logits, *binary, *reference_tensors])
     return tf.keras.Model(model.inputs, logits, name=model.name)
 

@@ -39,6 +39,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 DECAY_TARGETS = ("all", "conv-kernels")
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 LR_SCHEDULES = ("cosine", "linear", "constant")
+#: When the learning rate changes: once per epoch (the papers' PyTorch schedulers) or every step.
+LR_UPDATES = ("epoch", "step")
 
 
 def _slot(optimizer: tf.keras.optimizers.Optimizer, slots: list, variable) -> tf.Variable:

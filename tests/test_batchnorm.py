@@ -129,11 +129,11 @@ def test_stale_statistics_recover_the_batch_statistics_accuracy():
 
 def test_training_model_recalibrates_the_bnn_only(rng):
     """A training model is stripped first: a teacher's statistics stay as they are."""
-    from lcr_larq.models import build_model
+    from models import build_model
 
     bnn = build_model("resnet20", (8, 8, 1), 3)
     teacher = build_model("resnet20", (8, 8, 1), 3, quantized=False)
-    model = lcr_larq.attach_lcr(bnn, reference="teacher", teacher=teacher, samples=0)
+    model = lcr_larq.attach_lcr(bnn, lcr_reference="teacher", teacher=teacher, lcr_samples=0)
     teacher_stats = [w.numpy().copy() for w in teacher.non_trainable_weights]
     x = rng.normal(size=(24, 8, 8, 1)).astype("float32")
     report = recalibrate_batchnorm(model, [x[:12], x[12:]])

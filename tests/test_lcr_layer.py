@@ -1,12 +1,13 @@
 """The LipschitzRetention layer, the full-precision path and serialization."""
 
+import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import lcr_larq
 from lcr_larq import layers, spectral
-from lcr_larq.models import build_model
+from models import build_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -27,7 +28,7 @@ def batch(rng, n=8, size=16):
 
 def test_latent_path_shares_weights_and_bypasses_quantizers(rng):
     bnn = small_bnn()
-    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, every=1)
+    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_every=1)
     # Tied, never copied: the training model owns exactly the BNN's variables,
     # and LCR on every 2nd step (the default) adds its step count only.
     assert {id(v) for v in model.weights} == {id(v) for v in bnn.weights}
@@ -50,7 +51,7 @@ def test_latent_path_shares_weights_and_bypasses_quantizers(rng):
         if name.startswith("conv"):
             # 1w1a convolutions pad with ones (binary borders).
             padded = tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]], constant_values=1.0)
-            with lcr_larq.layers.lq.context.quantized_scope(False):
+            with lq.context.quantized_scope(False):
                 h = tf.nn.conv2d(padded, layer.kernel, 1, "VALID")
         elif name.startswith("bn"):
             mean, var = tf.nn.moments(h, [0, 1, 2])
@@ -158,7 +159,7 @@ def test_metrics_reach_history(rng):
 
 
 def test_save_load_round_trip(tmp_path, rng):
-    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=2.5, beta=3.0, form="mse",
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=2.5, lcr_beta=3.0, lcr_form="mse",
                                 power_iterations=7)
     model.compile(optimizer="sgd", loss=CE)
     x, y = batch(rng)
@@ -181,7 +182,7 @@ def test_save_load_round_trip(tmp_path, rng):
 def test_teacher_reference_is_frozen_and_shape_checked(rng):
     teacher = small_bnn(quantized=False)
     bnn = small_bnn()
-    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, reference="teacher", teacher=teacher)
+    model = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_reference="teacher", teacher=teacher)
     before = [w.numpy().copy() for w in teacher.weights]
     model.compile(optimizer=tf.keras.optimizers.SGD(0.5), loss=CE)
     x, y = batch(rng)
@@ -190,7 +191,7 @@ def test_teacher_reference_is_frozen_and_shape_checked(rng):
         np.testing.assert_array_equal(b, w.numpy())
     other = build_model("resnet18", (16, 16, 1), 4, quantized=False)
     with pytest.raises(ValueError, match="blocks"):
-        lcr_larq.attach_lcr(small_bnn(), reference="teacher", teacher=other)
+        lcr_larq.attach_lcr(small_bnn(), lcr_reference="teacher", teacher=other)
 
 
 def test_stock_larq_layers_need_conversion():
@@ -246,8 +247,8 @@ def test_layer_samples_shared_features_loss_and_gradient_by_hand(rng):
 
 def test_attach_samples_runs_reference_on_the_first_samples(rng):
     bnn = small_bnn()
-    sampled = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3)
-    whole = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0)
+    sampled = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3)
+    whole = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=0)
     x, _ = batch(rng, 8)
     # Inference-mode binary features do not depend on the rest of the batch,
     # so the estimate on 3 samples equals the whole-batch loss of those 3.
@@ -264,7 +265,7 @@ def test_attach_taps_block_features_and_keeps_loss_and_gradients(rng):
     cutting the BNN's own block features)."""
     tf.keras.utils.set_random_seed(3)
     bnn = small_bnn()
-    tapped = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=1)
+    tapped = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=1)
     taps = [layer for layer in tapped.layers if isinstance(layer, layers.SampleTap)]
     assert len(taps) == len(lcr_larq.find_blocks(bnn)) + 1  # stem + every block
     blocks = lcr_larq.find_blocks(bnn)
@@ -290,7 +291,7 @@ def test_attach_taps_block_features_and_keeps_loss_and_gradients(rng):
 
 def test_strip_removes_the_taps(rng):
     bnn = small_bnn()
-    stripped = lcr_larq.strip_lcr(lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3))
+    stripped = lcr_larq.strip_lcr(lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3))
     assert [layer.name for layer in stripped.layers] == [layer.name for layer in bnn.layers]
     x, _ = batch(rng, 8)
     np.testing.assert_array_equal(stripped(x).numpy(), bnn(x).numpy())

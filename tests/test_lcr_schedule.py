@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import lcr_larq
 from lcr_larq import layers
-from lcr_larq.models import build_model
+from models import build_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -50,7 +50,7 @@ def test_count_is_the_samples_on_every_kth_training_step():
     with pytest.raises(ValueError, match="step interval must be >= 1"):
         layers.ScheduledSampleCount(samples=3, every=0)
     with pytest.raises(ValueError, match="step interval must be >= 1"):
-        lcr_larq.attach_lcr(small_bnn(), every=0)
+        lcr_larq.attach_lcr(small_bnn(), lcr_every=0)
 
 
 def test_the_default_is_every_second_step():
@@ -64,11 +64,11 @@ def test_active_step_is_k_times_lcr_and_the_others_are_the_plain_bnn(rng, refere
     tf.keras.utils.set_random_seed(5)
     bnn = small_bnn()
     # A teacher runs on one sample between LCR steps, as the latent path does.
-    kwargs = {"reference": reference, "teacher": small_bnn(quantized=False)
+    kwargs = {"lcr_reference": reference, "teacher": small_bnn(quantized=False)
               if reference == "teacher" else None}
     # Both models share the BNN's layers, so their weights are the same ones.
-    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=1, **kwargs)
-    every_third = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=3, **kwargs)
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=1, **kwargs)
+    every_third = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=3, **kwargs)
     weights = bnn.trainable_weights
     x, y = batch(rng)
     lip_1, logits_1, grads_1 = loss_and_gradients(every_step, weights, x, y, lcr_scale=3.0)
@@ -87,8 +87,8 @@ def test_active_step_is_k_times_lcr_and_the_others_are_the_plain_bnn(rng, refere
 def test_fit_counts_steps_and_evaluate_weighs_lcr_as_every_step(rng):
     tf.keras.utils.set_random_seed(6)
     bnn = small_bnn()
-    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=1)
-    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=3, every=2)
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=1)
+    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=2)
     x, y = batch(rng, 16)
     for model in (every_step, every_second):
         model.compile(optimizer=tf.keras.optimizers.SGD(0.0), loss=CE)
@@ -111,7 +111,7 @@ def test_fit_counts_steps_and_evaluate_weighs_lcr_as_every_step(rng):
 
 
 def test_saved_model_resumes_the_schedule(tmp_path, rng):
-    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, lcr_samples=3, lcr_every=2)
     x, y = batch(rng)
     model(x, training=True)  # step 0: LCR
     path = str(tmp_path / "model.keras")
@@ -135,7 +135,7 @@ def test_schedule_in_a_mirrored_strategy_scope(rng):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     x, y = batch(rng, 16)
     with strategy.scope():
-        model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+        model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, lcr_samples=3, lcr_every=2)
         model.compile(optimizer=tf.keras.optimizers.SGD(0.01), loss=CE)
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert int(schedule_of(model).step.numpy()) == 4
@@ -147,12 +147,12 @@ def test_run_checkpoint_holds_the_step_count(tmp_path, rng):
     count, so a resumed run keeps its LCR steps where they were."""
     x, _ = batch(rng)
     tf.keras.utils.set_random_seed(7)
-    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, lcr_samples=3, lcr_every=2)
     for _ in range(3):
         model(x, training=True)
     path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
     tf.keras.utils.set_random_seed(7)
-    resumed = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, samples=3, every=2)
+    resumed = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, lcr_samples=3, lcr_every=2)
     tf.train.Checkpoint(model=resumed).read(path).assert_existing_objects_matched()
     assert int(schedule_of(resumed).step) == 3
     resumed(x, training=True)
@@ -164,8 +164,8 @@ def test_whole_batch_schedule_with_sigma_metrics(rng):
     on LCR steps; σ_B and σ_F metrics are reported from those steps only."""
     tf.keras.utils.set_random_seed(8)
     bnn = small_bnn()
-    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0, every=1)
-    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, samples=0, every=2,
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=0, lcr_every=1)
+    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=0, lcr_every=2,
                                        block_metrics="sigma")
     x, _ = batch(rng)
     every_step(x, training=True)

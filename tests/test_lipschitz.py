@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lcr_larq.analysis.lipschitz import (
+from lcr_larq.lipschitz import (
     conv_matrix,
     conv_operator_norm,
     conv_output_size,

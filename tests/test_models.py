@@ -12,12 +12,11 @@ from larq.layers_base import BaseLayer
 import lcr_larq
 import train
 from lcr_larq import layers
-from lcr_larq.config import TrainConfig
-from lcr_larq.models import build_model
-from lcr_larq.models.resnet_cifar import DEPTHS, IMAGENET_STAGES
-from lcr_larq.models.zoo import logits_model, without_quantizers
-from lcr_larq.runs import load_model as load_trained_model
-from lcr_larq.training import build_training_model
+from lcr_larq.training import TrainConfig, build_training_model
+from lcr_larq.training.runs import load_model as load_trained_model
+from models import build_model
+from models.resnet_cifar import DEPTHS, IMAGENET_STAGES
+from models.zoo import logits_model, without_quantizers
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 CIFAR, IMAGENET = ((32, 32, 1), 10), ((224, 224, 3), 1000)
@@ -392,5 +391,5 @@ def test_shortcut_choices_and_parameter_counts():
     # Two projection shortcuts: 16·32 + 32·64 weights, BN 4·(32 + 64).
     assert counts["conv"] - counts["zero-pad"] == 16 * 32 + 32 * 64 + 4 * (32 + 64)
     assert counts["conv"] == counts["avgpool-conv"]
-    with pytest.raises(ValueError, match="keeps its published shortcuts"):
+    with pytest.raises(ValueError, match="keeps its published quantizers and shortcuts"):
         build_model("reactnet", (32, 32, 3), 10, shortcut="conv")

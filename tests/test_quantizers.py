@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from lcr_larq import callbacks, quantizers
-from lcr_larq.models import build_model
+from models import build_model
 
 
 def test_ede_forward_is_sign_and_backward_matches_formula():
@@ -94,7 +94,7 @@ def test_schedules_for_gives_the_callbacks_and_no_warning():
         warnings.simplefilter("error")
         _fit(model, found)
     prox = build_model("resnet20", (8, 8, 1), 2, weight_quantizer="proxconnect")
-    (schedule,) = callbacks.schedules_for(prox, 4, 3, prox_rho_end=5.0, prox_hard_epochs=1)
+    (schedule,) = callbacks.schedules_for(prox, 4, 3, {"prox_rho_end": 5.0, "prox_hard_epochs": 1})
     assert isinstance(schedule, callbacks.ProxConnectSchedule)
     assert schedule.rho_end == 5.0 and schedule.hard_epochs == 1
     assert schedule.hard_validation and schedule.hard_at_end
@@ -104,7 +104,7 @@ def test_schedules_for_gives_the_callbacks_and_no_warning():
 
 def test_prox_gradient_ste_reaches_the_model_as_the_identity():
     from lcr_larq import training
-    from lcr_larq.config import TrainConfig
+    from lcr_larq.training import TrainConfig
 
     for gradient in ("prox", "ste"):
         config = TrainConfig(weight_quantizer="proxconnect", prox_gradient=gradient, lcr_lambda=0)

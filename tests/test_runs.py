@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 import train
-from lcr_larq import runs, training
-from lcr_larq.config import TrainConfig
+from lcr_larq import training
 from lcr_larq.errors import RunError
+from lcr_larq.training import TrainConfig, runs
 
 # Small and fast: no LCR (its tracing dominates tiny runs), ResNet-8 on 8×8 digits.
 FAST = dict(model="resnet8", epochs=3, steps_per_epoch=2, batch_size=32, verbose=0,

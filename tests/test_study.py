@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lcr_larq import config as cfg
+from lcr_larq import settings as cfg
 from lcr_larq.cli import study as command
 from lcr_larq.errors import ConfigError
 from lcr_larq.experiments import statistics, study

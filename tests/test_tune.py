@@ -16,12 +16,15 @@ import tensorflow as tf
 
 import train
 from lcr_larq import cli
-from lcr_larq import config as cfg
+from lcr_larq import settings as cfg
 from lcr_larq.cli import tune as tune_cli
-from lcr_larq.config import TrainConfig
 from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.experiments import tuning
-from lcr_larq.experiments.tuning import TuneConfig, kt
+from lcr_larq.experiments.tuning import TuneConfig
+from lcr_larq.experiments.tuning import search as tuning_search
+from lcr_larq.experiments.tuning import settings as tuning_settings
+from lcr_larq.experiments.tuning.space import kt
+from lcr_larq.training import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: A tiny training run: ResNet-8 on 8×8 digits.
@@ -49,13 +52,13 @@ def test_recipe_and_flags_make_the_space_as_keras_tuner_hyperparameters(tmp_path
     recipe.write_text("lambda_range: [0.25, 16]\nbeta-range: [3, 3.5]\n"
                       "power_iterations_range: [2, 4]\nreference_choices: [latent]\n"
                       "baseline: false\nlcr_lambda: 2\nepochs: 5\n")
-    parser = cli.parser("lcr-tune", "", TuneConfig, exclude=tuning.SEARCHED)
+    parser = cli.parser("lcr-tune", "", TuneConfig, exclude=tuning_settings.SEARCHED)
     args = parser.parse_args(["--config", str(recipe), "--beta-range", "1.5", "2.5",
                               "--epochs", "3"])
     config = cli.settings_from(args, TuneConfig)
     assert config.lambda_range == (0.25, 16.0) and config.beta_range == (1.5, 2.5)
     assert config.power_iterations_range == (2, 4) and config.baseline is False
-    assert config.epochs == 3 and config.run_dir == tuning.DEFAULT_OUTPUT
+    assert config.epochs == 3 and config.run_dir == tuning_settings.DEFAULT_OUTPUT
     hp = tuning.search_space(config)
     kinds = {p.name: type(p).__name__ for p in hp.space}
     assert kinds == {"lcr_lambda": "Float", "lcr_beta": "Float", "power_iterations": "Int",
@@ -92,8 +95,8 @@ def test_fixed_ranges_and_the_beta_floor():
     assert hp.values["lcr_lambda"] == 2.0 and hp.values["power_iterations"] == 3
     assert 1 < hp.values["lcr_beta"] == 1.0005
     (beta,) = [p for p in tuning.search_space(TuneConfig()).space if p.name == "lcr_beta"]
-    assert (beta.min_value, beta.max_value) == (tuning.BETA_FLOOR, 4.0)
-    hp = tuning.search_space(TuneConfig(reference_choices=("latent", "teacher")))
+    assert (beta.min_value, beta.max_value) == (tuning_settings.BETA_FLOOR, 4.0)
+    hp = tuning.search_space(TuneConfig(reference_choices=("latent", "teacher"), teacher="fp"))
     (reference,) = [p for p in hp.space if p.name == "lcr_reference"]
     assert type(reference).__name__ == "Choice" and reference.values == ["latent", "teacher"]
     # every corner of the space is checked as a training run
@@ -113,12 +116,12 @@ class TinyHyperModel(kt.HyperModel):
 def test_make_tuner_gives_the_stock_tuners(kind, stock, tmp_path):
     config = TuneConfig(tuner=kind, objective="val_mce", seed=4, epochs=9, initial_points=2)
     tuner = tuning.make_tuner(config, TinyHyperModel(), str(tmp_path))
-    assert isinstance(tuner, stock) and isinstance(tuner, tuning.SearchHooks)
+    assert isinstance(tuner, stock) and isinstance(tuner, tuning_search.SearchHooks)
     oracle = tuner.oracle
     assert (oracle.objective.name, oracle.objective.direction) == ("val_mce", "min")
-    assert oracle.seed == tuning.tuner_seed(4) == 5
-    assert oracle.max_trials == (None if kind == "hyperband" else tuning.DEFAULT_TRIALS)
-    assert [p.name for p in oracle.get_space().space] == list(tuning.SEARCHED)
+    assert oracle.seed == tuning_search.tuner_seed(4) == 5
+    assert oracle.max_trials == (None if kind == "hyperband" else tuning_settings.DEFAULT_TRIALS)
+    assert [p.name for p in oracle.get_space().space] == list(tuning_settings.SEARCHED)
     if kind == "bayesian":
         assert oracle.num_initial_points == 2
     if kind == "hyperband":
@@ -146,11 +149,12 @@ def test_score_is_of_the_plain_bnn_and_its_mce():
         calibration = None
 
     sets = {(c, s): images for c in ("fog", "snow") for s in (1, 2, 3)}
-    metrics = tuning.score(model, TrainConfig(batch_size=2), tuning.TrialData(Data, None, sets))
+    config = TrainConfig(batch_size=2)
+    metrics = tuning_search.score(model, config, tuning.TrialData(Data, None, sets))
     assert metrics["val_accuracy"] == pytest.approx(0.5)
     # 50% error at each of 3 severities, the same for both corruptions.
     assert metrics["val_mce"] == pytest.approx(1.5)
-    assert "val_mce" not in tuning.score(model, TrainConfig(batch_size=2), tuning.TrialData(Data))
+    assert "val_mce" not in tuning_search.score(model, config, tuning.TrialData(Data))
 
 
 # --------------------------------------------------------------------------- settings
@@ -185,7 +189,7 @@ def test_bad_settings_end_in_one_line(args, needle, capsys, tmp_path):
         code = exit_.code
     assert code == 2
     assert needle in one_line_error(capsys)
-    assert not (tmp_path / "t" / tuning.SEARCH_FILE).exists()
+    assert not (tmp_path / "t" / tuning_settings.SEARCH_FILE).exists()
 
 
 def test_recipes_that_are_no_tune_recipes_end_in_one_line(capsys, tmp_path):
@@ -202,28 +206,28 @@ def test_recipes_that_are_no_tune_recipes_end_in_one_line(capsys, tmp_path):
 def test_rerun_with_other_settings_is_refused_and_overwrite_starts_again(tmp_path):
     out = tmp_path / "t"
     config = TuneConfig(output_dir=str(out), epochs=3)
-    path = tuning.prepare_search(config)
+    path = tuning_search.prepare_search(config)
     assert cfg.load_recipe(path, TuneConfig)["output_dir"] == str(out)
-    tuning.prepare_search(config)  # the same settings continue
+    tuning_search.prepare_search(config)  # the same settings continue
     more = dataclasses.replace(config, max_trials=50, verbose=0, lcr_lambda=1.0)
-    tuning.prepare_search(more)  # more trials, quieter: the same search
+    tuning_search.prepare_search(more)  # more trials, quieter: the same search
     other = dataclasses.replace(config, epochs=4, validation_split=0.2)
     with pytest.raises(ConfigError) as error:
-        tuning.prepare_search(other)
+        tuning_search.prepare_search(other)
     message = str(error.value)
     assert "other settings: --epochs (3, now 4), --validation-split (0.1, now 0.2)" in message
     assert "--overwrite" in message
     for name in ("tuner/search", "baseline"):
         (out / name).mkdir(parents=True)
     (out / "trials.csv").write_text("old\n")
-    tuning.prepare_search(dataclasses.replace(other, overwrite=True))
+    tuning_search.prepare_search(dataclasses.replace(other, overwrite=True))
     assert not (out / "tuner").exists() and not (out / "baseline").exists()
     assert not (out / "trials.csv").exists()
     assert cfg.load_recipe(path, TuneConfig)["epochs"] == 4
     (out / "search.yaml").unlink()
     (out / "tuner").mkdir()
     with pytest.raises(RunError, match="holds a search without its search.yaml"):
-        tuning.prepare_search(other)
+        tuning_search.prepare_search(other)
 
 
 # --------------------------------------------------------------------------- searches
@@ -371,7 +375,7 @@ def test_hyperband_continues_the_weights_of_an_earlier_round_scored_by_val_mce(
     assert same(WeightLog.begins[0], WeightLog.begins[1])
     assert same(WeightLog.begins[2], WeightLog.ends[int(better)])
     assert not same(WeightLog.begins[2], WeightLog.begins[0])
-    cache = out / tuning.CACHE_DIR
+    cache = out / tuning_settings.CACHE_DIR
     files = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
     assert len(files) == 4 and all(name.endswith(".npy") for name in files)
 
@@ -462,7 +466,7 @@ def test_lcr_larq_uses_keras_tuner_through_its_public_api_only():
                 found += [(path, m.group(0)) for m in private.finditer(text)]
     assert found == []
     # The tuners override public hooks only.
-    assert [n for n in vars(tuning.SearchHooks) if n.startswith("_")
+    assert [n for n in vars(tuning_search.SearchHooks) if n.startswith("_")
             and not n.startswith("__")] == []
     assert "_" not in [n[0] for n in vars(tuning.LCRHyperModel) if not n.startswith("__")]
 

@@ -2,8 +2,8 @@
 
 * :mod:`lcr_larq.analysis.evaluation` and :mod:`~lcr_larq.analysis.robustness` —
   clean accuracy and common-corruption CE / mCE (``lcr-evaluate``);
-* :mod:`lcr_larq.analysis.diagnosis` and :mod:`~lcr_larq.analysis.lipschitz` —
-  spectral norms of the binary convolutions (``lcr-diagnose``);
+* :mod:`lcr_larq.analysis.diagnosis` — spectral norms of the binary
+  convolutions (``lcr-diagnose``), by :mod:`lcr_larq.lipschitz`;
 * :mod:`lcr_larq.analysis.export` — the Larq Compute Engine flatbuffer, checked
   (``lcr-export``);
 * :mod:`lcr_larq.analysis.plots` — figures drawn from data (``lcr-plots``).
@@ -15,27 +15,28 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lcr_larq.config import setting
 from lcr_larq.errors import ConfigError
+from lcr_larq.settings import Settings, setting
 
 
 @dataclass
-class RunSettings:
+class RunSettings(Settings):
     """The settings every command that reads a run starts with.
 
     Example:
-        >>> RunSettings(model_dir="runs/a").check()
-        >>> RunSettings().check()  # doctest: +ELLIPSIS
+        >>> RunSettings(model_dir="runs/a").model_dir
+        'runs/a'
+        >>> RunSettings()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         lcr_larq.errors.ConfigError: --model-dir is required: give a run directory ...
     """
 
-    model_dir: str | None = setting(None, "run directory written by train.py (required)")
+    model_dir: str | None = setting(None, "run directory written by lcr-train (required)")
 
     def check(self) -> None:
         if not self.model_dir:
-            raise ConfigError("--model-dir is required: give a run directory written by train.py")
+            raise ConfigError("--model-dir is required: give a run directory written by lcr-train")
 
 
 @dataclass

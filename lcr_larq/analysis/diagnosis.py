@@ -31,14 +31,14 @@ Methods (keys of each row; ``<key>_latent`` holds the latent value and
 ``seconds[<key>]`` the time each took):
 
 * ``exact`` — block power iteration on ``A^T A`` with ``tf.nn.conv2d`` and
-  its transpose until converged (:func:`lcr_larq.analysis.lipschitz.conv_operator_norm`),
+  its transpose until converged (:func:`lcr_larq.lipschitz.conv_operator_norm`),
   the reference;
 * ``toeplitz_bound`` — the upper bound of Araujo et al. (AAAI 2021) from
   Toeplitz matrix theory, with a provable grid correction
-  (:func:`lcr_larq.analysis.lipschitz.toeplitz_bound`); ``toeplitz_symbol`` (on
+  (:func:`lcr_larq.lipschitz.toeplitz_bound`); ``toeplitz_symbol`` (on
   request) is the tighter ``sup_w sigma_max`` of the symbol;
 * ``gram_bound`` — the Gram-iteration upper bound of Delattre et al.
-  (ICML 2023) (:func:`lcr_larq.analysis.lipschitz.gram_bound`);
+  (ICML 2023) (:func:`lcr_larq.lipschitz.gram_bound`);
 * ``reshaped_kernel`` — ``||W reshaped to C_out x (C_in k k)||_2``, the
   spectral-normalization heuristic (not a bound);
 * ``retention_estimate`` — ``sigma = sqrt(lambda_max(RM))`` of the LCR
@@ -56,7 +56,7 @@ product, for the binary and the latent path, and of the binary/latent
 ratios (what LCR pulls towards 1) — the assumption of the paper, measured.
 
 Example:
-    >>> from lcr_larq.models import build_model
+    >>> from models import build_model
     >>> model = build_model("resnet20", (8, 8, 1), 10)
     >>> report = diagnose(model, None, ["exact", "toeplitz_bound"], max_layers=2)
     >>> all(r["toeplitz_bound"] >= r["exact"] * (1 - 1e-6) for r in report["layers"])
@@ -75,13 +75,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import larq as lq
 import numpy as np
+import tensorflow as tf
 
-from lcr_larq import runs
+from lcr_larq import lipschitz, spectral
 from lcr_larq.analysis import ReportSettings
-from lcr_larq.config import expand_names, setting
 from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.graph import find_blocks, full_precision_path
 from lcr_larq.quantizers import quantized_convolutions
+from lcr_larq.settings import expand_names, setting
+from lcr_larq.training import runs
 
 REPORT_FILE = "lipschitz.json"
 PLOT_FILE = "lipschitz.png"
@@ -213,8 +217,6 @@ def expand_kernel(
 def layer_kernels(layer) -> tuple[np.ndarray, np.ndarray]:
     """``(effective binary kernel, latent kernel)`` of a binary conv, both dense
     ``(kh, kw, c_in, c_out)`` float64 (see :func:`expand_kernel`)."""
-    import larq as lq
-    import tensorflow as tf
 
     depthwise = isinstance(layer, lq.layers.QuantDepthwiseConv2D)
     variable = layer.depthwise_kernel if depthwise else layer.kernel
@@ -252,7 +254,6 @@ def operator_check(layer, kernel: np.ndarray, geometry: dict, seed: int = 0) -> 
     """Relative error of ``layer(a) - layer(b)`` against ``conv_pad0(a - b, kernel)``
     for random ±1 inputs ``a, b``: ~1e-7 when ``kernel``, stride and padding
     are the layer's linear part."""
-    import tensorflow as tf
 
     rng = np.random.default_rng(seed)
     shape = (2, *geometry["input_shape"])
@@ -268,7 +269,6 @@ def operator_check(layer, kernel: np.ndarray, geometry: dict, seed: int = 0) -> 
 def following_batchnorm(layer):
     """The batch normalization fed directly by ``layer`` (its only consumer,
     normalizing the channel axis), or ``None``."""
-    import tensorflow as tf
 
     consumers = {id(node.layer): node.layer for node in layer._outbound_nodes}
     if len(consumers) != 1:
@@ -307,9 +307,6 @@ def latent_output_variances(
     path, averaged over batches of ``images``: the statistics its batch norm
     normalizes with on that path (batch statistics, see
     :class:`lcr_larq.layers.BatchNormalization`)."""
-    import tensorflow as tf
-
-    from lcr_larq.graph import full_precision_path
 
     if not layers:
         return {}
@@ -343,7 +340,6 @@ def kernel_norms(
         >>> round(values["exact"], 6), round(values["gram_bound"], 6)
         (2.0, 2.0)
     """
-    from lcr_larq.analysis import lipschitz
 
     shape, strides, padding = geometry["input_shape"], geometry["strides"], geometry["padding"]
     values: dict[str, float] = {}
@@ -396,7 +392,7 @@ def latent_weights(model) -> dict[str, np.ndarray]:
     """Latent (pre-binarization) weights of every binary convolution, flattened.
 
     Example:
-        >>> from lcr_larq.models import build_model
+        >>> from models import build_model
         >>> w = latent_weights(build_model("resnet20", (16, 16, 1), 10))
         >>> len(w), w["block1_conv1"].shape
         (18, (2304,))
@@ -414,9 +410,6 @@ def latent_weights(model) -> dict[str, np.ndarray]:
 def block_activations(model, images: np.ndarray, block: str | None = None):
     """``(block name, binary, latent)`` activations entering a block (default:
     the last one) for ``images``, binary path in inference mode."""
-    import tensorflow as tf
-
-    from lcr_larq.graph import find_blocks, full_precision_path
 
     blocks = find_blocks(model)
     if block is None:
@@ -462,16 +455,12 @@ def retention_sigmas(
     per-sample ratio, and the seconds the power iterations took.
 
     Example:
-        >>> from lcr_larq.models import build_model
+        >>> from models import build_model
         >>> model = build_model("resnet20", (16, 16, 1), 10)
         >>> rows = retention_sigmas(model, np.random.rand(4, 16, 16, 1), iterations=10)
         >>> len(rows), sorted(rows[0])[:3]
         (9, ['block', 'forward_seconds', 'layers'])
     """
-    import tensorflow as tf
-
-    from lcr_larq import spectral
-    from lcr_larq.graph import find_blocks, full_precision_path
 
     blocks = find_blocks(model)
     tensors = [t for b in blocks for t in (b.input, b.output)]

@@ -37,19 +37,21 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import tensorflow as tf
 
-from lcr_larq import runs
+from lcr_larq import data as lcr_data
 from lcr_larq.analysis import ReportSettings, robustness
-from lcr_larq.config import setting
 from lcr_larq.errors import ConfigError, DataError, RunError
+from lcr_larq.losses import SparseCrossEntropy
+from lcr_larq.optimizers import SGD
+from lcr_larq.settings import setting
+from lcr_larq.training import runs
 
 REPORT_FILE = "robustness.json"
 PLOT_FILE = "corruption_accuracy.png"
 SOURCES = ("auto", "tfds", "generate")
 PROTOCOLS = ("standard", "linear-probe")
 
-#: TFDS names of the published corrupted test sets, by clean dataset.
-TFDS_CORRUPTED = {"cifar10": "cifar10_corrupted", "imagenet2012": "imagenet2012_corrupted"}
 #: CIFAR-10-C's TFDS configs use two names of their own.
 _CIFAR10_C_NAMES = {"glass_blur": "frosted_glass_blur", "elastic_transform": "elastic"}
 
@@ -118,7 +120,6 @@ def predictor(model, normalize, batch_size: int = 256) -> Callable[[np.ndarray],
         >>> predict(np.array([[[[0], [9]], [[1], [2]]]], np.uint8)).tolist()
         [1]
     """
-    import tensorflow as tf
 
     shape = (None, *model.input_shape[1:])
 
@@ -155,6 +156,19 @@ def corruption_accuracies(
 
 
 # --------------------------------------------------------------------------- sources
+def tfds_corrupted(dataset: str) -> str | None:
+    """The TFDS name of the published corrupted test set of a ``--dataset``
+    kind (its source's ``tfds_corrupted``), or None.
+
+    Example:
+        >>> tfds_corrupted("cifar10"), tfds_corrupted("digits")
+        ('cifar10_corrupted', None)
+    """
+    if dataset not in lcr_data.DATASETS:
+        return None
+    return lcr_data.DATASETS[dataset].tfds_corrupted
+
+
 def tfds_corrupted_config(dataset: str, corruption: str, severity: int) -> tuple[str, str]:
     """``(TFDS dataset, config)`` of one corruption of a published corrupted set.
 
@@ -162,7 +176,7 @@ def tfds_corrupted_config(dataset: str, corruption: str, severity: int) -> tuple
         >>> tfds_corrupted_config("cifar10", "glass_blur", 3)
         ('cifar10_corrupted', 'frosted_glass_blur_3')
     """
-    name = TFDS_CORRUPTED[dataset]
+    name = tfds_corrupted(dataset)
     if dataset == "cifar10":
         corruption = _CIFAR10_C_NAMES.get(corruption, corruption)
     return name, f"{corruption}_{severity}"
@@ -183,9 +197,8 @@ def _tfds_builder(dataset: str, corruption: str, severity: int, data_dir: str | 
 def tfds_prepared(dataset: str, corruptions, severities, data_dir: str | None) -> bool:
     """Whether every ``(corruption, severity)`` set is prepared in ``data_dir``
     (nothing is downloaded)."""
-    if dataset not in TFDS_CORRUPTED:
+    if tfds_corrupted(dataset) is None:
         return False
-    import tensorflow as tf
 
     for c in corruptions:
         for s in severities:
@@ -210,9 +223,6 @@ def tfds_corrupted_batches(
     """Batches of uint8 images (resized to ``size`` when they differ) and labels
     of one published corrupted test set, streamed (ImageNet-C does not fit in
     memory)."""
-    import tensorflow as tf
-
-    from lcr_larq import data as lcr_data
 
     builder = _tfds_builder(dataset, corruption, severity, data_dir)
     split = "test" if dataset == "cifar10" else "validation"
@@ -266,10 +276,6 @@ def linear_probe(model, dataset, epochs: int = 5, lr: float = 0.01, seed: int = 
 
     Returns the probe's settings and its last training accuracy.
     """
-    import tensorflow as tf
-
-    from lcr_larq.losses import SparseCrossEntropy
-    from lcr_larq.optimizers import SGD
 
     tf.keras.utils.set_random_seed(seed)
     head = head_layer(model)
@@ -299,7 +305,7 @@ def evaluate(
     kind = str(dataset.name).split(":", 1)[0]
     data_dir = settings.data_dir or (run.config.data_dir if run.config else None)
     source, max_images, batch_size = settings.source, settings.max_images, settings.batch_size
-    if source == "tfds" and kind not in TFDS_CORRUPTED:
+    if source == "tfds" and tfds_corrupted(kind) is None:
         raise ConfigError(
             f"TFDS has no corrupted version of {dataset.name}: use --source generate"
         )
@@ -359,7 +365,7 @@ def evaluate(
     metrics = robustness.corruption_summary(accuracies, normalized)
     mean_acc = float(np.mean([a for by in accuracies.values() for a in by.values()]))
     if use_tfds:
-        source_text = f"tfds:{TFDS_CORRUPTED[kind]} (published corrupted test set)"
+        source_text = f"tfds:{tfds_corrupted(kind)} (published corrupted test set)"
     else:
         source_text = f"generated offline with imagecorruptions (seed {settings.seed})"
     return {

@@ -1,7 +1,7 @@
 """Deployment: a trained BNN as a Larq Compute Engine flatbuffer, checked.
 
 ``lcr-export --model-dir DIR`` reads a run directory written
-by ``train.py`` and writes, in ``DIR`` (or ``--output-dir``):
+by ``lcr-train`` and writes, in ``DIR`` (or ``--output-dir``):
 
 * ``bnn_lce.tflite`` — the plain BNN converted by Larq Compute Engine (LCE):
   binary convolutions become ``LceBconv2d`` on bit-packed ±1 weights;
@@ -45,13 +45,16 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from lcr_larq import runs  # noqa: E402
-from lcr_larq.analysis import RunSettings  # noqa: E402
-from lcr_larq.config import setting  # noqa: E402
-from lcr_larq.errors import ConfigError, RunError  # noqa: E402
-from lcr_larq.quantizers import quantized_convolutions  # noqa: E402
+from lcr_larq.analysis import RunSettings
+from lcr_larq.batchnorm import recalibrate
+from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.quantizers import quantized_convolutions
+from lcr_larq.settings import setting
+from lcr_larq.training import runs
+from models import MODELS, build_model
+from models.zoo import without_quantizers
 
 BINARY_FILE = "bnn_lce.tflite"
 FLOAT_FILE = "float.tflite"
@@ -129,7 +132,7 @@ def serving_function(model: tf.keras.Model, batch_size: int = 1):
     """The inference function of ``model`` at a fixed batch size (concrete).
 
     Example:
-        >>> from lcr_larq.models import build_model
+        >>> from models import build_model
         >>> fn = serving_function(build_model("resnet20", (32, 32, 1), 10))
         >>> fn.structured_outputs.shape.as_list()
         [1, 10]
@@ -251,8 +254,6 @@ def strip_quantizers(model: tf.keras.Model) -> tf.keras.Model:
         False
     """
 
-    from lcr_larq.models.zoo import without_quantizers
-
     clone_model = without_quantizers(model, copy_weights=False)
     copy_latent_weights(model, clone_model)
     return clone_model
@@ -261,20 +262,19 @@ def strip_quantizers(model: tf.keras.Model) -> tf.keras.Model:
 def float_counterpart(bnn: tf.keras.Model, config=None) -> tf.keras.Model:
     """The full-precision version of ``bnn``'s architecture, with its latent weights.
 
-    With the run's settings (a :class:`~lcr_larq.config.TrainConfig`) of a
+    With the run's settings (a :class:`~lcr_larq.training.TrainConfig`) of a
     registered model this is ``models.build_model(name, shape, classes,
     quantized=False, …)``; otherwise, or when its layers do not match
     ``bnn``'s, every quantizer of a copy of ``bnn`` is switched off
     (:func:`strip_quantizers`).
 
     Example:
-        >>> from lcr_larq.config import TrainConfig
-        >>> from lcr_larq.models import build_model
+        >>> from lcr_larq.training import TrainConfig
+        >>> from models import build_model
         >>> bnn = build_model("resnet20", (32, 32, 1), 10)
         >>> float_counterpart(bnn, TrainConfig(model="resnet20")).name
         'resnet20_fp_1w1a'
     """
-    from lcr_larq.models import MODELS, build_model
 
     if config is None or config.model not in MODELS or config.full_precision:
         return strip_quantizers(bnn)
@@ -512,8 +512,7 @@ def export(settings: ExportSettings) -> dict:
     images = np.asarray(run.dataset.normalize(images))
     fp_model = float_counterpart(bnn, run.config)
     # The float version's BN statistics are those of the binary activations:
-    # re-estimated on its own (as train.py does for the BNN) for its accuracy.
-    from lcr_larq.batchnorm import recalibrate
+    # re-estimated on its own (as lcr-train does for the BNN) for its accuracy.
 
     batches = run.config.bn_recalibration_batches if run.config else 100
     recalibrate(fp_model, run.dataset, batches)

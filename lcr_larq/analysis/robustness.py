@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lcr_larq.config import expand_names
+from lcr_larq.settings import expand_names
 
 __all__ = [
     "CORRUPTIONS",

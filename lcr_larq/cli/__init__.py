@@ -1,12 +1,15 @@
 """The command line of lcr-larq: one shell for every command.
 
-Each command (``lcr-train``, ``lcr-tune``, ``lcr-study``, ``lcr-evaluate``,
-``lcr-diagnose``, ``lcr-plots``, ``lcr-export``; also ``python -m
-lcr_larq.cli.<command>``) is a thin module of this package over functions of
-the library that return data. The shell gives them the same behaviour:
+Each command is a module of this package, ``lcr_larq/cli/<name>.py``, over
+functions that return data, and is installed as the console script
+``lcr-<name>`` (also ``python -m lcr_larq.cli.<name>``): the modules of this
+folder are the one list of commands (:func:`commands`), which the packaging,
+every command's ``--help`` and the tests read. A new command is one new file
+here. The shell gives them the same behaviour:
 
-* flags from a settings dataclass (:mod:`lcr_larq.config`: flags, ``--config``
-  recipes, checks), with argparse's errors on one line (no usage block);
+* flags from a settings dataclass (:mod:`lcr_larq.settings`: flags,
+  ``--config`` recipes, checks; list flags take ``a b`` or ``a,b``), with
+  argparse's errors on one line (no usage block);
 * every :class:`~lcr_larq.errors.UserError` as one line ``error: …`` and exit
   code 2, Ctrl-C as one line and exit code 130;
 * text tables (terminaltables, as Larq's model summary) and reports written
@@ -26,14 +29,29 @@ from __future__ import annotations
 
 import argparse
 import os
+import pkgutil
 import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lcr_larq import config as cfg  # noqa: E402
-from lcr_larq.errors import UserError  # noqa: E402
+from terminaltables import AsciiTable
+
+from lcr_larq.errors import UserError
+from lcr_larq.settings import add_arguments, build_config, split_lists
+from lcr_larq.training import runs
+
+
+def commands() -> list[str]:
+    """The commands: one module of this package each, ``lcr-<name>``.
+
+    Example:
+        >>> commands()
+        ['diagnose', 'evaluate', 'export', 'plots', 'study', 'train', 'tune']
+    """
+    return sorted(info.name for info in pkgutil.iter_modules(__path__)
+                  if not info.name.startswith("_"))
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -48,26 +66,34 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """``ArgumentParser`` whose errors are one line, like every other error."""
+    """``ArgumentParser`` whose errors are one line, like every other error,
+    and whose list flags take ``a,b`` as ``a b`` (:func:`lcr_larq.settings.split_lists`)."""
 
     def error(self, message: str):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(split_lists(args, self), namespace)
+
 
 def parser(prog: str, description: str, settings=None, exclude: tuple[str, ...] = ()) -> Parser:
     """A command's parser, with one flag per field of ``settings`` (a
-    settings dataclass, see :mod:`lcr_larq.config`)."""
+    settings dataclass, see :mod:`lcr_larq.settings`); its help ends with the
+    other commands."""
+    others = ", ".join(f"lcr-{name}" for name in commands() if f"lcr-{name}" != prog)
     result = Parser(prog=prog, description=description, allow_abbrev=False,
-                    formatter_class=_HelpFormatter)
+                    formatter_class=_HelpFormatter, epilog=f"other commands: {others}")
     if settings is not None:
-        cfg.add_arguments(result, settings, exclude)
+        add_arguments(result, settings, exclude)
     return result
 
 
 def settings_from(namespace: argparse.Namespace, settings):
-    """The validated settings of parsed flags (defaults < recipe < flags)."""
-    return cfg.validate(cfg.build_config(namespace, settings))
+    """The settings of parsed flags (defaults < recipe < flags), checked as
+    they are made."""
+    return build_config(namespace, settings)
 
 
 def run(
@@ -129,8 +155,6 @@ def command_line(doc: str) -> tuple[str, str]:
 def save_report(report: dict, path: str, flag: str = "--output") -> str:
     """Writes ``report`` as standard JSON to ``path``; a path that cannot be
     written is a one-line error naming ``flag``."""
-    from lcr_larq import runs
-
     try:
         runs.save_json(report, path)
     except OSError as error:
@@ -164,8 +188,6 @@ def table(
 ) -> str:
     """``rows`` under ``header`` (none: a table of name, value rows) as a text
     table (terminaltables, as Larq's model summary)."""
-    from terminaltables import AsciiTable
-
     data = [[cell(v) for v in row] for row in rows]
     if header is not None:
         data.insert(0, list(map(str, header)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from lcr_larq import cli
-from lcr_larq.analysis import diagnosis
+from lcr_larq.analysis import diagnosis, plots
 
 SHORT_NAMES = {
     "exact": "exact",
@@ -34,8 +34,6 @@ def diagnose(settings: diagnosis.DiagnoseSettings) -> None:
     report = diagnosis.diagnose_run(settings, cli.progress(settings.quiet))
 
     def plot() -> str:
-        from lcr_larq.analysis import plots
-
         return plots.plot_lipschitz(report, cli.beside(settings.report_path, diagnosis.PLOT_FILE))
 
     cli.present(report, settings.report_path, tables(report), None if settings.no_plot else plot)

@@ -17,15 +17,13 @@ import sys
 import numpy as np
 
 from lcr_larq import cli
-from lcr_larq.analysis import evaluation
+from lcr_larq.analysis import evaluation, plots
 
 
 def evaluate(settings: evaluation.EvaluateSettings) -> None:
     report = evaluation.evaluate(settings, cli.progress(settings.quiet))
 
     def plot() -> str:
-        from lcr_larq.analysis import plots
-
         path = cli.beside(settings.report_path, evaluation.PLOT_FILE)
         return plots.plot_corruption_accuracy([(plots.report_label(report), report)], path)
 

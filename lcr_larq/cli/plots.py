@@ -1,6 +1,6 @@
 """``lcr-plots``: the figures of a trained run (PNG), written into its directory.
 
-For any run of ``train.py`` (and a second one with ``--compare``):
+For any run of ``lcr-train`` (and a second one with ``--compare``):
 
 * ``sigma_ratio.png`` — σ_B/σ_F per block over training (``history.csv``,
   runs with λ > 0) and for the final model(s) on test images;
@@ -24,17 +24,18 @@ import os
 import sys
 from dataclasses import dataclass
 
-from lcr_larq import cli, runs
+from lcr_larq import cli
 from lcr_larq.analysis import diagnosis, plots
-from lcr_larq.config import setting
 from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.settings import Settings, setting
+from lcr_larq.training import runs
 
 
 @dataclass
-class PlotsSettings:
+class PlotsSettings(Settings):
     """The settings of ``lcr-plots``."""
 
-    model_dir: str | None = setting(None, "run directory written by train.py (required)")
+    model_dir: str | None = setting(None, "run directory written by lcr-train (required)")
     compare: str | None = setting(None, "a second run directory (e.g. without LCR)")
     output_dir: str | None = setting(None, "where the PNGs go (default: --model-dir)")
     samples: int = setting(64, "test images for the measured figures", low=2, high=10**5)
@@ -42,7 +43,7 @@ class PlotsSettings:
     data_dir: str | None = setting(None, "dataset directory (default: the run's)")
     group: tuple[str, ...] | None = setting(
         None, f"LABEL:DIR1,DIR2,... runs whose robustness.json are averaged (e.g. seeds), "
-        f"one group per value; draws {plots.GROUPS_FILE}", metavar="LABEL:DIRS",
+        f"one group per value; draws {plots.GROUPS_FILE}", metavar="LABEL:DIRS", repeat=True,
     )
 
     @property
@@ -55,7 +56,7 @@ class PlotsSettings:
 
     def check(self) -> None:
         if not self.model_dir:
-            raise ConfigError("--model-dir is required: give a run directory written by train.py")
+            raise ConfigError("--model-dir is required: give a run directory written by lcr-train")
         for text in self.group or ():
             parse_group(text)
 

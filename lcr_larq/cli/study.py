@@ -6,7 +6,7 @@
     lcr-study --vary lcr_lambda=0,0.5,1,2,4,8 --seeds 5 --config configs/cifar10_resnet20_lcr.yaml
     lcr-study --vary lcr_samples=16,24,32 --vary lcr_lambda=0,4 --seeds 3 --robustness
 
-Every ``train.py`` flag sets what every arm shares. Writes ``study.json``,
+Every ``lcr-train`` flag sets what every arm shares. Writes ``study.json``,
 ``study.csv``, ``study.md`` (the table below, ready for a README) and
 ``study.png`` into ``--output-dir`` (default ``runs/study``), each run in
 its own directory beneath it; rerun the same command to complete an
@@ -20,6 +20,7 @@ import os
 import sys
 
 from lcr_larq import cli
+from lcr_larq.analysis import plots
 from lcr_larq.experiments import study
 
 METRIC_NAMES = {
@@ -94,8 +95,6 @@ def run(settings: study.StudySettings) -> int:
         handle.write(text)
     written.append(os.path.join(out, study.MARKDOWN))
     if any(r.get("test_accuracy") is not None for r in report["runs"]):
-        from lcr_larq.analysis import plots
-
         written.append(plots.plot_study(report, os.path.join(out, study.PLOT)))
     print()
     print(text)

@@ -8,7 +8,7 @@
     lcr-train --model birealnet --summary --dataset imagenet2012   # Larq summary only
     lcr-train --list-models
 
-Every flag is a setting of :class:`lcr_larq.config.TrainConfig`; the run
+Every flag is a setting of :class:`lcr_larq.training.TrainConfig`; the run
 itself is :func:`lcr_larq.training.run`.
 """
 
@@ -19,45 +19,39 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lcr_larq import cli
-from lcr_larq import config as cfg
+import larq as lq
+
+from lcr_larq import cli, training
+from lcr_larq.data import dataset_source, load_dataset
+from lcr_larq.training import TrainConfig, describe_lcr
+from models import MODELS
 
 DESCRIPTION = "Train a BNN with Lipschitz Continuity Retention (LCR)."
 
 
-def dataset_shape(config: cfg.TrainConfig) -> tuple[tuple[int, int, int], int]:
-    """``(input_shape, num_classes)`` of ``--dataset``; the built-in CIFAR and
-    ImageNet datasets need no data for it, others are loaded."""
-    from lcr_larq import data
-
-    known = {
-        "cifar10": ((data.CIFAR_SIZE, data.CIFAR_SIZE, 3), 10),
-        "cifar100": ((data.CIFAR_SIZE, data.CIFAR_SIZE, 3), 100),
-        "imagenet2012": ((data.IMAGENET_SIZE, data.IMAGENET_SIZE, 3), 1000),
-    }
-    if config.dataset in known:
-        return known[config.dataset]
-    dataset = data.load_dataset(
+def dataset_shape(config: TrainConfig) -> tuple[tuple[int, int, int], int]:
+    """``(input_shape, num_classes)`` of ``--dataset``: what its source knows
+    without loading (the TFDS datasets, digits), else from the loaded data."""
+    source = dataset_source(config.dataset)
+    if source.input_shape is not None and source.num_classes is not None:
+        return source.input_shape, source.num_classes
+    dataset = load_dataset(
         config.dataset, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir,
     )
     return dataset.input_shape, dataset.num_classes
 
 
-def print_summary(config: cfg.TrainConfig) -> None:
+def print_summary(config: TrainConfig) -> None:
     """Prints ``larq.models.summary`` of the plain network of ``config`` (no
     LCR) at the dataset's input size, or at ``--input-size``, saying which
     channels and classes it assumed.
 
     Example:
-        >>> print_summary(cfg.TrainConfig(model="resnet20"))  # doctest: +ELLIPSIS
+        >>> print_summary(TrainConfig(model="resnet20"))  # doctest: +ELLIPSIS
         resnet20 for digits: 16×16 images, 1 channel, 10 classes
         +resnet20_1w1a stats...
     """
-    import larq as lq
-
-    from lcr_larq import training
-
     shape, classes = dataset_shape(config)
     size = config.input_size or shape[0]
     note = "" if not config.input_size else f" (resized with --input-size {size})"
@@ -70,15 +64,12 @@ def print_summary(config: cfg.TrainConfig) -> None:
 
 def model_list() -> str:
     """The architectures of ``--model``, one per line."""
-    from lcr_larq.models import MODELS, describe
-
-    return cli.table([[name, describe(name)] for name in sorted(MODELS)], ["--model", "network"])
+    return cli.table([[name, entry.description] for name, entry in MODELS.items()],
+                     ["--model", "network"])
 
 
 def results_table(results: dict) -> str:
     """A run's results in a few rows."""
-    from lcr_larq import training
-
     calibration = results.get("bn_recalibration")
     accuracy = f"{100 * results['test_accuracy']:.2f}%"
     if calibration:
@@ -88,7 +79,7 @@ def results_table(results: dict) -> str:
         )
     rows = [
         ["model", f"{results['model']} on {results['dataset']}"],
-        ["LCR", training.describe_lcr(results)],
+        ["LCR", describe_lcr(results)],
         ["epochs", f"{results['epochs']} (batch {results['batch_size']}, seed {results['seed']})"],
         ["optimizer", results["optimizer"]],
         ["test accuracy", accuracy],
@@ -104,7 +95,7 @@ def results_table(results: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "lcr-train") -> int:
-    parser = cli.parser(prog, DESCRIPTION, cfg.TrainConfig)
+    parser = cli.parser(prog, DESCRIPTION, TrainConfig)
     parser.add_argument(
         "--summary", action="store_true",
         help="print the Larq summary (binary and float MACs, memory) of the model at the "
@@ -118,12 +109,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "lcr-train") -> int:
         if args.list_models:
             print(model_list())
             return 0
-        config = cli.settings_from(args, cfg.TrainConfig)
+        config = cli.settings_from(args, TrainConfig)
         if args.summary:
             print_summary(config)
             return 0
-        from lcr_larq import training
-
         results = training.run(config)
         print()
         if results.get("already_finished"):

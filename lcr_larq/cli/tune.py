@@ -18,8 +18,10 @@ import sys
 from collections.abc import Sequence
 
 from lcr_larq import cli
-from lcr_larq import config as cfg
 from lcr_larq.experiments import tuning
+from lcr_larq.experiments.tuning.report import columns
+from lcr_larq.experiments.tuning.settings import RANGES, SEARCHED
+from lcr_larq.settings import flag_name
 
 PROG, _ = cli.command_line(__doc__)
 INTERRUPTED = "interrupted: rerun the same command to continue the search"
@@ -28,7 +30,7 @@ INTERRUPTED = "interrupted: rerun the same command to continue the search"
 def tune(config: tuning.TuneConfig) -> None:
     """Runs the search, prints the trials and says what it wrote."""
     result = tuning.run_search(config, progress=cli.progress(config.verbose == 0))
-    header = tuning.columns(result.rows)
+    header = columns(result.rows)
     print()
     print(cli.table([[row.get(k) for k in header] for row in result.rows], header,
                     title=f" {config.objective}, best first "))
@@ -51,17 +53,17 @@ def searched_flag(argv: Sequence[str]) -> str | None:
     for arg in argv:
         if arg == "--":
             break
-        for name, range_name in tuning.RANGES.items():
-            flag = cfg.flag_name(name)
+        for name, range_name in RANGES.items():
+            flag = flag_name(name)
             if arg == flag or arg.startswith(flag + "="):
                 fixes = "one value fixes it" if name == "lcr_reference" else "LOW = HIGH fixes it"
-                return (f"{flag} is searched: set its range with {cfg.flag_name(range_name)} "
+                return (f"{flag} is searched: set its range with {flag_name(range_name)} "
                         f"({fixes})")
     return None
 
 
 _command = cli.command(tuning.TuneConfig, tune, __doc__, interrupted=INTERRUPTED,
-                       exclude=tuning.SEARCHED)
+                       exclude=SEARCHED)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 A study is a grid: every combination of the values of one or more ``vary``
 settings (``lcr_lambda=0,4``; the first value of each is the control) is an
 *arm*, trained with ``seeds`` seeds (the run's ``seed``, ``seed + 1``, …).
-Each arm × seed is an ordinary run directory of ``train.py`` under the
+Each arm × seed is an ordinary run directory of ``lcr-train`` under the
 study's ``output_dir`` (``lcr_lambda=4/seed_1``), trained in a process of its
 own, one after another (or ``parallel`` at once, one GPU each). A finished
 run is skipped and a killed one resumes, so rerunning the same study command
@@ -35,10 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lcr_larq import config as cfg
-from lcr_larq import runs
+import tensorflow as tf
+
 from lcr_larq.errors import ConfigError
 from lcr_larq.experiments import statistics
+from lcr_larq.settings import convert, kinds, recipe_dict, save_recipe, setting
+from lcr_larq.training import RUNS_DIR, TrainConfig, runs
 
 REPORT = "study.json"
 TABLE = "study.csv"
@@ -54,41 +56,41 @@ METRICS = ("test_accuracy", "test_accuracy_moving_statistics", "mce",
 
 
 @dataclass
-class StudySettings(cfg.TrainConfig):
+class StudySettings(TrainConfig):
     """The settings of ``lcr-study``: every training setting (the defaults
     of every arm) and the study's own."""
 
-    vary: tuple[str, ...] = cfg.setting(
+    vary: tuple[str, ...] = setting(
         ("lcr_lambda=0,4",),
         "FIELD=v1,v2,… a training setting and its values, the first the control; repeat "
         "--vary for a grid of arms",
         metavar="FIELD=VALUES", repeat=True,
     )
-    seeds: int = cfg.setting(5, "seeds per arm: --seed, --seed + 1, …", low=1, high=1000)
-    robustness: bool = cfg.setting(
+    seeds: int = setting(5, "seeds per arm: --seed, --seed + 1, …", low=1, high=1000)
+    robustness: bool = setting(
         False, "also measure each run's corruption mCE (lcr-evaluate, generated corruptions)"
     )
-    mce_severities: tuple[int, ...] = cfg.setting(
+    mce_severities: tuple[int, ...] = setting(
         (1, 3, 5), "severities of --robustness", choices=(1, 2, 3, 4, 5), metavar="S"
     )
-    diagnose: bool = cfg.setting(
+    diagnose: bool = setting(
         False, "also measure how well the retention estimate tracks the exact norm "
         "(lcr-diagnose): the rank correlation over blocks per run"
     )
-    parallel: int = cfg.setting(
+    parallel: int = setting(
         1, "runs at once, one GPU each (with fewer GPUs, runs are sequential)", low=1,
         high=64,
     )
 
     @property
     def run_dir(self) -> str:
-        return self.output_dir or os.path.join(cfg.RUNS_DIR, "study")
+        return self.output_dir or os.path.join(RUNS_DIR, "study")
 
     def check(self) -> None:
         super().check()
         for arm in arms(self):
             for seed in range(self.seeds):
-                cfg.validate(arm.config(self, seed))
+                arm.config(self, seed)  # a TrainConfig is checked when it is made
 
 
 @dataclass(frozen=True)
@@ -101,15 +103,15 @@ class Arm:
     def name(self) -> str:
         return "_".join(f"{k}={_text(v)}" for k, v in self.values)
 
-    def config(self, settings: StudySettings, index: int) -> cfg.TrainConfig:
+    def config(self, settings: StudySettings, index: int) -> TrainConfig:
         """The training settings of seed number ``index`` of this arm."""
-        base = {f.name: getattr(settings, f.name) for f in dataclasses.fields(cfg.TrainConfig)}
+        base = {f.name: getattr(settings, f.name) for f in dataclasses.fields(TrainConfig)}
         base.update(dict(self.values))
         base.update(
             seed=settings.seed + index, overwrite=False,
             output_dir=os.path.join(settings.run_dir, self.name, f"seed_{settings.seed + index}"),
         )
-        return cfg.TrainConfig(**base)
+        return TrainConfig(**base)
 
 
 def _text(value) -> str:
@@ -125,19 +127,19 @@ def parse_vary(text: str) -> tuple[str, list]:
     """
     field_name, sep, values = text.partition("=")
     field_name = field_name.strip().replace("-", "_")
-    kinds = cfg.kinds(cfg.TrainConfig)
-    valid = sorted(k for k in kinds if k not in NOT_VARIED)
+    field_kinds = kinds(TrainConfig)
+    valid = sorted(k for k in field_kinds if k not in NOT_VARIED)
     if not sep or not values.strip():
         raise ConfigError(f"--vary {text!r}: write FIELD=v1,v2,… with FIELD one of {valid}")
     if field_name not in valid:
         raise ConfigError(f"--vary {text!r}: unknown field {field_name!r}; valid fields: {valid}")
-    kind = kinds[field_name]
+    kind = field_kinds[field_name]
     if kind.sequence:
         raise ConfigError(f"--vary {text!r}: {field_name} takes several values itself")
     parsed = []
     for part in (p.strip() for p in values.split(",")):
         try:
-            parsed.append(cfg.convert(kind, part, from_text=True))
+            parsed.append(convert(kind, part, from_text=True))
         except ValueError:
             raise ConfigError(
                 f"--vary {text!r}: {field_name} needs {kind.noun}, got {part!r}"
@@ -162,7 +164,7 @@ def arms(settings: StudySettings) -> list[Arm]:
 class Job:
     arm: Arm
     seed: int
-    config: cfg.TrainConfig
+    config: TrainConfig
 
     @property
     def directory(self) -> str:
@@ -190,7 +192,7 @@ def command(job: Job) -> list[str]:
     """The ``lcr-train`` command of a job (its settings as a recipe file)."""
     os.makedirs(job.directory, exist_ok=True)
     recipe = os.path.join(job.directory, "study-recipe.yaml")
-    cfg.save_recipe(job.config, recipe)
+    save_recipe(job.config, recipe)
     return [sys.executable, "-m", "lcr_larq.cli.train", "--config", recipe, "--verbose", "0"]
 
 
@@ -235,8 +237,6 @@ def retention_rank_correlation(report: dict) -> float | None:
 
 
 def gpu_count() -> int:
-    import tensorflow as tf
-
     return len(tf.config.list_physical_devices("GPU"))
 
 
@@ -251,7 +251,7 @@ def run_study(
     except OSError as error:
         raise ConfigError(f"cannot create --output-dir {out} ({error.strerror})") from None
     with runs.RunLock(out):
-        cfg.save_recipe(settings, os.path.join(out, "study.yaml"))
+        save_recipe(settings, os.path.join(out, "study.yaml"))
         todo = jobs(settings)
         slots = min(settings.parallel, max(1, gpu_count())) if settings.parallel > 1 else 1
         if settings.parallel > slots and progress:
@@ -366,5 +366,5 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
         "arms": per_arm,
         "runs": rows,
         "failed": failed,
-        "settings": cfg.recipe_dict(settings),
+        "settings": recipe_dict(settings),
     }

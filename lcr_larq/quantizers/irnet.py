@@ -9,9 +9,13 @@
   standardization.
 
 ``t`` and ``k`` live in non-trainable variables of each quantizer, so they are
-saved with the model; :class:`lcr_larq.callbacks.EDESchedule` moves them from
+saved with the model; :class:`EDESchedule` (a Keras callback) moves them from
 ``t = 0.1`` to ``t = 10`` over training, ``k = max(1/t, 1)``: the paper's range
 (IR-Net's released 1w1a CIFAR code starts at ``t = 10⁻³``).
+
+Registered as the weight quantizer ``irnet`` (the default of
+``--weight-quantizer``), and under the names ``ede_sign`` and ``libra_sign``
+for Larq layers.
 
 Example:
     >>> import larq as lq, tensorflow as tf
@@ -33,6 +37,9 @@ from collections.abc import Callable
 import larq as lq
 import numpy as np
 import tensorflow as tf
+
+from lcr_larq.quantizers.lookup import quantizers_of
+from lcr_larq.quantizers.registry import WeightQuantizer, holds, register_weight_quantizer
 
 EDE_T_MIN = 0.1
 EDE_T_MAX = 10.0
@@ -93,7 +100,7 @@ def power_of_two_scale(w_hat: tf.Tensor) -> tf.Tensor:
 class EDEQuantizer(lq.quantizers.Quantizer):
     """Holds the EDE's ``t`` and ``k`` in non-trainable variables.
 
-    ``schedule_attached`` is set by :class:`lcr_larq.callbacks.EDESchedule`
+    ``schedule_attached`` is set by :class:`EDESchedule`
     when training begins; a quantizer trained without it warns once, when its
     backward pass is first built, since ``t`` would stay at its initial value
     (0.1, i.e. k = 10) for the whole run.
@@ -138,6 +145,7 @@ class EDEQuantizer(lq.quantizers.Quantizer):
         }
 
 
+@lq.utils.register_alias("ede_sign")
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
 class EDESign(EDEQuantizer):
     """IR-Net activation quantizer: ``sign`` with the EDE backward pass.
@@ -152,6 +160,7 @@ class EDESign(EDEQuantizer):
         return ede_sign(inputs, self.t, self.k, self._check_schedule)
 
 
+@lq.utils.register_alias("libra_sign")
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
 class LibraSign(EDEQuantizer):
     """IR-Net weight quantizer: Libra-PB standardization, sign, power-of-two scale.
@@ -166,6 +175,43 @@ class LibraSign(EDEQuantizer):
     def call(self, inputs):
         w_hat = libra_standardize(inputs)
         return ede_sign(w_hat, self.t, self.k, self._check_schedule) * power_of_two_scale(w_hat)
+
+
+class EDESchedule(tf.keras.callbacks.Callback):
+    """IR-Net's Error Decay Estimator schedule, per epoch.
+
+    ``t = t_min · (t_max / t_min)^(epoch / epochs)`` and ``k = max(1/t, 1)``
+    on every :class:`EDESign` and :class:`LibraSign` of the model. ``t`` is logged as
+    ``ede_t``.
+    """
+
+    def __init__(self, epochs: int, t_min: float = EDE_T_MIN, t_max: float = EDE_T_MAX):
+        super().__init__()
+        self.epochs = epochs
+        self.t_min = t_min
+        self.t_max = t_max
+        self._t: float | None = None
+
+    def parameters(self, epoch: int) -> tuple[float, float]:
+        return ede_parameters(epoch / max(self.epochs, 1), self.t_min, self.t_max)
+
+    def _quantizers(self) -> list[EDEQuantizer]:
+        return [q for q in quantizers_of(self.model) if isinstance(q, EDEQuantizer)]
+
+    def on_train_begin(self, logs=None):
+        for quantizer in self._quantizers():
+            quantizer.schedule_attached = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        t, k = self.parameters(epoch)
+        found = self._quantizers()
+        for quantizer in found:
+            quantizer.set_ede(t, k)
+        self._t = t if found else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._t is not None:
+            logs["ede_t"] = self._t
 
 
 class _StandardizedWeightsFilter(logging.Filter):
@@ -189,3 +235,17 @@ class _StandardizedWeightsFilter(logging.Filter):
 
 
 logging.getLogger("larq.layers_base").addFilter(_StandardizedWeightsFilter())
+
+
+register_weight_quantizer(WeightQuantizer(
+    "irnet",
+    "IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale), EDE backward "
+    "with t from 0.1 to 10",
+    kernel=lambda settings: LibraSign(),
+    activation=EDESign,
+    # Standardized weights need no clipping: the gradient reaches every one.
+    clip=None,
+    schedule=lambda model, epochs, steps, settings: (
+        EDESchedule(epochs) if holds(model, EDEQuantizer) else None
+    ),
+))

@@ -6,7 +6,7 @@ quantizer of BinaryConnect-style training should be a *proximal map* and
 propose ProxConnect: the latent weights are kept in full precision and the
 network is evaluated at ``w = L_ρ(θ)``, a piecewise-linear proximal map that
 moves from clipping to ``[-1, 1]`` (``ρ = 0``) to ``sign`` (``ρ → ∞``) as ρ is
-raised during training (:class:`lcr_larq.callbacks.ProxConnectSchedule`):
+raised during training (:class:`ProxConnectSchedule`, a Keras callback):
 
 .. math::
 
@@ -18,17 +18,26 @@ the ramp ``z = (1 + ρ) w``; at ``±1`` the normal cone of the interval makes th
 map flat. ``gradient="prox"`` back-propagates the almost-everywhere derivative
 (``1 + ρ`` on the ramp, 0 on the flat parts); ``gradient="ste"`` passes the
 gradient straight through (BinaryConnect's update).
+
+Registered as the weight quantizer ``proxconnect``: its settings are
+``prox_rho_end`` (the final ρ), ``prox_hard_epochs`` (the last epochs with the
+hard sign) and ``prox_gradient``; and as ``prox_sign`` for Larq layers.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["ProxSign", "prox_sign", "prox_sign_grad"]
+from lcr_larq.quantizers.lookup import quantizers_of
+from lcr_larq.quantizers.registry import WeightQuantizer, holds, register_weight_quantizer
+
+__all__ = ["ProxConnectSchedule", "ProxSign", "prox_sign", "prox_sign_grad"]
 
 GRADIENT_MODES = ("prox", "ste")
 
@@ -60,6 +69,7 @@ def _check_rho(rho: float) -> float:
     return rho
 
 
+@lq.utils.register_alias("prox_sign")
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
 class ProxSign(lq.quantizers.Quantizer):
     """ProxConnect's binary weight quantizer (precision 1).
@@ -152,5 +162,151 @@ class ProxSign(lq.quantizers.Quantizer):
         }
 
 
-# ``kernel_quantizer="prox_sign"`` in Larq layers.
-tf.keras.utils.get_custom_objects()["prox_sign"] = ProxSign
+class ProxConnectSchedule(tf.keras.callbacks.Callback):
+    """Anneal ``rho`` of every ProxConnect quantizer and finish with a hard phase.
+
+    At the beginning of every training batch, with ``step`` the global step
+    (``model.optimizer.iterations``, so a resumed run continues the schedule)::
+
+        total_steps = (epochs - hard_epochs) * steps_per_epoch
+        rho = rho_start + (rho_end - rho_start) * min(1, step / total_steps)
+        hard = step >= total_steps
+
+    so ``rho`` grows linearly per step and the last ``hard_epochs`` epochs train
+    with the hard quantizer (weights seen by the network are exactly in Q).  With
+    ``hard_epochs=0`` the hard phase never starts during training;
+    ``hard_at_end=True`` then switches it on when training ends.  If
+    ``hard_validation`` is set, validation/evaluation inside ``fit`` runs with the
+    hard quantizer and the previous state is restored afterwards.  The current
+    ``rho`` (and the hard flag) is added to the epoch logs as ``logs["rho"]`` and
+    ``logs["prox_hard"]`` when ``log_rho`` is true.
+
+    Example:
+        >>> schedule = ProxConnectSchedule(epochs=10, steps_per_epoch=5, rho_end=20.0)
+        >>> schedule.rho_at(0), schedule.rho_at(45), schedule.hard_at(45)
+        (0.0, 20.0, True)
+    """
+
+    def __init__(
+        self,
+        epochs: int,
+        steps_per_epoch: int,
+        rho_end: float,
+        rho_start: float = 0.0,
+        hard_epochs: int = 1,
+        hard_at_end: bool = False,
+        hard_validation: bool = False,
+        log_rho: bool = True,
+    ) -> None:
+        super().__init__()
+        if epochs < 1 or steps_per_epoch < 1:
+            raise ValueError("epochs and steps_per_epoch must be >= 1.")
+        if not 0 <= hard_epochs <= epochs:
+            raise ValueError(f"hard_epochs must be in [0, epochs], got {hard_epochs}.")
+        if rho_start < 0 or rho_end < 0:
+            raise ValueError("rho_start and rho_end must be >= 0.")
+        self.epochs = int(epochs)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.rho_start = float(rho_start)
+        self.rho_end = float(rho_end)
+        self.hard_epochs = int(hard_epochs)
+        self.hard_at_end = bool(hard_at_end)
+        self.hard_validation = bool(hard_validation)
+        self.log_rho = bool(log_rho)
+        self.total_steps = (self.epochs - self.hard_epochs) * self.steps_per_epoch
+        self.quantizers: list[ProxSign] = []
+        self._fallback_step = 0
+        self._saved_hard: list[bool] | None = None
+
+    # -- schedule --------------------------------------------------------------------
+    def rho_at(self, step: int) -> float:
+        """``rho`` used for the batch that starts at global step ``step``."""
+        if self.total_steps <= 0:
+            return self.rho_end
+        frac = min(1.0, max(0.0, step / self.total_steps))
+        return self.rho_start + (self.rho_end - self.rho_start) * frac
+
+    def hard_at(self, step: int) -> bool:
+        """Whether the batch starting at global step ``step`` is in the hard phase."""
+        return self.hard_epochs > 0 and step >= self.total_steps
+
+    def _global_step(self) -> int:
+        optimizer = getattr(self.model, "optimizer", None)
+        iterations = getattr(optimizer, "iterations", None)
+        if iterations is None:
+            return self._fallback_step
+        return int(tf.keras.backend.get_value(iterations))
+
+    def _apply(self, step: int) -> None:
+        rho, hard = self.rho_at(step), self.hard_at(step)
+        for quantizer in self.quantizers:
+            quantizer.set_rho(rho)
+            quantizer.set_hard(hard)
+
+    # -- callback hooks --------------------------------------------------------------
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.quantizers = [q for q in quantizers_of(self.model) if isinstance(q, ProxSign)]
+        if not self.quantizers:
+            warnings.warn(
+                "ProxConnectSchedule: the model has no ProxSign quantizer; the schedule "
+                "has no effect.",
+                stacklevel=2,
+            )
+        self._apply(self._global_step())
+
+    def on_train_batch_begin(
+        self, batch: int, logs: dict[str, Any] | None = None
+    ) -> None:
+        self._apply(self._global_step())
+
+    def on_train_batch_end(
+        self, batch: int, logs: dict[str, Any] | None = None
+    ) -> None:
+        self._fallback_step += 1
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.log_rho and logs is not None and self.quantizers:
+            logs["rho"] = self.quantizers[0].rho_value
+            logs["prox_hard"] = float(self.quantizers[0].hard_value)
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.hard_validation and self.quantizers:
+            self._saved_hard = [q.hard_value for q in self.quantizers]
+            for quantizer in self.quantizers:
+                quantizer.set_hard(True)
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._saved_hard is not None:
+            for quantizer, hard in zip(self.quantizers, self._saved_hard, strict=True):
+                quantizer.set_hard(hard)
+            self._saved_hard = None
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.hard_at_end:
+            for quantizer in self.quantizers:
+                quantizer.set_hard(True)
+
+
+def _schedule(model: tf.keras.Model, epochs: int, steps_per_epoch: int,
+              settings: Mapping[str, Any]) -> ProxConnectSchedule | None:
+    """ρ from 0 to ``prox_rho_end`` per step, the last ``prox_hard_epochs``
+    with the hard sign; validation and everything after ``fit`` with the hard
+    sign (the deployed weights)."""
+    if not holds(model, ProxSign):
+        return None
+    return ProxConnectSchedule(
+        epochs, steps_per_epoch, rho_end=settings.get("prox_rho_end", 20.0),
+        hard_epochs=settings.get("prox_hard_epochs", 1), hard_at_end=True,
+        hard_validation=True,
+    )
+
+
+register_weight_quantizer(WeightQuantizer(
+    "proxconnect",
+    "ProxConnect: the proximal map sign(w)·min(1, (1+ρ)|w|), ρ from 0 to --prox-rho-end, "
+    "then the hard sign",
+    kernel=lambda settings: ProxSign(rho=0.0, gradient=settings.get("prox_gradient", "prox")),
+    activation=lq.quantizers.SteSign,
+    clip=1.0,
+    schedule=_schedule,
+))

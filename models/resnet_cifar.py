@@ -19,6 +19,9 @@ ImageNet layout (7×7 stride-2 stem and max-pool) is in
 :mod:`models.resnet_imagenet`, which shares :func:`basic_block`,
 :func:`residual_stages` and :func:`classifier` with this module.
 
+Registered: ``resnet20`` (He et al.'s CIFAR ResNet-20, IR-Net's layout) and
+``resnet8`` (one block per stage, for quick checks).
+
 The blocks are named for LCR: the stem ends in ``stem_out`` and basic block k
 in ``block{k}_out`` (see :func:`lcr_larq.find_blocks`).
 
@@ -34,7 +37,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import layers as L
-from lcr_larq.models.quantization import QuantizationSpec, quantization
+from lcr_larq.quantizers import QuantizationSpec, quantization
+from models.registry import register_model
 
 # (filters, basic blocks) of every stage.
 IMAGENET_STAGES = {
@@ -179,3 +183,20 @@ def assemble(inputs, x, num_classes: int, spec: QuantizationSpec, stages, bireal
     classifier, and a name that says the variant."""
     logits = classifier(residual_stages(x, spec, stages, bireal, shortcut), num_classes)
     return tf.keras.Model(inputs, logits, name=f"{name}{'_bireal' if bireal else ''}_{spec.label}")
+
+
+def _cifar_builder(depth: int):
+    def build(input_shape, num_classes: int, spec: QuantizationSpec, bireal: bool = False,
+              shortcut: str | None = None) -> tf.keras.Model:
+        return resnet_cifar(depth, input_shape, num_classes, spec, bireal, shortcut)
+
+    return build
+
+
+register_model(
+    "resnet20", "CIFAR ResNet-20 (IR-Net layout), at every input size", resnet_options=True
+)(_cifar_builder(20))
+register_model(
+    "resnet8", "CIFAR ResNet-8 (one block per stage, IR-Net layout): for quick checks",
+    resnet_options=True,
+)(_cifar_builder(8))

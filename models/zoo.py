@@ -35,14 +35,16 @@ import tensorflow as tf
 from larq.layers_base import BaseLayer
 
 from lcr_larq.graph import make_full_precision_aware
-from lcr_larq.models.quantization import PRECISIONS
+from lcr_larq.quantizers import PRECISIONS, QuantizationSpec
+from models.registry import register_model
 
-ZOO_MODELS: dict[str, Callable[..., tf.keras.Model]] = {
-    "birealnet": larq_zoo.literature.BiRealNet,
-    "resnet_e": larq_zoo.literature.BinaryResNetE18,
-    "quicknet": larq_zoo.sota.QuickNet,
-    "quicknet_small": larq_zoo.sota.QuickNetSmall,
-    "quicknet_large": larq_zoo.sota.QuickNetLarge,
+#: name → (Larq-Zoo network, description)
+ZOO_MODELS: dict[str, tuple[Callable[..., tf.keras.Model], str]] = {
+    "birealnet": (larq_zoo.literature.BiRealNet, "Larq-Zoo Bi-Real Net-18"),
+    "resnet_e": (larq_zoo.literature.BinaryResNetE18, "Larq-Zoo BinaryResNetE18"),
+    "quicknet": (larq_zoo.sota.QuickNet, "Larq-Zoo QuickNet"),
+    "quicknet_small": (larq_zoo.sota.QuickNetSmall, "Larq-Zoo QuickNetSmall"),
+    "quicknet_large": (larq_zoo.sota.QuickNetLarge, "Larq-Zoo QuickNetLarge"),
 }
 
 _INPUT_KEYS = ("input_quantizer",)
@@ -130,11 +132,25 @@ def zoo_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
         raise ValueError(f"unknown Larq-Zoo model {name!r}; choose one of {sorted(ZOO_MODELS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    model = ZOO_MODELS[name](
-        input_shape=tuple(input_shape), num_classes=num_classes, weights=None
-    )
+    network, _ = ZOO_MODELS[name]
+    model = network(input_shape=tuple(input_shape), num_classes=num_classes, weights=None)
     label = precision if quantized else f"fp_{precision}"
     model = logits_model(model, name=f"{name}_{label}")
     if not quantized or precision == "1w32a":
         model = without_quantizers(model, inputs=True, weights=not quantized)
     return make_full_precision_aware(model)
+
+
+def _zoo_builder(name: str):
+    def build(input_shape, num_classes: int, spec: QuantizationSpec) -> tf.keras.Model:
+        return zoo_model(name, input_shape, num_classes, spec.precision, spec.quantized)
+
+    return build
+
+
+def _register_all() -> None:
+    for name, (_, description) in ZOO_MODELS.items():
+        register_model(name, description)(_zoo_builder(name))
+
+
+_register_all()

@@ -13,6 +13,10 @@ differs from the CIFAR layout.
 The stem ends in ``stem_out`` (the max-pool) and basic block k in
 ``block{k}_out``, the chain :func:`lcr_larq.find_blocks` regularizes.
 
+Registered: ``resnet18`` and ``resnet34``, in the CIFAR layout
+(:mod:`models.resnet_cifar`) below :data:`IMAGENET_MIN_SIZE` pixels and in
+this one from there on.
+
 Example:
     >>> model = resnet_imagenet(18, (224, 224, 3), 1000)
     >>> model.get_layer("stem_out").output_shape
@@ -26,14 +30,19 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from lcr_larq.models.quantization import QuantizationSpec, quantization
-from lcr_larq.models.resnet_cifar import (
+from lcr_larq.quantizers import QuantizationSpec, quantization
+from models.registry import register_model
+from models.resnet_cifar import (
     IMAGENET_STAGES,
     activation,
     assemble,
     default_shortcut,
+    resnet_cifar,
     stem,
 )
+
+# Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
+IMAGENET_MIN_SIZE = 100
 
 
 def resnet_imagenet(depth: int, input_shape: tuple[int, int, int], num_classes: int,
@@ -47,7 +56,7 @@ def resnet_imagenet(depth: int, input_shape: tuple[int, int, int], num_classes: 
         num_classes: width of the logits.
         spec: precision, weight quantizer and whether quantized at all
             (default: 1w1a, IR-Net's quantizers), see
-            :func:`~lcr_larq.models.quantization.quantization`.
+            :func:`lcr_larq.quantizers.quantization`.
         bireal: a real-valued shortcut around every binary convolution.
         shortcut: the downsampling shortcut (default: Bi-Real's average pool +
             1×1 conv + BN), see :func:`models.resnet_cifar.downsample`.
@@ -65,3 +74,21 @@ def resnet_imagenet(depth: int, input_shape: tuple[int, int, int], num_classes: 
     return assemble(inputs, x, num_classes, spec, stages, bireal,
                     shortcut or default_shortcut(depth, imagenet_layout=True),
                     f"resnet{depth}_imagenet")
+
+
+def _resnet_builder(depth: int):
+    def build(input_shape, num_classes: int, spec: QuantizationSpec, bireal: bool = False,
+              shortcut: str | None = None) -> tf.keras.Model:
+        layout = resnet_imagenet if input_shape[0] >= IMAGENET_MIN_SIZE else resnet_cifar
+        return layout(depth, input_shape, num_classes, spec, bireal, shortcut)
+
+    return build
+
+
+register_model(
+    "resnet18", "ResNet-18: CIFAR layout below 100 px, ImageNet layout from 100 px",
+    resnet_options=True,
+)(_resnet_builder(18))
+register_model(
+    "resnet34", "ResNet-34, layouts as ResNet-18", resnet_options=True
+)(_resnet_builder(34))

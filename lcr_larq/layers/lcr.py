@@ -1,164 +1,31 @@
-"""Keras layers of lcr-larq.
+"""LCR as Keras layers.
 
 * :class:`LipschitzRetention` — the LCR regularizer: given the input and
   output activations of every block on the binary path and on the
   full-precision reference path, it adds ``(λ/2)·L_lip`` with ``add_loss`` and
   reports ``L_lip`` and each block's ``σ_B/σ_F`` as metrics.
-* Full-precision-aware layers — Larq's quantized layers and Keras'
-  ``BatchNormalization`` with one more call argument, ``full_precision``: when
-  true, the layer computes its latent full-precision counterpart with the
-  *same* variables (quantizers bypassed; batch statistics without touching the
-  moving averages). Calling a layer twice, once per path, is what ties the
-  reference to the BNN's latent weights in a functional model.
-* :class:`HardTanh` — ``clip(x, −1, 1)``, the activation of IR-Net's blocks.
-* :class:`ZeroPadShortcut` — the parameter-free downsampling shortcut
-  ("option A") of IR-Net's CIFAR ResNet-20.
 * :class:`SampleSlice`, :class:`SampleTap` and :class:`ScheduledSampleCount`
   — the samples LCR is estimated on, and on which steps (``every``).
-* :class:`RSign` and :class:`RPReLU` — ReActNet's learnable-threshold sign and
-  shifted PReLU.
+
+:func:`lcr_larq.attach_lcr` puts them into a model; the math is in
+:mod:`lcr_larq.spectral`.
 
 Example:
-    >>> import tensorflow as tf
-    >>> conv = QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
-    ...                    kernel_quantizer="ste_sign", use_bias=False)
-    >>> x = tf.random.normal((2, 6, 6, 3))
-    >>> binary, latent = conv(x), conv(x, full_precision=True)
-    >>> bool(tf.reduce_all(tf.abs(binary) == tf.round(tf.abs(binary))))
-    True
+    >>> lcr = LipschitzRetention(lcr_lambda=4.0, beta=2.0)
+    >>> x, y = tf.random.normal((8, 4, 4, 3)), tf.random.normal((8, 4, 4, 5))
+    >>> _ = lcr([tf.zeros((8, 10)), x, y, x, y])  # identical paths: L_lip = 0
+    >>> float(lcr.losses[0])
+    0.0
 """
 
 from __future__ import annotations
 
-import larq as lq
 import tensorflow as tf
-from larq.layers_base import BaseLayer
 
 from lcr_larq import spectral
 from lcr_larq.metrics import BatchMeans
 
 register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
-
-
-class _FullPrecisionCall:
-    """Adds ``full_precision`` to the call of a Larq quantized layer."""
-
-    def call(self, inputs, full_precision: bool = False):
-        if not full_precision:
-            return super().call(inputs)
-        # Skip BaseLayer.call (input quantizer + quantized scope): outside the
-        # quantized scope a QuantizedVariable reads as its latent value.
-        with lq.context.quantized_scope(False):
-            return super(BaseLayer, self).call(inputs)
-
-
-@register
-class QuantConv2D(_FullPrecisionCall, lq.layers.QuantConv2D):
-    """``larq.layers.QuantConv2D`` with a ``full_precision`` call argument."""
-
-
-@register
-class QuantDense(_FullPrecisionCall, lq.layers.QuantDense):
-    """``larq.layers.QuantDense`` with a ``full_precision`` call argument."""
-
-
-@register
-class QuantDepthwiseConv2D(_FullPrecisionCall, lq.layers.QuantDepthwiseConv2D):
-    """``larq.layers.QuantDepthwiseConv2D`` with a ``full_precision`` argument."""
-
-
-@register
-class BatchNormalization(tf.keras.layers.BatchNormalization):
-    """Batch normalization with a ``full_precision`` path.
-
-    The full-precision path normalizes with the statistics of its own batch
-    and never updates the moving averages: those belong to the binary
-    activations the deployed network sees.
-    """
-
-    def call(self, inputs, training=None, full_precision: bool = False):
-        if not full_precision:
-            return super().call(inputs, training=training)
-        return normalize_with_batch_statistics(self, inputs)
-
-
-def normalize_with_batch_statistics(
-    layer: tf.keras.layers.BatchNormalization, inputs: tf.Tensor
-) -> tf.Tensor:
-    """``layer``'s normalization of ``inputs`` with their own batch mean and
-    (biased) variance, as in training, but without touching its moving
-    averages. Any Keras ``BatchNormalization`` (``center``/``scale`` off too).
-
-    Example:
-        >>> bn = tf.keras.layers.BatchNormalization(epsilon=0.0)
-        >>> x = tf.constant([[1.0], [3.0]])
-        >>> _ = bn(x)  # builds it; moving mean 0, variance 1
-        >>> normalize_with_batch_statistics(bn, x).numpy().ravel().tolist()
-        [-1.0, 1.0]
-        >>> float(bn.moving_mean[0])
-        0.0
-    """
-    if inputs.shape.rank == 4 and list(layer.axis) == [3] and inputs.dtype == tf.float32:
-        # The fused kernel is about 10 % faster for the whole reference path
-        # than moments + normalization; it returns the batch mean and
-        # variance, which are dropped here (no moving-average update).
-        ones = tf.ones(inputs.shape[-1:], inputs.dtype)
-        outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            inputs,
-            layer.gamma if layer.scale else ones,
-            layer.beta if layer.center else tf.zeros_like(ones),
-            epsilon=layer.epsilon,
-            is_training=True,
-        )
-        return outputs
-    axes = [i for i in range(inputs.shape.rank) if i not in layer.axis]
-    mean, variance = tf.nn.moments(inputs, axes=axes, keepdims=True)
-    shape = [1] * inputs.shape.rank
-    for axis in layer.axis:
-        shape[axis] = inputs.shape[axis]
-    gamma = tf.reshape(layer.gamma, shape) if layer.scale else None
-    beta = tf.reshape(layer.beta, shape) if layer.center else None
-    return tf.nn.batch_normalization(inputs, mean, variance, beta, gamma, layer.epsilon)
-
-
-@register
-class HardTanh(tf.keras.layers.Layer):
-    """``clip(x, −1, 1)``."""
-
-    def call(self, inputs):
-        return tf.clip_by_value(inputs, -1.0, 1.0)
-
-
-@register
-class ZeroPadShortcut(tf.keras.layers.Layer):
-    """The parameter-free downsampling shortcut of He et al.'s CIFAR ResNets
-    ("option A", as in IR-Net's ResNet-20): every ``strides``-th position,
-    and the channels padded with zeros on both sides up to ``filters``.
-
-    Example:
-        >>> shortcut = ZeroPadShortcut(filters=8, strides=2)
-        >>> y = shortcut(tf.ones((1, 5, 5, 4)))
-        >>> tuple(y.shape), y.numpy()[0, 0, 0].tolist()
-        ((1, 3, 3, 8), [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
-    """
-
-    def __init__(self, filters: int, strides: int = 2, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.strides = int(strides)
-
-    def call(self, inputs):
-        x = inputs[:, :: self.strides, :: self.strides, :]
-        extra = self.filters - int(inputs.shape[-1])
-        if extra < 0:
-            raise ValueError(
-                f"a zero-padding shortcut cannot reduce {inputs.shape[-1]} channels to "
-                f"{self.filters}"
-            )
-        return tf.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
 def _with_count(inputs, samples: int) -> tuple[tf.Tensor, tf.Tensor | int]:
@@ -488,136 +355,3 @@ def validate_every(every: int) -> None:
     """Raises ``ValueError`` unless LCR's step interval is >= 1."""
     if every < 1:
         raise ValueError(f"LCR's step interval must be >= 1 (1: every step), got {every}")
-
-
-def _channel_weight(layer, name, input_shape, initializer, regularizer=None):
-    channels = int(input_shape[-1])
-    return layer.add_weight(
-        name=name, shape=(channels,), initializer=initializer, regularizer=regularizer,
-        trainable=True,
-    )
-
-
-@register
-class RSign(tf.keras.layers.Layer):
-    """ReActNet's RSign (Liu et al., ECCV 2020): ``sign(x − α)``, one learnable
-    threshold α per channel (last axis).
-
-    Forward ``sign(x − α)`` with ``sign(0) = +1`` (Larq's convention); backward
-    the ApproxSign estimator ``2 − 2|x − α|`` on ``|x − α| ≤ 1``, 0 elsewhere,
-    which reaches both ``x`` and ``α``. With ``full_precision=True`` (the
-    latent full-precision path of LCR) and in a layer built with
-    ``binarize=False`` (a full-precision network) it returns the real value
-    before the sign, ``x − α``.
-
-    Args:
-        binarize: ``False`` keeps only the learnable shift ``x − α``.
-        threshold_initializer: initializer of α (zeros: RSign starts as sign).
-        threshold_regularizer: optional regularizer of α.
-
-    Example:
-        >>> rsign = RSign()
-        >>> rsign(tf.constant([[-0.5, 0.0, 2.0]])).numpy().tolist()
-        [[-1.0, 1.0, 1.0]]
-        >>> rsign(tf.constant([[-0.5, 0.0, 2.0]]), full_precision=True).numpy().tolist()
-        [[-0.5, 0.0, 2.0]]
-    """
-
-    def __init__(
-        self,
-        binarize: bool = True,
-        threshold_initializer="zeros",
-        threshold_regularizer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.binarize = bool(binarize)
-        self.threshold_initializer = tf.keras.initializers.get(threshold_initializer)
-        self.threshold_regularizer = tf.keras.regularizers.get(threshold_regularizer)
-
-    @property
-    def precision(self) -> int | None:
-        """1 when binarizing (as Larq's quantizers declare it), else None."""
-        return 1 if self.binarize else None
-
-    def build(self, input_shape):
-        self.threshold = _channel_weight(
-            self, "threshold", input_shape, self.threshold_initializer,
-            self.threshold_regularizer,
-        )
-        super().build(input_shape)
-
-    def call(self, inputs, full_precision: bool = False):
-        shifted = inputs - self.threshold
-        if full_precision or not self.binarize:
-            return shifted
-        return lq.quantizers.approx_sign(shifted)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "binarize": self.binarize,
-            "threshold_initializer": tf.keras.initializers.serialize(
-                self.threshold_initializer
-            ),
-            "threshold_regularizer": tf.keras.regularizers.serialize(
-                self.threshold_regularizer
-            )
-            if self.threshold_regularizer
-            else None,
-        }
-
-
-@register
-class RPReLU(tf.keras.layers.Layer):
-    """ReActNet's RPReLU (Liu et al., ECCV 2020): a PReLU with learnable shifts.
-
-    Per channel (last axis) ``y = (x − γ) + ζ`` where ``x > γ`` and
-    ``y = β·(x − γ) + ζ`` elsewhere, with learnable input shift γ
-    (``shift_in``), slope β (``slope``) and output shift ζ (``shift_out``).
-    It holds no quantizer, so both paths of LCR compute the same function.
-
-    Args:
-        shift_initializer: initializer of γ and ζ.
-        slope_initializer: initializer of β (0.25, as PyTorch's PReLU).
-
-    Example:
-        >>> act = RPReLU()
-        >>> act(tf.constant([[-2.0, 3.0]])).numpy().tolist()
-        [[-0.5, 3.0]]
-    """
-
-    def __init__(
-        self,
-        shift_initializer="zeros",
-        slope_initializer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.shift_initializer = tf.keras.initializers.get(shift_initializer)
-        self.slope_initializer = tf.keras.initializers.get(
-            slope_initializer or tf.keras.initializers.Constant(0.25)
-        )
-
-    def build(self, input_shape):
-        self.shift_in = _channel_weight(self, "shift_in", input_shape, self.shift_initializer)
-        self.slope = _channel_weight(self, "slope", input_shape, self.slope_initializer)
-        self.shift_out = _channel_weight(self, "shift_out", input_shape, self.shift_initializer)
-        super().build(input_shape)
-
-    def call(self, inputs):
-        shifted = inputs - self.shift_in
-        return tf.where(shifted > 0, shifted, self.slope * shifted) + self.shift_out
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "shift_initializer": tf.keras.initializers.serialize(self.shift_initializer),
-            "slope_initializer": tf.keras.initializers.serialize(self.slope_initializer),
-        }

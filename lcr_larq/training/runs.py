@@ -1,8 +1,8 @@
-"""Run directories: what ``train.py`` writes, and reading it back.
+"""Run directories: what ``lcr-train`` writes, and reading it back.
 
 A run directory holds
 
-* ``config.yaml`` — the run's recipe (``train.py --config`` reads it back);
+* ``config.yaml`` — the run's recipe (``lcr-train --config`` reads it back);
 * ``results.json`` — test accuracy and loss of the deployed network, settings,
   seconds (standard JSON: a value that is not finite is ``null``);
 * ``history.csv`` — one row per finished epoch;
@@ -23,16 +23,23 @@ Example:
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
-from lcr_larq import config as cfg
-from lcr_larq.errors import RunError
+from lcr_larq import data as lcr_data
+from lcr_larq.batchnorm import recalibrate
+from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.graph import strip_lcr
+from lcr_larq.settings import flag_name, load_recipe, recipe_dict
+from lcr_larq.training.config import TrainConfig
 
 RECIPE = "config.yaml"
 RESULTS = "results.json"
@@ -89,15 +96,15 @@ def run_directory(path: str) -> str:
     return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
 
 
-def read_recipe(path: str) -> cfg.TrainConfig | None:
-    """The :class:`~lcr_larq.config.TrainConfig` of a run (``config.yaml``),
+def read_recipe(path: str) -> TrainConfig | None:
+    """The :class:`~lcr_larq.training.TrainConfig` of a run (``config.yaml``),
     or None when the directory holds none."""
     recipe = os.path.join(run_directory(path), RECIPE)
     if not os.path.isfile(recipe):
         return None
     try:
-        return cfg.TrainConfig(**cfg.load_recipe(recipe, cfg.TrainConfig))
-    except cfg.ConfigError as error:
+        return TrainConfig(**load_recipe(recipe, TrainConfig))
+    except ConfigError as error:
         raise RunError(f"{error}: the run directory is corrupt") from None
 
 
@@ -144,11 +151,6 @@ def load_model(path: str, strip: bool = True):
     Raises :class:`~lcr_larq.errors.RunError` with a one-line message for a
     missing or corrupt model.
     """
-    import tensorflow as tf
-
-    from lcr_larq import models  # noqa: F401  (registers the custom layers)
-    from lcr_larq.graph import strip_lcr
-
     if os.path.isdir(path):
         for name in (BNN, MODEL) if strip else (MODEL,):
             candidate = os.path.join(path, name)
@@ -156,9 +158,9 @@ def load_model(path: str, strip: bool = True):
                 path = candidate
                 break
         else:
-            raise RunError(f"{path} holds no {MODEL}: train one with train.py")
+            raise RunError(f"{path} holds no {MODEL}: train one with lcr-train")
     if not os.path.isfile(path):
-        raise RunError(f"{path} does not exist: give a directory written by train.py")
+        raise RunError(f"{path} does not exist: give a directory written by lcr-train")
     try:
         model = tf.keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many kinds for a broken file
@@ -181,7 +183,7 @@ class Run:
 
     directory: str
     model: Any
-    config: cfg.TrainConfig | None
+    config: TrainConfig | None
     dataset: Any
     results: dict | None = None
     #: BN statistics re-estimated on loading (a run from before they were
@@ -202,17 +204,14 @@ def load_run(
     ``data_dir`` overrides the run's. A run whose ``results.json`` shows no
     re-estimated BN statistics (trained before they were re-estimated, with
     ``--bn-recalibration-batches`` above 0) has them re-estimated here, so
-    that every command scores the network as ``train.py`` now deploys it.
+    that every command scores the network as ``lcr-train`` now deploys it.
     """
-    from lcr_larq import data as lcr_data
-    from lcr_larq.batchnorm import recalibrate
-
     model = load_model(path)
     directory = run_directory(path)
     config = read_recipe(directory)
     name = dataset or (config.dataset if config else None)
     if not name:
-        raise cfg.ConfigError(
+        raise ConfigError(
             f"{directory} holds no {RECIPE} naming the dataset: pass --dataset"
         )
     ds = lcr_data.load_dataset(
@@ -224,13 +223,13 @@ def load_run(
         validation_split=config.validation_split if config else 0.0,
     )
     if input_size_check and tuple(model.input_shape[1:]) != tuple(ds.input_shape):
-        raise cfg.ConfigError(
+        raise ConfigError(
             f"the model takes {tuple(model.input_shape[1:])} inputs but {name} gives "
             f"{tuple(ds.input_shape)}: pass the run's --dataset"
         )
     results = read_results(directory)
     calibration = None
-    batches = (config or cfg.TrainConfig()).bn_recalibration_batches
+    batches = (config or TrainConfig()).bn_recalibration_batches
     if results is not None and "bn_recalibration" not in results:
         calibration = recalibrate(model, ds, batches)
     return Run(directory, model, config, ds, results, calibration)
@@ -275,16 +274,16 @@ STATE = "state.json"
 PRESENTATION = ("output_dir", "verbose", "overwrite")
 
 
-def differing_settings(old: cfg.TrainConfig, new: cfg.TrainConfig) -> list[str]:
+def differing_settings(old: TrainConfig, new: TrainConfig) -> list[str]:
     """The flags whose values differ between two runs' settings (not those
     of :data:`PRESENTATION`).
 
     Example:
-        >>> differing_settings(cfg.TrainConfig(), cfg.TrainConfig(lcr_lambda=0.0, verbose=0))
+        >>> differing_settings(TrainConfig(), TrainConfig(lcr_lambda=0.0, verbose=0))
         ['--lcr-lambda']
     """
-    a, b = cfg.recipe_dict(old), cfg.recipe_dict(new)
-    return [cfg.flag_name(k) for k in a if k not in PRESENTATION and a[k] != b.get(k)]
+    a, b = recipe_dict(old), recipe_dict(new)
+    return [flag_name(k) for k in a if k not in PRESENTATION and a[k] != b.get(k)]
 
 
 class RunLock:
@@ -297,8 +296,6 @@ class RunLock:
         self.handle = None
 
     def __enter__(self) -> RunLock:
-        import fcntl
-
         self.handle = open(self.path, "a+")
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -317,16 +314,12 @@ class RunLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        import fcntl
-
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
 
 
 def clear(directory: str) -> None:
     """Removes what a run wrote in ``directory`` (for ``--overwrite``)."""
-    import shutil
-
     for name in (RESULTS, HISTORY, MODEL, BNN, RECIPE):
         path = os.path.join(directory, name)
         if os.path.isfile(path):

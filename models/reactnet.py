@@ -43,7 +43,8 @@ import larq as lq
 import tensorflow as tf
 
 from lcr_larq import layers as L
-from lcr_larq.models.quantization import PRECISIONS
+from lcr_larq.quantizers import PRECISIONS, QuantizationSpec
+from models.registry import register_model
 
 # Output channels of the stem and the 13 blocks of ReActNet-A.
 CHANNELS = (32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024)
@@ -141,3 +142,9 @@ def reactnet(
     logits = tf.keras.layers.Dense(num_classes, name="logits")(x)
     label = precision if quantized else f"fp_{precision}"
     return tf.keras.Model(inputs, logits, name=f"reactnet_a_{label}")
+
+
+@register_model("reactnet", "ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)")
+def build(input_shape, num_classes: int, spec: QuantizationSpec) -> tf.keras.Model:
+    """:func:`reactnet` of ``spec``'s precision, quantized or not."""
+    return reactnet(input_shape, num_classes, spec.precision, spec.quantized)

@@ -1,0 +1,41 @@
+"""One training run and its run directory: the tools every command builds on.
+
+* :mod:`lcr_larq.training.config` — :class:`TrainConfig`, the settings of a
+  run (``lcr-train``'s flags and recipes);
+* :mod:`lcr_larq.training.run` — :func:`run` (data, model, LCR, training,
+  BN re-estimation, test, saving) and :func:`fit`;
+* :mod:`lcr_larq.training.runs` — run directories: what a run writes, locks,
+  history, reading it back (:func:`~lcr_larq.training.runs.load_run`);
+* :mod:`~lcr_larq.training.checkpoint` (resume, divergence),
+  :mod:`~lcr_larq.training.distribute` (``tf.distribute``),
+  :mod:`~lcr_larq.training.progress` (the progress bar) and
+  :mod:`~lcr_larq.training.summary` (a finished run in a few numbers).
+"""
+
+from lcr_larq.training.config import RUNS_DIR, TrainConfig, default_run_name, parse_args
+from lcr_larq.training.run import (
+    build_training_model,
+    compile_for_evaluation,
+    compile_model,
+    fit,
+    learning_rate,
+    load_teacher,
+    run,
+)
+from lcr_larq.training.summary import describe_lcr, weights_digest
+
+__all__ = [
+    "RUNS_DIR",
+    "TrainConfig",
+    "build_training_model",
+    "compile_for_evaluation",
+    "compile_model",
+    "default_run_name",
+    "describe_lcr",
+    "fit",
+    "learning_rate",
+    "load_teacher",
+    "parse_args",
+    "run",
+    "weights_digest",
+]

@@ -1,0 +1,233 @@
+"""The settings of one training run: :class:`TrainConfig`.
+
+Every field is a flag of ``lcr-train`` and a key of its YAML recipes (see
+:mod:`lcr_larq.settings`); every choice is read from its owner: the
+registries of models, weight quantizers and datasets, the loss forms of
+:mod:`lcr_larq.spectral`, the optimizers and schedules of
+:mod:`lcr_larq.optimizers`. A :class:`TrainConfig` is checked when it is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from lcr_larq import optimizers
+from lcr_larq.data import dataset_names, dataset_source
+from lcr_larq.errors import ConfigError
+from lcr_larq.graph import DEFAULT_EVERY, DEFAULT_SAMPLES, REFERENCES
+from lcr_larq.quantizers import PRECISIONS, WEIGHT_QUANTIZERS, proxconnect
+from lcr_larq.settings import Settings, add_arguments, build_config, setting, split_lists
+from lcr_larq.spectral import LOSS_FORMS
+from lcr_larq.training.distribute import STRATEGIES
+from models import MODELS
+from models.resnet_cifar import SHORTCUTS
+
+SEED_MAX = 2**32 - 1  # TensorFlow's and numpy's seed range
+RUNS_DIR = "runs"
+
+
+@dataclass
+class TrainConfig(Settings):
+    """All settings of one training run (``lcr-train``'s flags), checked when made."""
+
+    model: str = setting("resnet20", lambda: "architecture: " + ", ".join(MODELS),
+                         choices=MODELS, metavar="NAME")
+    dataset: str = setting(
+        "digits", lambda: "one of " + ", ".join(dataset_names()) + " (digits: offline)"
+    )
+    data_dir: str | None = setting(None, "TFDS data directory (or manual ImageNet download)")
+    precision: str = setting(
+        "1w1a", "1w1a (binary weights and activations) or 1w32a", choices=PRECISIONS
+    )
+    full_precision: bool = setting(False, "train the full-precision counterpart (LCR off)")
+    bireal: bool = setting(False, "real-valued shortcut around every binary conv (Bi-Real)")
+    shortcut: str = setting(
+        "auto",
+        "downsampling shortcut of the ResNets: zero-pad (option A, IR-Net's ResNet-20), conv "
+        "(strided 1x1 conv + BN, IR-Net's ResNet-18), avgpool-conv (Bi-Real's); auto: the "
+        "paper baselines' (zero-pad for resnet20, conv for CIFAR resnet18/34, avgpool-conv "
+        "from 100 px)",
+        choices=("auto", *SHORTCUTS),
+    )
+    weight_quantizer: str = setting(
+        "irnet",
+        lambda: "binary weight quantizer of the ResNets: " + "; ".join(
+            f"{name} ({entry.description})" for name, entry in WEIGHT_QUANTIZERS.items()),
+        choices=WEIGHT_QUANTIZERS,
+    )
+    prox_rho_end: float = setting(
+        20.0, "ProxConnect: final ρ of the linear schedule (from 0)", low=0, high=1e6
+    )
+    prox_gradient: str = setting(
+        "prox", "ProxConnect backward: prox (dL_ρ/dw) or ste (identity)",
+        choices=proxconnect.GRADIENT_MODES,
+    )
+    prox_hard_epochs: int = setting(1, "ProxConnect: final epochs with the hard sign", low=0)
+    input_size: int | None = setting(
+        None, "resize images to this square size", low=8, high=2048
+    )
+    lcr_lambda: float = setting(
+        4.0, "LCR strength λ (0 trains the plain BNN)", low=0, high=1e3
+    )
+    lcr_beta: float = setting(
+        2.0, "LCR block weighting β: block k of K weighs β^(k−K)", above=1, high=100
+    )
+    lcr_reference: str = setting(
+        "latent", "full-precision reference: latent or teacher", choices=REFERENCES
+    )
+    lcr_form: str = setting(
+        "ratio", "LCR loss form: ratio (paper) or mse (public code)", choices=LOSS_FORMS
+    )
+    power_iterations: int = setting(
+        5, "power-iteration steps per spectral norm", low=1, high=1000
+    )
+    lcr_samples: int = setting(
+        DEFAULT_SAMPLES, "estimate L_lip on this many samples per batch (0: all)", low=0, high=2**20
+    )
+    lcr_every: int = setting(
+        DEFAULT_EVERY, "LCR on every k-th training step only, its weight ×k (1: every step, "
+        "as the paper)",
+        low=1, high=10**6,
+    )
+    teacher: str | None = setting(
+        None, "full-precision run directory or .keras file (--lcr-reference teacher)"
+    )
+    epochs: int = setting(40, "training epochs", low=1, high=100_000)
+    batch_size: int = setting(128, "global batch size", low=1, high=2**20)
+    steps_per_epoch: int | None = setting(
+        None, "limit the steps of each epoch", low=1, high=10**9
+    )
+    validation_split: float = setting(
+        0.1,
+        "held out of the training data and evaluated every epoch: a share in (0, 1) "
+        "(stratified for in-memory data) or a number of images (the paper holds out 10000 "
+        "CIFAR images); 0: none",
+        low=0, high=10**9,
+    )
+    bn_recalibration_batches: int = setting(
+        100,
+        "after training, set every BN's moving mean and variance to the exact average over "
+        "this many training batches (no augmentation) before testing and saving; 0: keep "
+        "the moving averages",
+        low=0, high=10**9,
+    )
+    optimizer: str = setting(
+        "sgd", "sgd (PyTorch's SGD, the papers'), adam (PyTorch's Adam) or adamw",
+        choices=optimizers.OPTIMIZERS,
+    )
+    lr: float = setting(0.1, "initial learning rate", above=0, high=10)
+    lr_schedule: str = setting(
+        "cosine", "learning-rate decay to 0: cosine, linear or constant",
+        choices=optimizers.LR_SCHEDULES,
+    )
+    lr_update: str = setting(
+        "epoch",
+        "when the learning rate changes: epoch (once per epoch, as the papers' PyTorch "
+        "schedulers) or step",
+        choices=optimizers.LR_UPDATES,
+    )
+    warmup_epochs: int = setting(
+        0, "linear learning-rate warm-up epochs before the decay", low=0
+    )
+    momentum: float = setting(0.9, "SGD momentum", low=0, below=1)
+    weight_decay: float = setting(1e-4, "weight decay", low=0, high=1)
+    weight_decay_mode: str = setting(
+        "auto",
+        "coupled: an L2 term added to the gradient before momentum (PyTorch's SGD and Adam "
+        "weight_decay, the papers'); decoupled: w -= lr*wd*w outside the optimizer "
+        "(Keras' weight_decay, AdamW); auto: decoupled for adamw, coupled otherwise",
+        choices=("auto", *optimizers.WEIGHT_DECAY_MODES),
+    )
+    weight_decay_on: str = setting(
+        "all",
+        "all (every trainable variable, PyTorch's default) or conv-kernels "
+        "(convolution kernels only, as ReActNet)",
+        choices=optimizers.DECAY_TARGETS,
+    )
+    label_smoothing: float = setting(
+        0.0, "label smoothing ε of the cross entropy", low=0, below=1
+    )
+    strategy: str = setting(
+        "default", "tf.distribute strategy: default, mirrored or multiworker (reads TF_CONFIG)",
+        choices=STRATEGIES,
+    )
+    seed: int = setting(0, "random seed (weights, data order, augmentation)", low=0,
+                        high=SEED_MAX)
+    output_dir: str | None = setting(
+        None,
+        f"where results, checkpoints and the models go (default: {RUNS_DIR}/ and a name made "
+        "from the model, dataset, λ and seed)",
+    )
+    verbose: int = setting(
+        1, "Keras verbosity: 0 silent, 1 progress bar (one line per epoch when not on a "
+        "terminal), 2 one line per epoch", choices=(0, 1, 2),
+    )
+    overwrite: bool = setting(
+        False, "train again into an --output-dir that holds a finished run", recipe=False
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def run_dir(self) -> str:
+        """``output_dir``, or the name derived from the settings."""
+        return self.output_dir or os.path.join(RUNS_DIR, default_run_name(self))
+
+    def check(self) -> None:
+        """Rules between settings (each setting alone is checked by its field)."""
+        dataset_source(self.dataset)
+        if self.weight_quantizer == "proxconnect" and not self.prox_hard_epochs < self.epochs:
+            raise ConfigError("--prox-hard-epochs must be below --epochs")
+        if self.optimizer == "adamw" and self.weight_decay_mode == "coupled":
+            raise ConfigError(
+                "--optimizer adamw is Adam with decoupled weight decay: for coupled weight "
+                "decay use --optimizer adam"
+            )
+        if not self.warmup_epochs < self.epochs:
+            raise ConfigError(f"--warmup-epochs must be below --epochs, got {self.warmup_epochs}")
+        split = self.validation_split
+        if split >= 1 and split != int(split):
+            raise ConfigError(
+                "--validation-split must be 0 (none), a share in (0, 1) or a whole number of "
+                f"images, got {split:g}"
+            )
+        if self.lcr_reference == "teacher" and not self.teacher and self.lcr_lambda > 0:
+            raise ConfigError(
+                "--lcr-reference teacher needs --teacher DIR (train one with --full-precision)"
+            )
+
+
+def default_run_name(config: TrainConfig) -> str:
+    """A run directory name from the settings that tell runs apart most often.
+
+    Example:
+        >>> default_run_name(TrainConfig(lcr_lambda=0.5, seed=3))
+        'resnet20_digits_1w1a_lambda0.5_seed3'
+    """
+    dataset = config.dataset.split(":", 1)[0]
+    if ":" in config.dataset:
+        dataset += "-" + os.path.basename(os.path.normpath(config.dataset.split(":", 1)[1]))
+    precision = "fp" if config.full_precision else config.precision
+    return f"{config.model}_{dataset}_{precision}_lambda{config.lcr_lambda:g}_seed{config.seed}"
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """The :class:`TrainConfig` of an ``lcr-train`` command line.
+
+    Example:
+        >>> config = parse_args(["--model", "resnet18", "--lcr-lambda", "2"])
+        >>> config.model, config.lcr_lambda, config.lcr_beta
+        ('resnet18', 2.0, 2.0)
+        >>> parse_args(["--lcr-lambda", "nan"])
+        Traceback (most recent call last):
+        ...
+        lcr_larq.errors.ConfigError: --lcr-lambda must be a finite number, got nan
+    """
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, TrainConfig)
+    return build_config(parser.parse_args(split_lists(argv or [], parser)), TrainConfig)

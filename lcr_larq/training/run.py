@@ -1,0 +1,347 @@
+"""One training run, from a :class:`~lcr_larq.training.TrainConfig` to results.
+
+:func:`run` builds the data and the model, attaches LCR, trains with the
+papers' optimizer semantics (:mod:`lcr_larq.optimizers`), validates on a
+split carved from the training data every epoch, checkpoints every epoch so a
+killed run resumes, re-estimates the BN statistics of the final weights
+(:mod:`lcr_larq.batchnorm`), evaluates the plain BNN on the test split and
+writes the run directory (:mod:`lcr_larq.training.runs`):
+
+* ``results.json`` — test accuracy and loss (of the deployed network, BN
+  re-estimated; also with the moving averages of training), settings, seconds;
+* ``history.csv`` — the per-epoch History (loss, accuracy, L_lip, σ_B/σ_F…,
+  and the ``val_`` metrics of the validation split);
+* ``model.keras`` — the trained model with its LCR layer;
+* ``bnn.keras`` — the plain BNN, everything of LCR stripped;
+* ``config.yaml`` — the recipe of the run (``lcr-train --config`` reads it);
+* ``logs/`` — TensorBoard; ``backup/`` — the resume checkpoint while training.
+
+Example:
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> results = run(TrainConfig(epochs=1, output_dir=out, verbose=0))
+    >>> results["dataset"], results["epochs"], 0.0 <= results["test_accuracy"] <= 1.0
+    ('digits', 1, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from lcr_larq import data as lcr_data
+from lcr_larq.batchnorm import recalibrate
+from lcr_larq.callbacks import schedules_for
+from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.graph import attach_lcr, find_blocks, strip_lcr
+from lcr_larq.losses import SparseCrossEntropy
+from lcr_larq.optimizers import WarmupDecay, make_optimizer
+from lcr_larq.quantizers import quantizers_of
+from lcr_larq.settings import save_recipe
+from lcr_larq.training import runs
+from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
+from lcr_larq.training.config import TrainConfig
+from lcr_larq.training.distribute import get_strategy, is_chief
+from lcr_larq.training.progress import ProgressBar, verbosity
+from lcr_larq.training.summary import compile_description, last_epoch_metrics, weights_digest
+from models import build_model
+
+
+def prepare_output_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write to --output-dir {path} ({error.strerror}): choose a writable directory"
+        ) from None
+
+
+def build_training_model(config: TrainConfig, input_shape, num_classes):
+    """The BNN (or its full-precision version) with LCR attached when λ > 0.
+
+    With ``--input-size S`` the model takes S×S images of the dataset's
+    channels instead of the dataset's own size.
+    """
+    if config.input_size:
+        input_shape = (config.input_size, config.input_size, input_shape[-1])
+    model = build_model(
+        config.model,
+        input_shape,
+        num_classes,
+        precision=config.precision,
+        quantized=not config.full_precision,
+        bireal=config.bireal,
+        weight_quantizer=config.weight_quantizer,
+        shortcut=None if config.shortcut == "auto" else config.shortcut,
+        quantizer_settings=config.to_dict(),
+    )
+    if config.full_precision or config.lcr_lambda == 0:
+        return model
+    teacher = None
+    if config.lcr_reference == "teacher":
+        teacher = load_teacher(config.teacher)
+    try:
+        return attach_lcr(
+            model,
+            lcr_lambda=config.lcr_lambda,
+            lcr_beta=config.lcr_beta,
+            lcr_form=config.lcr_form,
+            power_iterations=config.power_iterations,
+            lcr_reference=config.lcr_reference,
+            teacher=teacher,
+            lcr_samples=config.lcr_samples,
+            lcr_every=config.lcr_every,
+        )
+    except ValueError as error:  # a teacher of other blocks
+        raise ConfigError(
+            f"--teacher {config.teacher} does not fit --model {config.model}: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+
+
+def load_teacher(path: str) -> tf.keras.Model:
+    """The full-precision model of ``--teacher`` (a run directory or a
+    ``.keras`` file); a binary network is refused."""
+    teacher = runs.load_model(path)
+    if any(getattr(q, "precision", None) for q in quantizers_of(teacher)):
+        raise ConfigError(
+            f"--teacher {path} is a binary network: the teacher must be full precision "
+            "(train it with --full-precision)"
+        )
+    return teacher
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int) -> WarmupDecay:
+    """The learning-rate schedule of ``config``: warm-up, then decay to 0 by
+    the end of training, changing once per epoch or every step."""
+    per_epoch = config.lr_update == "epoch"
+    return WarmupDecay(
+        config.lr,
+        total=config.epochs if per_epoch else config.epochs * steps_per_epoch,
+        warmup=config.warmup_epochs * (1 if per_epoch else steps_per_epoch),
+        decay=config.lr_schedule,
+        steps_per_unit=steps_per_epoch if per_epoch else 1,
+    )
+
+
+def compile_model(model: tf.keras.Model, config: TrainConfig, steps_per_epoch: int):
+    """Compiles ``model`` with the optimizer, schedule and loss of ``config``
+    (the papers' PyTorch semantics, see :mod:`lcr_larq.optimizers`)."""
+    optimizer = make_optimizer(
+        config.optimizer,
+        learning_rate(config, steps_per_epoch),
+        weight_decay=config.weight_decay,
+        weight_decay_mode=config.weight_decay_mode,
+        momentum=config.momentum,
+        decay_on=config.weight_decay_on,
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=SparseCrossEntropy(config.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def compile_for_evaluation(model: tf.keras.Model) -> tf.keras.Model:
+    """``model`` compiled for ``evaluate``: cross entropy and accuracy."""
+    model.compile(loss=SparseCrossEntropy(), metrics=["accuracy"])
+    return model
+
+
+def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
+    """Trains, evaluates and saves one run; returns the results dict.
+
+    ``extra_callbacks`` see every epoch after its checkpoint is written.
+
+    A directory holding a finished run with the same settings is left alone
+    (its results are returned, ``"already_finished": True``) unless
+    ``config.overwrite``; one with other settings is refused, naming them.
+    """
+    strategy = get_strategy(config.strategy)
+    chief, worker = is_chief(strategy)
+    out = config.run_dir
+    prepare_output_dir(out)
+    with runs.RunLock(out) if chief else contextlib.nullcontext():
+        checkpoint = RunCheckpoint(out, chief, worker)
+        previous = _previous_run(config, out, checkpoint)
+        if previous is not None:
+            return previous
+        try:
+            return _train(config, out, strategy, chief, checkpoint, extra_callbacks)
+        except tf.errors.ResourceExhaustedError:
+            raise RunError(
+                f"out of memory training {config.model} at batch {config.batch_size}"
+                + (f", {config.input_size} px" if config.input_size else "")
+                + ": lower --batch-size or --input-size"
+            ) from None
+
+
+def _previous_run(config: TrainConfig, out: str, checkpoint: RunCheckpoint) -> dict | None:
+    """The results of a finished run in ``out`` with the same settings (None
+    to train); refuses a run with other settings; clears ``out`` for
+    ``--overwrite``."""
+    if config.overwrite:
+        runs.clear(out)
+        return None
+    results = runs.read_results(out)
+    resumable = checkpoint.finished_epochs() > 0
+    # A run killed in its first epoch has history rows but nothing to resume:
+    # its directory is still another run's, not to be taken over silently.
+    history = os.path.join(out, runs.HISTORY)
+    started = (results is not None or resumable
+               or (os.path.isfile(history) and os.path.getsize(history) > 0))
+    recipe = runs.read_recipe(out) if started else None
+    if recipe is not None:
+        differing = runs.differing_settings(recipe, config)
+        if differing:
+            what = ("finished run" if results is not None
+                    else "run to resume" if resumable else "started run")
+            raise RunError(
+                f"{out} holds a {what} with other settings ({', '.join(differing)}): rerun "
+                "with its settings, add --overwrite to train again there, or choose another "
+                "--output-dir"
+            )
+    if results is not None:
+        return {**results, "already_finished": True}
+    return None
+
+
+def _train(config, out, strategy, chief, checkpoint, extra_callbacks) -> dict:
+    tf.keras.utils.set_random_seed(config.seed)
+    start = time.time()
+    dataset = lcr_data.load_dataset(
+        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        data_dir=config.data_dir, input_size=config.input_size,
+        validation_split=config.validation_split,
+    ).for_replicas(strategy.num_replicas_in_sync)
+    steps = config.steps_per_epoch or dataset.steps_per_epoch
+    with strategy.scope():
+        model = build_training_model(config, dataset.input_shape, dataset.num_classes)
+        compile_model(model, config, steps)
+        first_epoch = checkpoint.resume(model)
+    if chief:
+        save_recipe(config, os.path.join(out, runs.RECIPE))
+    tensorboard = tf.keras.callbacks.TensorBoard(  # no op graph: it costs seconds per run
+        os.path.join(out, runs.LOGS), profile_batch=0, write_graph=False
+    )
+    history = fit(
+        model, config, dataset, first_epoch=first_epoch, checkpoint=checkpoint,
+        callbacks=[tensorboard] if chief else [], after_checkpoint=extra_callbacks or (),
+        validation_data=dataset.validation,
+    )
+    with strategy.scope():  # built in scope: it evaluates under the same strategy
+        bnn = compile_for_evaluation(strip_lcr(model))
+    scores = _test(bnn, config, dataset, steps)
+    save_dir = out if chief else os.path.join(out, f".{checkpoint.worker}-models")
+    os.makedirs(save_dir, exist_ok=True)
+    model.save(os.path.join(save_dir, runs.MODEL))
+    bnn.save(os.path.join(save_dir, runs.BNN))
+    results = {
+        **scores,
+        **_settings_of(config),
+        "model": model.name,
+        "optimizer": compile_description(model.optimizer),
+        "blocks": len(find_blocks(bnn)) if not config.full_precision else None,
+        "train_size": dataset.train_size,
+        "validation_size": dataset.validation_size,
+        "test_size": dataset.test_size,
+        "weights_sha256": weights_digest(bnn),
+        "resumed": first_epoch > 0,
+        "resumed_from_epoch": first_epoch,
+        "final_epoch_metrics": last_epoch_metrics(history, out if chief else None),
+        "seconds": round(time.time() - start, 2),
+        "output_dir": out,
+    }
+    if chief:
+        runs.save_json(results, os.path.join(out, runs.RESULTS))
+    else:
+        shutil.rmtree(save_dir, ignore_errors=True)
+    checkpoint.remove()
+    return results
+
+
+def _test(bnn: tf.keras.Model, config: TrainConfig, dataset, steps: int) -> dict:
+    """The deployed BNN's test scores: with the moving BN statistics of
+    training, then with the statistics re-estimated for the final weights
+    (which it keeps)."""
+    _, moving_accuracy = bnn.evaluate(dataset.test, verbose=0)
+    calibration = recalibrate(bnn, dataset, config.bn_recalibration_batches)
+    test_loss, test_accuracy = bnn.evaluate(dataset.test, verbose=0)
+    if not all(np.isfinite(w).all() for w in bnn.get_weights()):
+        raise RunError(divergence_message(config, (config.epochs - 1, steps - 1, math.nan)))
+    return {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "test_accuracy_moving_statistics": float(moving_accuracy),
+        "bn_recalibration": calibration,
+    }
+
+
+def _settings_of(config: TrainConfig) -> dict:
+    """The settings ``results.json`` repeats (what tables of runs compare)."""
+    return {
+        "lcr_lambda": 0.0 if config.full_precision else config.lcr_lambda,
+        "lcr_beta": config.lcr_beta,
+        "lcr_reference": config.lcr_reference,
+        "lcr_form": config.lcr_form,
+        "power_iterations": config.power_iterations,
+        "lcr_samples": config.lcr_samples,
+        "lcr_every": config.lcr_every,
+        "precision": "fp32" if config.full_precision else config.precision,
+        "weight_quantizer": config.weight_quantizer,
+        "bireal": config.bireal,
+        "dataset": config.dataset,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+    }
+
+
+def fit(
+    model: tf.keras.Model,
+    config: TrainConfig,
+    dataset: lcr_data.Dataset,
+    *,
+    first_epoch: int = 0,
+    epochs: int | None = None,
+    checkpoint: RunCheckpoint | None = None,
+    callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    after_checkpoint: Sequence[tf.keras.callbacks.Callback] = (),
+    validation_data: tf.data.Dataset | None = None,
+) -> tf.keras.callbacks.History:
+    """``model.fit`` as every command trains: epochs ``first_epoch`` to
+    ``epochs`` (default ``config.epochs``) of :meth:`Dataset.epochs
+    <lcr_larq.data.Dataset.epochs>`, the quantizer schedules, a progress bar,
+    ``callbacks``, then ``checkpoint`` (so a backup holding an epoch implies
+    that these callbacks have seen it), then ``after_checkpoint``. A diverged loss
+    (:class:`RunCheckpoint` watches it) is a :class:`RunError`."""
+    steps = config.steps_per_epoch or dataset.steps_per_epoch
+    history = model.fit(
+        dataset.epochs(first_epoch, steps),
+        initial_epoch=first_epoch,
+        epochs=epochs or config.epochs,
+        steps_per_epoch=steps,
+        validation_data=validation_data,
+        callbacks=[
+            *schedules_for(model, config.epochs, steps, config.to_dict()),
+            ProgressBar(),
+            *callbacks,
+            *([checkpoint] if checkpoint is not None else []),
+            *after_checkpoint,
+        ],
+        verbose=verbosity(config.verbose),
+    )
+    if checkpoint is not None and checkpoint.diverged is not None:
+        raise RunError(divergence_message(config, checkpoint.diverged))
+    return history

@@ -1,0 +1,102 @@
+"""The architectures of ``--model``: one registry, :func:`build_model`, for every network.
+
+Each architecture registers itself where it is defined, with
+:func:`register_model` on its builder: its name, a line for
+``--list-models``, and whether it takes the options of the IR-Net-style
+ResNets (``bireal``, ``shortcut`` and ``weight_quantizer``; the other
+networks keep their published quantizers and shortcuts). A builder takes
+``(input_shape, num_classes, spec)`` — ``spec`` a
+:class:`~lcr_larq.quantizers.QuantizationSpec` — plus ``bireal`` and
+``shortcut`` where it takes the ResNet options, and returns a functional
+model that outputs logits.
+
+Example:
+    >>> model = build_model("resnet20", (32, 32, 1), 10)
+    >>> model.output_shape
+    (None, 10)
+    >>> describe("reactnet")
+    'ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+from lcr_larq.errors import ConfigError
+from lcr_larq.quantizers import quantization
+from lcr_larq.registry import Registry
+
+__all__ = ["MODELS", "Architecture", "build_model", "describe", "register_model"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered network: see :func:`register_model`."""
+
+    name: str
+    description: str
+    build: Callable[..., tf.keras.Model]
+    resnet_options: bool = False
+
+
+MODELS: Registry[Architecture] = Registry("model")
+
+
+def register_model(name: str, description: str, *, resnet_options: bool = False):
+    """A decorator that registers a builder as the architecture ``name``."""
+
+    def add(build: Callable[..., tf.keras.Model]) -> Callable[..., tf.keras.Model]:
+        MODELS.add(name, Architecture(name, description, build, resnet_options))
+        return build
+
+    return add
+
+
+def describe(name: str) -> str:
+    """One line about architecture ``name``."""
+    return MODELS[name].description
+
+
+def _resnet_names() -> str:
+    return ", ".join(name for name, entry in MODELS.items() if entry.resnet_options)
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    precision: str = "1w1a",
+    quantized: bool = True,
+    bireal: bool = False,
+    weight_quantizer: str = "irnet",
+    shortcut: str | None = None,
+    quantizer_settings: Mapping[str, Any] | None = None,
+) -> tf.keras.Model:
+    """Builds model ``name`` for ``input_shape`` images and ``num_classes``.
+
+    ``quantized=False`` gives the full-precision counterpart (same layers,
+    quantizers off). The model outputs logits. The ResNets also take
+    ``bireal``, ``weight_quantizer`` (a name of
+    :data:`lcr_larq.quantizers.WEIGHT_QUANTIZERS`, whose settings, e.g.
+    ``prox_gradient``, come in ``quantizer_settings``) and ``shortcut`` (the
+    downsampling shortcut; None: the paper baselines'); the other networks
+    refuse them (a :class:`~lcr_larq.errors.ConfigError` naming the flag).
+    """
+    architecture = MODELS[name]
+    spec = quantization(precision, weight_quantizer, quantized, quantizer_settings)
+    if architecture.resnet_options:
+        return architecture.build(tuple(input_shape), num_classes, spec, bireal=bireal,
+                                  shortcut=shortcut)
+    given = {"--bireal": bireal, f"--weight-quantizer {weight_quantizer}":
+             weight_quantizer != "irnet", f"--shortcut {shortcut}": shortcut is not None}
+    for flag, wrong in given.items():
+        if wrong:
+            raise ConfigError(
+                f"{flag} applies to {_resnet_names()}; {name} keeps its published "
+                "quantizers and shortcuts (drop the flag)"
+            )
+    return architecture.build(tuple(input_shape), num_classes, spec)
