@@ -242,7 +242,8 @@ def _counts(minimum: int):
     return parse
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line of this script (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet20", help="comma-separated model names")
     parser.add_argument("--input-size", type=int, default=32)
@@ -267,78 +268,77 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-runs", type=int, default=3,
                         help="child processes per variant for the memory figures (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
-    args = parser.parse_args(argv)
+    return parser
 
-    shape = (args.input_size, args.input_size, 3)
-    default_iterations = lcr_larq.LipschitzRetention().power_iterations
-    iterations = args.power_iterations or [default_iterations]
-    default_samples = lcr_larq.graph.DEFAULT_SAMPLES
-    samples = args.samples or [default_samples]
-    default_every = lcr_larq.graph.DEFAULT_EVERY
-    every = args.every or [default_every]
+
+def _variants(iterations: list[int], samples: list[int], every: list[int]):
+    """``(grid, settings)``: the ``(iterations, samples, every)`` of each LCR
+    variant and its attach_lcr settings by label, in the same order."""
     grid = [(n, s, k) for k in every for s in samples for n in iterations]
     settings = {
         f"lcr_pi{n}_s{s}_e{k}": {"lcr_lambda": 4.0, "power_iterations": n, "lcr_samples": s,
                                  "lcr_every": k}
         for n, s, k in grid
     }
-    # A turn holds whole schedules, so every turn has the same share of LCR steps.
-    period = math.lcm(*every)
-    steps = -(-args.steps // period) * period
-    rows = []
-    for name in args.models.split(","):
-        memory = {}
-        if args.memory:
-            memory["plain"] = _median_memory(name, shape, args.batch_size, None,
-                                             args.memory_runs)
-            for label, setting in settings.items():
-                memory[label] = _median_memory(name, shape, args.batch_size, setting,
-                                               args.memory_runs)
-        runs = [
-            timing_in_child(name, shape, args.batch_size, settings, args.warmup, steps,
-                            args.repeats, errors_for=iterations if p == 0 else None,
-                            instances=args.instances)
-            for p in range(max(1, args.processes))
-        ]
-        errors = runs[0]["errors"]
-        for (n, s, k), label in zip(grid, settings):
-            ratios = [run["medians"][label] / run["medians"]["plain"] for run in runs]
-            error = errors[f"{s}/{n}"]
-            rows.append({
-                "model": name,
-                "power_iterations": n,
-                "samples": s,
-                "every": k,
-                "step_seconds_plain": round(
-                    statistics.median(run["medians"]["plain"] for run in runs), 4),
-                "step_seconds_lcr": round(
-                    statistics.median(run["medians"][label] for run in runs), 4),
-                "overhead_ratio": round(statistics.median(ratios), 4),
-                "overhead_ratios": [round(r, 4) for r in ratios],
-                "cores_plain": round(statistics.median(run["cores"]["plain"] for run in runs), 2),
-                "cores_lcr": round(statistics.median(run["cores"][label] for run in runs), 2),
-                "sigma_error_median": float(f"{error[0]:.3g}"),
-                "sigma_error_max": float(f"{error[1]:.3g}"),
-                "peak_mb_plain": round(memory["plain"][0], 1) if memory else None,
-                "peak_mb_lcr": round(memory[label][0], 1) if memory else None,
-                "memory_ratio": (
-                    round(memory[label][0] / memory["plain"][0], 4) if memory else None
-                ),
-                "rss_mb_plain": round(memory["plain"][1], 1) if memory else None,
-                "rss_mb_lcr": round(memory[label][1], 1) if memory else None,
-                "rss_ratio": (
-                    round(memory[label][1] / memory["plain"][1], 4) if memory else None
-                ),
-            })
-    if args.json:
-        default = next(
-            (r for r in rows if r["power_iterations"] == default_iterations
-             and r["samples"] == default_samples and r["every"] == default_every), rows[0]
-        )
-        print(json.dumps({**default, "batch_size": args.batch_size,
-                          "input_shape": list(shape), "machine": describe_machine(),
-                          "rows": rows}))
-        return 0
+    return grid, settings
+
+
+def _model_rows(name: str, args, shape, grid, settings: dict, steps: int,
+                iterations: list[int]) -> list[dict]:
+    """The table's rows of one model: each variant's memory (with ``--memory``)
+    and its timing in ``--processes`` children against the plain BNN."""
+    memory = {}
+    if args.memory:
+        memory["plain"] = _median_memory(name, shape, args.batch_size, None, args.memory_runs)
+        for label, setting in settings.items():
+            memory[label] = _median_memory(name, shape, args.batch_size, setting,
+                                           args.memory_runs)
+    runs = [
+        timing_in_child(name, shape, args.batch_size, settings, args.warmup, steps,
+                        args.repeats, errors_for=iterations if p == 0 else None,
+                        instances=args.instances)
+        for p in range(max(1, args.processes))
+    ]
+    errors = runs[0]["errors"]
+    return [_row(name, variant, label, runs, errors[f"{variant[1]}/{variant[0]}"], memory)
+            for variant, label in zip(grid, settings)]
+
+
+def _row(name: str, variant, label: str, runs: list[dict], error, memory: dict) -> dict:
+    """One variant's row: medians over the processes of its step time, ratio to
+    plain and cores; the σ error; its memory figures (``None`` without)."""
+    n, s, k = variant
+    ratios = [run["medians"][label] / run["medians"]["plain"] for run in runs]
+    return {
+        "model": name,
+        "power_iterations": n,
+        "samples": s,
+        "every": k,
+        "step_seconds_plain": round(
+            statistics.median(run["medians"]["plain"] for run in runs), 4),
+        "step_seconds_lcr": round(
+            statistics.median(run["medians"][label] for run in runs), 4),
+        "overhead_ratio": round(statistics.median(ratios), 4),
+        "overhead_ratios": [round(r, 4) for r in ratios],
+        "cores_plain": round(statistics.median(run["cores"]["plain"] for run in runs), 2),
+        "cores_lcr": round(statistics.median(run["cores"][label] for run in runs), 2),
+        "sigma_error_median": float(f"{error[0]:.3g}"),
+        "sigma_error_max": float(f"{error[1]:.3g}"),
+        "peak_mb_plain": round(memory["plain"][0], 1) if memory else None,
+        "peak_mb_lcr": round(memory[label][0], 1) if memory else None,
+        "memory_ratio": (
+            round(memory[label][0] / memory["plain"][0], 4) if memory else None
+        ),
+        "rss_mb_plain": round(memory["plain"][1], 1) if memory else None,
+        "rss_mb_lcr": round(memory[label][1], 1) if memory else None,
+        "rss_ratio": (
+            round(memory[label][1] / memory["plain"][1], 4) if memory else None
+        ),
+    }
+
+
+def _print_table(rows: list[dict], args, shape, steps: int) -> None:
+    """The rows as a table under a line saying how they were measured and on what."""
     print(f"batch {args.batch_size}, input {shape}: median over {args.processes} processes of "
           f"the mean over {args.instances} builds of the median of {args.repeats}×{steps} "
           f"steps\n{describe_machine()}")
@@ -355,6 +355,33 @@ def main(argv=None) -> int:
               f"{r['overhead_ratio']:6.3f} {spread:>20} "
               f"{r['cores_plain']:4.2f}→{r['cores_lcr']:4.2f} "
               f"{r['sigma_error_median']:9.2e} {r['sigma_error_max']:9.2e} {mem}")
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    shape = (args.input_size, args.input_size, 3)
+    default_iterations = lcr_larq.LipschitzRetention().power_iterations
+    iterations = args.power_iterations or [default_iterations]
+    default_samples = lcr_larq.graph.DEFAULT_SAMPLES
+    samples = args.samples or [default_samples]
+    default_every = lcr_larq.graph.DEFAULT_EVERY
+    every = args.every or [default_every]
+    grid, settings = _variants(iterations, samples, every)
+    # A turn holds whole schedules, so every turn has the same share of LCR steps.
+    period = math.lcm(*every)
+    steps = -(-args.steps // period) * period
+    rows = [row for name in args.models.split(",")
+            for row in _model_rows(name, args, shape, grid, settings, steps, iterations)]
+    if args.json:
+        default = next(
+            (r for r in rows if r["power_iterations"] == default_iterations
+             and r["samples"] == default_samples and r["every"] == default_every), rows[0]
+        )
+        print(json.dumps({**default, "batch_size": args.batch_size,
+                          "input_shape": list(shape), "machine": describe_machine(),
+                          "rows": rows}))
+        return 0
+    _print_table(rows, args, shape, steps)
     return 0
 
 

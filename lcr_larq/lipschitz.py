@@ -6,23 +6,17 @@ kernels of shape ``(kh, kw, c_in, c_out)`` and *cross-correlation*
 with the padding amounts ``p_top``/``p_left`` that ``tf.nn.conv2d`` (and therefore
 ``tf.keras.layers.Conv2D``) uses for ``"same"`` and ``"valid"``.
 
-Functions
----------
-``conv_matrix``
-    Dense matrix of the convolution (reference for tiny inputs).
-``conv_operator_norm``
-    "Exact" spectral norm at a given input size by (block) power iteration on
-    ``A^T A`` (``tf.nn.conv2d`` / ``tf.nn.conv2d_transpose``); dilation 1.
-``toeplitz_bound``
-    Input-size independent upper bound from the generating function of the
-    doubly-block Toeplitz operator (Araujo et al., AAAI 2021), with a provable
-    correction for the sampling of the frequency torus.
-``gram_bound``
-    Upper bound by Gram iteration on the Fourier-diagonalised circulant
-    embedding (Delattre et al., ICML 2023).
-``reshaped_kernel_norm``
-    Spectral norm of the kernel reshaped to ``c_out x (kh*kw*c_in)`` (the
-    spectral-normalisation heuristic; *not* an upper bound).
+Functions: ``conv_matrix``, the dense matrix of the convolution (the
+reference for tiny inputs); ``conv_operator_norm``, the "exact" spectral norm
+at a given input size by (block) power iteration on ``A^T A``
+(``tf.nn.conv2d`` / ``tf.nn.conv2d_transpose``; dilation 1); the upper bounds
+``toeplitz_bound``, input-size independent, from the generating function of
+the doubly-block Toeplitz operator (Araujo et al., AAAI 2021) with a provable
+correction for the sampling of the frequency torus, and ``gram_bound``, by
+Gram iteration on the Fourier-diagonalised circulant embedding (Delattre et
+al., ICML 2023); ``reshaped_kernel_norm``, the spectral norm of the kernel
+reshaped to ``c_out x (kh*kw*c_in)`` (the spectral-normalisation heuristic;
+*not* an upper bound).
 
 Every public function accepts NumPy arrays, ``tf.Tensor`` or ``tf.Variable``
 kernels, and computes in float64. Timing is left to the caller, e.g.::
@@ -36,29 +30,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "conv_output_size",
-    "conv_matrix",
-    "conv_operator_norm",
-    "toeplitz_bound",
-    "gram_bound",
+    "conv_output_size", "conv_matrix", "conv_operator_norm", "toeplitz_bound", "gram_bound",
     "reshaped_kernel_norm",
 ]
 
 IntPair = tuple[int, int]
+Matmul = Callable[[np.ndarray], np.ndarray]  # a linear map on blocks of column vectors
 
 
 # --------------------------------------------------------------------------- helpers
 def _as_kernel(kernel: Any) -> np.ndarray:
     """Return ``kernel`` as a float64 array of shape ``(kh, kw, c_in, c_out)``."""
-    k = np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel)
-    k = k.astype(np.float64)
+    k = np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel).astype(np.float64)
     if k.ndim != 4:
         raise ValueError(f"kernel must have shape (kh, kw, c_in, c_out), got {k.shape}")
     return k
@@ -76,9 +66,7 @@ def _pair(value: int | Sequence[int], name: str) -> IntPair:
 def _spatial(input_shape: Sequence[int]) -> IntPair:
     """(H, W) from ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``."""
     shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 2:
-        return shape[0], shape[1]
-    if len(shape) == 3:
+    if len(shape) in (2, 3):
         return shape[0], shape[1]
     if len(shape) == 4:
         return shape[1], shape[2]
@@ -228,38 +216,53 @@ def conv_operator_norm(
         True
     """
     t0 = time.perf_counter()
-    k_np = _as_kernel(kernel)
-    kh, kw, cin, cout = k_np.shape
+    k = _as_kernel(kernel)
     h, w = _spatial(input_shape)
-    sh, sw = _pair(strides, "strides")
-    pad = _padding(padding).upper()
-    ho, _ = conv_output_size(h, kh, sh, padding)
-    wo, _ = conv_output_size(w, kw, sw, padding)
-    n = h * w * cin
+    n = h * w * k.shape[2]
     b = max(1, min(int(block_size), n))
-    k_tf = tf.constant(k_np, dtype=tf.float64)
+    forward, adjoint, out_shape = _conv_maps(k, (h, w), _pair(strides, "strides"), padding, b)
+    sigma, info = _block_power_iteration(forward, adjoint, (n, b), int(iterations), tol, seed)
+    info.update(output_shape=out_shape, block_size=b, seconds=time.perf_counter() - t0)
+    return sigma, info
+
+
+def _conv_maps(
+    k: np.ndarray, hw: IntPair, strides: IntPair, padding: str, b: int
+) -> tuple[Matmul, Matmul, tuple[int, int, int]]:
+    """``(A, A^T, output shape)`` of the convolution on blocks of ``b`` vectors.
+
+    ``A`` maps ``(H * W * c_in, b)`` to ``(H_out * W_out * c_out, b)`` columns
+    with ``tf.nn.conv2d``; ``A^T`` is ``tf.nn.conv2d_transpose``, its exact adjoint.
+    """
+    kh, kw, cin, cout = k.shape
+    (h, w), pad = hw, _padding(padding).upper()
+    ho, _ = conv_output_size(h, kh, strides[0], padding)
+    wo, _ = conv_output_size(w, kw, strides[1], padding)
+    k_tf = tf.constant(k, dtype=tf.float64)
     in_shape = [b, h, w, cin]
 
     def forward(v: np.ndarray) -> np.ndarray:  # (n, b) -> (m, b)
-        x = tf.constant(v.T.reshape(in_shape))
-        y = tf.nn.conv2d(x, k_tf, strides=(sh, sw), padding=pad)
+        y = tf.nn.conv2d(tf.constant(v.T.reshape(in_shape)), k_tf, strides, padding=pad)
         return y.numpy().reshape(b, -1).T
 
     def adjoint(u: np.ndarray) -> np.ndarray:  # (m, b) -> (n, b)
         y = tf.constant(u.T.reshape(b, ho, wo, cout))
-        x = tf.nn.conv2d_transpose(
-            y, k_tf, output_shape=in_shape, strides=(sh, sw), padding=pad
-        )
+        x = tf.nn.conv2d_transpose(y, k_tf, output_shape=in_shape, strides=strides, padding=pad)
         return x.numpy().reshape(b, -1).T
 
+    return forward, adjoint, (ho, wo, cout)
+
+
+def _block_power_iteration(
+    forward: Matmul, adjoint: Matmul, shape: IntPair, iterations: int, tol: float, seed: int
+) -> tuple[float, dict[str, Any]]:
+    """``(sigma, info)`` of subspace iteration on ``A^T A`` with ``shape = (n, b)``
+    (see :func:`conv_operator_norm`); ``info``: ``iterations``, ``converged``,
+    ``rel_change``, ``residual``."""
     rng = np.random.default_rng(seed)
-    v, _ = np.linalg.qr(rng.standard_normal((n, b)))
-    sigma = 0.0
-    rel_change = math.inf
-    residual = math.inf
-    converged = False
-    n_done = 0
-    while n_done < int(iterations):
+    v, _ = np.linalg.qr(rng.standard_normal(shape))
+    sigma, rel_change, residual, converged, n_done = 0.0, math.inf, math.inf, False, 0
+    while n_done < iterations:
         n_done += 1
         u = forward(v)
         theta, vecs = np.linalg.eigh(u.T @ u)
@@ -277,15 +280,8 @@ def conv_operator_norm(
             converged = True
             break
         v, _ = np.linalg.qr(g)
-    info = {
-        "iterations": n_done,
-        "converged": converged,
-        "rel_change": rel_change,
-        "residual": residual,
-        "output_shape": (ho, wo, cout),
-        "block_size": b,
-        "seconds": time.perf_counter() - t0,
-    }
+    info = {"iterations": n_done, "converged": converged, "rel_change": rel_change,
+            "residual": residual}
     return float(sigma), info
 
 
@@ -465,13 +461,8 @@ def toeplitz_bound(
     bound = grid_max * fac
     if not return_info:
         return bound
-    info = {
-        "grid_max": grid_max,
-        "correction": fac,
-        "grid": grid,
-        "method": method,
-        "seconds": time.perf_counter() - t0,
-    }
+    info = {"grid_max": grid_max, "correction": fac, "grid": grid, "method": method,
+            "seconds": time.perf_counter() - t0}
     return bound, info
 
 
@@ -565,10 +556,7 @@ def gram_bound(
     k = _as_kernel(kernel)
     kh, kw, cin, cout = k.shape
     h, w = _spatial(input_shape)
-    if fft_size is None:
-        nh, nw = h + kh - 1, w + kw - 1
-    else:
-        nh, nw = _pair(fft_size, "fft_size")
+    nh, nw = (h + kh - 1, w + kw - 1) if fft_size is None else _pair(fft_size, "fft_size")
     if nh < kh or nw < kw:
         raise ValueError(f"fft_size {(nh, nw)} smaller than the kernel {(kh, kw)}")
     iterations = int(iterations)
@@ -578,11 +566,7 @@ def gram_bound(
     bound = float(np.exp(log_max))
     if not return_info:
         return bound
-    info = {
-        "fft_size": (nh, nw),
-        "iterations": iterations,
-        "seconds": time.perf_counter() - t0,
-    }
+    info = {"fft_size": (nh, nw), "iterations": iterations, "seconds": time.perf_counter() - t0}
     return bound, info
 
 

@@ -304,66 +304,21 @@ def evaluate(
     dataset, model = run.dataset, run.model
     kind = str(dataset.name).split(":", 1)[0]
     data_dir = settings.data_dir or (run.config.data_dir if run.config else None)
-    source, max_images, batch_size = settings.source, settings.max_images, settings.batch_size
-    if source == "tfds" and tfds_corrupted(kind) is None:
-        raise ConfigError(
-            f"TFDS has no corrupted version of {dataset.name}: use --source generate"
-        )
-    use_tfds = source == "tfds" or (
-        source == "auto" and tfds_prepared(kind, corruptions, severities, data_dir)
-    )
+    use_tfds = _use_tfds(settings, dataset.name, kind, data_dir)
     probe = None
     if settings.protocol == "linear-probe":
         probe = linear_probe(model, dataset, settings.probe_epochs, settings.probe_lr,
                              settings.seed)
-    predict = predictor(model, dataset.normalize, batch_size)
-    streamed = dataset.test_arrays is None
-    if streamed and not use_tfds and max_images is None:
-        raise ConfigError(
-            f"the {dataset.name} test split is streamed, not held in memory: generating its "
-            "corruptions needs --max-images N (or --source tfds with the published sets)"
-        )
-    if streamed and use_tfds:
-        clean_x = clean_y = None
-        clean_accuracy, num_images = streamed_accuracy(model, dataset.test, max_images)
+    predict = predictor(model, dataset.normalize, settings.batch_size)
+    clean_x, clean_y, clean_accuracy, num_images = _clean_accuracy(
+        settings, dataset, model, predict, use_tfds
+    )
+    if use_tfds:
+        measure = _published_sets(predict, kind, data_dir, tuple(dataset.input_shape[:2]),
+                                  settings.max_images, settings.batch_size)
     else:
-        clean_x, clean_y = runs.test_images(dataset, max_images)
-        clean_accuracy, num_images = accuracy(predict, clean_x, clean_y), len(clean_y)
-    size = tuple(dataset.input_shape[:2])
-
-    accuracies: dict[str, dict[str, float]] = {}
-    counts: dict[str, int] = {}
-    seconds = {"corrupt": 0.0, "inference": 0.0}
-    for c in corruptions:
-        accuracies[c] = {}
-        for s in severities:
-            t0 = time.perf_counter()
-            if use_tfds:
-                correct = count = 0
-                for images, labels in tfds_corrupted_batches(
-                    kind, c, s, data_dir, size, max_images, batch_size
-                ):
-                    correct += int(np.sum(predict(images) == labels))
-                    count += len(labels)
-                if not count:
-                    raise DataError(f"no images for {c} at severity {s}")
-                accuracies[c][str(s)] = correct / count
-                seconds["inference"] += time.perf_counter() - t0
-            else:
-                images = robustness.corrupted(clean_x, c, s, settings.seed, settings.cache_dir)
-                t1 = time.perf_counter()
-                seconds["corrupt"] += t1 - t0
-                count = len(clean_y)
-                accuracies[c][str(s)] = accuracy(predict, images, clean_y)
-                seconds["inference"] += time.perf_counter() - t1
-            counts[f"{c}_{s}"] = count
-        if progress:
-            cells = " ".join(f"{100 * a:5.1f}" for a in accuracies[c].values())
-            progress(f"{c:18s} {cells}")
-
-    normalized = kind == "imagenet2012"
-    metrics = robustness.corruption_summary(accuracies, normalized)
-    mean_acc = float(np.mean([a for by in accuracies.values() for a in by.values()]))
+        measure = _generated_sets(predict, clean_x, clean_y, settings.seed, settings.cache_dir)
+    accuracies, counts, seconds = _measure_corruptions(measure, corruptions, severities, progress)
     if use_tfds:
         source_text = f"tfds:{tfds_corrupted(kind)} (published corrupted test set)"
     else:
@@ -386,16 +341,120 @@ def evaluate(
         "clean_accuracy": clean_accuracy,
         "clean_error": 1.0 - clean_accuracy,
         "accuracy": accuracies,
+        **_metrics(accuracies, kind == "imagenet2012", severities),
+        "seconds": {
+            "corrupt": round(seconds["corrupt"], 2),
+            "inference": round(seconds["inference"], 2),
+            "total": round(time.perf_counter() - start, 2),
+        },
+    }
+
+
+#: ``measure(corruption, severity) -> (accuracy, images, seconds corrupting)``
+Measure = Callable[[str, int], tuple[float, int, float]]
+
+
+def _use_tfds(settings: EvaluateSettings, name: str, kind: str, data_dir: str | None) -> bool:
+    """Whether the corrupted images come from the published TFDS sets: with
+    ``--source tfds`` (which needs such a set for the dataset ``kind``), or
+    ``auto`` when every requested one is prepared in ``data_dir``."""
+    source = settings.source
+    if source == "tfds" and tfds_corrupted(kind) is None:
+        raise ConfigError(f"TFDS has no corrupted version of {name}: use --source generate")
+    return source == "tfds" or (
+        source == "auto"
+        and tfds_prepared(kind, settings.corruption_list, list(settings.severities), data_dir)
+    )
+
+
+def _clean_accuracy(
+    settings: EvaluateSettings, dataset, model, predict: Callable, use_tfds: bool
+) -> tuple[np.ndarray | None, np.ndarray | None, float, int]:
+    """``(images, labels, accuracy, count)`` of the clean test split; a streamed
+    split measured with the published sets is not held (``None`` images)."""
+    max_images = settings.max_images
+    streamed = dataset.test_arrays is None
+    if streamed and not use_tfds and max_images is None:
+        raise ConfigError(
+            f"the {dataset.name} test split is streamed, not held in memory: generating its "
+            "corruptions needs --max-images N (or --source tfds with the published sets)"
+        )
+    if streamed and use_tfds:
+        return None, None, *streamed_accuracy(model, dataset.test, max_images)
+    clean_x, clean_y = runs.test_images(dataset, max_images)
+    return clean_x, clean_y, accuracy(predict, clean_x, clean_y), len(clean_y)
+
+
+def _published_sets(
+    predict: Callable, kind: str, data_dir: str | None, size: tuple[int, int],
+    max_images: int | None, batch_size: int,
+) -> Measure:
+    """:data:`Measure` on the published corrupted test sets, streamed."""
+
+    def measure(corruption: str, severity: int) -> tuple[float, int, float]:
+        correct = count = 0
+        for images, labels in tfds_corrupted_batches(
+            kind, corruption, severity, data_dir, size, max_images, batch_size
+        ):
+            correct += int(np.sum(predict(images) == labels))
+            count += len(labels)
+        if not count:
+            raise DataError(f"no images for {corruption} at severity {severity}")
+        return correct / count, count, 0.0
+
+    return measure
+
+
+def _generated_sets(
+    predict: Callable, images: np.ndarray, labels: np.ndarray, seed: int, cache_dir: str | None
+) -> Measure:
+    """:data:`Measure` on ``images`` corrupted offline (cached in ``cache_dir``)."""
+
+    def measure(corruption: str, severity: int) -> tuple[float, int, float]:
+        t0 = time.perf_counter()
+        corrupted = robustness.corrupted(images, corruption, severity, seed, cache_dir)
+        corrupt_seconds = time.perf_counter() - t0
+        return accuracy(predict, corrupted, labels), len(labels), corrupt_seconds
+
+    return measure
+
+
+def _measure_corruptions(
+    measure: Measure, corruptions: list[str], severities: list[int],
+    progress: Callable[[str], None] | None,
+) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, float]]:
+    """``(accuracy per corruption and severity, images per set, seconds spent
+    corrupting and in inference)``; one progress line per corruption."""
+    accuracies: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    seconds = {"corrupt": 0.0, "inference": 0.0}
+    for c in corruptions:
+        accuracies[c] = {}
+        for s in severities:
+            t0 = time.perf_counter()
+            accuracies[c][str(s)], counts[f"{c}_{s}"], corrupting = measure(c, s)
+            seconds["corrupt"] += corrupting
+            seconds["inference"] += time.perf_counter() - t0 - corrupting
+        if progress:
+            cells = " ".join(f"{100 * a:5.1f}" for a in accuracies[c].values())
+            progress(f"{c:18s} {cells}")
+    return accuracies, counts, seconds
+
+
+def _metrics(
+    accuracies: dict[str, dict[str, float]], normalized: bool, severities: list[int]
+) -> dict:
+    """The report's CE / mCE entries (see :func:`lcr_larq.analysis.robustness.corruption_summary`)
+    and the mean accuracy over every corrupted set."""
+    metrics = robustness.corruption_summary(accuracies, normalized)
+    return {
         "corruption_error": metrics["corruption_error"],
         "mce": metrics["mce"],
         "mce_corruptions": metrics["mce_corruptions"],
         "mce_extra": metrics["mce_extra"],
         "normalized": normalized,
         "normalization": robustness.normalization_text(normalized, severities),
-        "mean_corruption_accuracy": mean_acc,
-        "seconds": {
-            "corrupt": round(seconds["corrupt"], 2),
-            "inference": round(seconds["inference"], 2),
-            "total": round(time.perf_counter() - start, 2),
-        },
+        "mean_corruption_accuracy": float(
+            np.mean([a for by in accuracies.values() for a in by.values()])
+        ),
     }

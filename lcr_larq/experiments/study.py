@@ -265,48 +265,68 @@ def run_study(
             else:
                 outcomes[job.directory] = {"status": "finished", "results": results,
                                            "skipped": True}
-        started = time.time()
-        running: list[tuple[Job, subprocess.Popen, int, float]] = []
-        free = list(range(slots))
-        done = 0
-        while pending or running:
-            while pending and free:
-                job, device = pending.pop(0), free.pop(0)
-                env = dict(os.environ)
-                if slots > 1:
-                    env["CUDA_VISIBLE_DEVICES"] = str(device)
-                process = subprocess.Popen(command(job), env=env, stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.PIPE, text=True)
-                running.append((job, process, device, time.time()))
-            job, process, device, began = running[0] if slots == 1 else _first_done(running)
-            _, stderr = process.communicate()
-            running = [r for r in running if r[1] is not process]
-            free.append(device)
-            done += 1
-            seconds = time.time() - began
-            results = runs.read_results(job.directory) if process.returncode == 0 else None
-            if results is None:
-                lines = [line for line in (stderr or "").splitlines() if line.strip()]
-                message = lines[-1] if lines else f"exit code {process.returncode}"
-                outcomes[job.directory] = {"status": "failed", "message": message}
-                line = f"failed: {message}"
-            else:
-                outcomes[job.directory] = {"status": "finished", "results": results}
-                line = f"{100 * results['test_accuracy']:.2f}% ({seconds:.0f} s)"
-            if progress:
-                left = len(pending) + len(running)
-                eta = (time.time() - started) / done * left / max(1, slots)
-                progress(f"[{len(todo) - left}/{len(todo)}] {job.arm.name} seed {job.seed}: "
-                         f"{line}; ETA {_duration(eta)}")
-        for job in todo:
-            outcome = outcomes[job.directory]
-            if outcome["status"] == "finished" and (settings.robustness or settings.diagnose):
-                try:
-                    outcome.update(_extras(settings, job))
-                except subprocess.CalledProcessError as error:
-                    lines = [x for x in (error.stderr or "").splitlines() if x.strip()]
-                    outcome["extras_error"] = lines[-1] if lines else str(error)
+        _train(pending, slots, outcomes, len(todo), progress)
+        if settings.robustness or settings.diagnose:
+            _add_extras(settings, todo, outcomes)
         return report(settings, todo, outcomes)
+
+
+def _train(
+    pending: list[Job], slots: int, outcomes: dict[str, dict], total: int,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Trains the ``pending`` jobs, ``slots`` at once (one device each), and
+    records each one's outcome; a progress line per finished job."""
+    started = time.time()
+    running: list[tuple[Job, subprocess.Popen, int, float]] = []
+    free = list(range(slots))
+    done = 0
+    while pending or running:
+        while pending and free:
+            job, device = pending.pop(0), free.pop(0)
+            env = dict(os.environ)
+            if slots > 1:
+                env["CUDA_VISIBLE_DEVICES"] = str(device)
+            process = subprocess.Popen(command(job), env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)
+            running.append((job, process, device, time.time()))
+        job, process, device, began = running[0] if slots == 1 else _first_done(running)
+        _, stderr = process.communicate()
+        running = [r for r in running if r[1] is not process]
+        free.append(device)
+        done += 1
+        outcomes[job.directory], line = _outcome(job, process.returncode, stderr,
+                                                 time.time() - began)
+        if progress:
+            left = len(pending) + len(running)
+            eta = (time.time() - started) / done * left / max(1, slots)
+            progress(f"[{total - left}/{total}] {job.arm.name} seed {job.seed}: "
+                     f"{line}; ETA {_duration(eta)}")
+
+
+def _outcome(job: Job, returncode: int, stderr: str | None, seconds: float) -> tuple[dict, str]:
+    """A finished training process's outcome (its results, or the last line it
+    printed to stderr) and the progress text saying it."""
+    results = runs.read_results(job.directory) if returncode == 0 else None
+    if results is None:
+        lines = [line for line in (stderr or "").splitlines() if line.strip()]
+        message = lines[-1] if lines else f"exit code {returncode}"
+        return {"status": "failed", "message": message}, f"failed: {message}"
+    return ({"status": "finished", "results": results},
+            f"{100 * results['test_accuracy']:.2f}% ({seconds:.0f} s)")
+
+
+def _add_extras(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) -> None:
+    """Adds :func:`_extras` to every finished job's outcome; a failed
+    evaluation is recorded as ``extras_error`` (its last stderr line)."""
+    for job in todo:
+        outcome = outcomes[job.directory]
+        if outcome["status"] == "finished":
+            try:
+                outcome.update(_extras(settings, job))
+            except subprocess.CalledProcessError as error:
+                lines = [x for x in (error.stderr or "").splitlines() if x.strip()]
+                outcome["extras_error"] = lines[-1] if lines else str(error)
 
 
 def _first_done(running):

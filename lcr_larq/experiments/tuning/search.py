@@ -482,75 +482,114 @@ def _search(config: TuneConfig, callbacks: Sequence[tf.keras.callbacks.Callback]
     out = config.run_dir
     search_path = prepare_search(config)
     strategy = get_strategy(config.strategy)
+    data = _trial_data(config, strategy, say)
+    executed: list[str] = []
+    epochs_run: dict[str, list[int]] = {}
+    outputs = _Outputs(config)
+    try:
+        _train_missing_baseline(config, outputs, data, callbacks, executed, epochs_run, say)
+        hypermodel = LCRHyperModel(config, data)
+        outputs.tuner = make_tuner(
+            config, hypermodel, os.path.join(out, TUNER_DIR),
+            strategy=None if config.strategy == "default" else strategy,
+            after_trial=outputs,
+        )
+        outputs.tuner.search(callbacks=list(callbacks), verbose=config.verbose)
+    except RuntimeError:
+        # Keras Tuner gives up after max_consecutive_failed_trials failures.
+        error = _failed_trials_error(outputs)
+        if error is None:
+            raise
+        raise error from None
+    except BaseException:
+        outputs()  # an interrupted trial shows as RUNNING
+        raise
+    finally:
+        if outputs.tuner is not None:
+            executed += outputs.tuner.executed
+            epochs_run.update(outputs.tuner.epochs_run)
+    rows, best, best_path = outputs()
+    return SearchResult(rows, best, os.path.join(out, TRIALS_FILE), best_path, search_path,
+                        executed, epochs_run)
+
+
+def _trial_data(config: TuneConfig, strategy, say: Callable[[str], None]) -> TrialData:
+    """What every trial trains and scores on: the dataset for ``strategy``'s
+    replicas and, for the ``val_mce`` objective, the corrupted validation sets
+    (cached in the output directory)."""
     dataset = load_split(config).for_replicas(strategy.num_replicas_in_sync)
     mce_sets = None
     if config.objective == "val_mce":
-        cache = os.path.join(out, CACHE_DIR)
+        cache = os.path.join(config.run_dir, CACHE_DIR)
         say(f"validation mCE over {len(config.corruptions) * len(config.mce_severities)} "
             f"corruption × severity sets of {dataset.validation_size} images (cached in {cache})")
         mce_sets = corrupted_validation(config, dataset, cache)
-    data = TrialData(dataset, strategy, mce_sets)
+    return TrialData(dataset, strategy, mce_sets)
 
-    executed: list[str] = []
-    epochs_run: dict[str, list[int]] = {}
-    baseline_dir = os.path.join(out, BASELINE)
-    baseline = baseline_result(baseline_dir) if config.baseline else None
-    tuner = None
 
-    def outputs() -> tuple[list[dict[str, Any]], TrainConfig | None, str | None]:
+class _Outputs:
+    """Writes ``trials.csv`` and ``best.yaml`` from the tuner's trials and the
+    baseline's state; called after every trial and when the search stops, it
+    returns ``(rows, best config, best.yaml path)``."""
+
+    def __init__(self, config: TuneConfig):
+        self.config = config
+        self.baseline_dir = os.path.join(config.run_dir, BASELINE)
+        self.baseline = baseline_result(self.baseline_dir) if config.baseline else None
+        self.tuner = None
+
+    def __call__(self) -> tuple[list[dict[str, Any]], TrainConfig | None, str | None]:
+        config, out, baseline = self.config, self.config.run_dir, self.baseline
         state = baseline
-        if config.baseline and baseline is None and os.path.isdir(baseline_dir):
-            failed = os.path.exists(os.path.join(baseline_dir, ERROR_FILE))
+        if config.baseline and baseline is None and os.path.isdir(self.baseline_dir):
+            failed = os.path.exists(os.path.join(self.baseline_dir, ERROR_FILE))
             state = "FAILED" if failed else "RUNNING"
-        trials = list(tuner.oracle.trials.values()) if tuner is not None else []
+        trials = list(self.tuner.oracle.trials.values()) if self.tuner is not None else []
         rows = trial_rows(config, trials, state)
         write_table(rows, os.path.join(out, TRIALS_FILE))
         ranked = [r for r in rows if r["rank"] == 1]
         if not ranked:
             return rows, None, None
-        values = tuner.oracle.get_trial(ranked[0]["trial"]).hyperparameters.values
+        values = self.tuner.oracle.get_trial(ranked[0]["trial"]).hyperparameters.values
         best = dataclasses.replace(trial_config(config, values),
                                    output_dir=os.path.join(out, "best"))
         best_path = os.path.join(out, BEST_FILE)
         write_best(best, ranked[0], config, baseline and baseline["metrics"], best_path)
         return rows, best, best_path
 
-    try:
-        if config.baseline and baseline is None:
-            say("training the λ = 0 baseline")
-            epochs_run[BASELINE] = []
-            executed.append(BASELINE)
-            baseline = train_baseline(
-                config, baseline_dir, data, callbacks=callbacks, epochs_run=epochs_run[BASELINE],
-            )
-        elif config.baseline:
-            say(f"the λ = 0 baseline has finished ({os.path.join(baseline_dir, RESULT_FILE)})")
-        hypermodel = LCRHyperModel(config, data)
-        tuner = make_tuner(
-            config, hypermodel, os.path.join(out, TUNER_DIR),
-            strategy=None if config.strategy == "default" else strategy,
-            after_trial=outputs,
+
+def _train_missing_baseline(
+    config: TuneConfig, outputs: _Outputs, data: TrialData,
+    callbacks: Sequence[tf.keras.callbacks.Callback], executed: list[str],
+    epochs_run: dict[str, list[int]], say: Callable[[str], None],
+) -> None:
+    """Trains the λ = 0 baseline when the search has one and it has not
+    finished yet (a killed one resumes), recording it as executed."""
+    if config.baseline and outputs.baseline is None:
+        say("training the λ = 0 baseline")
+        epochs_run[BASELINE] = []
+        executed.append(BASELINE)
+        outputs.baseline = train_baseline(
+            config, outputs.baseline_dir, data, callbacks=callbacks,
+            epochs_run=epochs_run[BASELINE],
         )
-        tuner.search(callbacks=list(callbacks), verbose=config.verbose)
-    except RuntimeError:
-        # Keras Tuner gives up after max_consecutive_failed_trials failures.
-        failed = [t for t in tuner.oracle.trials.values() if t.status == "FAILED"] if tuner else []
-        if not failed:
-            raise
-        outputs()
-        last = max(failed, key=lambda t: int(t.trial_id))
-        raise RunError(
-            f"the search stopped after {tuner.oracle.max_consecutive_failed_trials} failed "
-            f"trials in a row, the last (trial {last.trial_id}) with "
-            f"{last_line(last.message)} (tracebacks in {tuner.project_dir}/trial_*/{ERROR_FILE})"
-        ) from None
-    except BaseException:
-        outputs()  # an interrupted trial shows as RUNNING
-        raise
-    finally:
-        if tuner is not None:
-            executed += tuner.executed
-            epochs_run.update(tuner.epochs_run)
-    rows, best, best_path = outputs()
-    return SearchResult(rows, best, os.path.join(out, TRIALS_FILE), best_path, search_path,
-                        executed, epochs_run)
+    elif config.baseline:
+        say(f"the λ = 0 baseline has finished "
+            f"({os.path.join(outputs.baseline_dir, RESULT_FILE)})")
+
+
+def _failed_trials_error(outputs: _Outputs) -> RunError | None:
+    """After Keras Tuner gave up: writes the outputs and returns the error
+    naming the last failed trial, or ``None`` when no trial failed (the
+    RuntimeError came from elsewhere)."""
+    tuner = outputs.tuner
+    failed = [t for t in tuner.oracle.trials.values() if t.status == "FAILED"] if tuner else []
+    if not failed:
+        return None
+    outputs()
+    last = max(failed, key=lambda t: int(t.trial_id))
+    return RunError(
+        f"the search stopped after {tuner.oracle.max_consecutive_failed_trials} failed "
+        f"trials in a row, the last (trial {last.trial_id}) with "
+        f"{last_line(last.message)} (tracebacks in {tuner.project_dir}/trial_*/{ERROR_FILE})"
+    )
