@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         print("LCE's optimized binary kernels target ARM: on this machine they run "
               "portable code, not LCE's best case.")
     if args.json:
-        with open(args.json, "w") as handle:
+        with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"machine": machine, "rows": [asdict(r) for r in rows]}, handle,
                       indent=2)
     return 0

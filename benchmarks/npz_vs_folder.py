@@ -99,7 +99,7 @@ def train(spec: str, out: str, epochs: int, seed: int) -> dict:
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"train.py failed on {spec}:\n{proc.stderr[-2000:]}")
-    with open(os.path.join(out, "results.json")) as handle:
+    with open(os.path.join(out, "results.json"), encoding="utf-8") as handle:
         return json.load(handle)
 
 

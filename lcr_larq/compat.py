@@ -46,7 +46,9 @@ def _quiet_native_start_up() -> Iterator[None]:
     The ``tensorflow`` wheels from 2.16 on register their CUDA plugins twice
     at import and log it through absl, past ``TF_CPP_MIN_LOG_LEVEL``
     ("Unable to register cuDNN factory", "computation placer already
-    registered"), eight lines on a CPU that would bury the one-line errors.
+    registered"), and the first device query logs "failed call to cuInit" on
+    a machine without a GPU: lines on a CPU that would bury the one-line
+    errors and read as a failure.
     Only while TensorFlow is first imported, and only when the user has not
     asked for TensorFlow's logs (``TF_CPP_MIN_LOG_LEVEL`` below 2). Python
     exceptions raised meanwhile are printed after stderr is back.
@@ -94,7 +96,12 @@ def use_legacy_keras() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if loaded is None:
         with _quiet_native_start_up():
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # The first device query loads the CUDA platform, which on a
+            # machine without a GPU logs "failed call to cuInit" as an error
+            # past TF_CPP_MIN_LOG_LEVEL=2: made here, while stderr is quiet.
+            tensorflow.config.list_physical_devices("GPU")
     version = tf_keras_version()
     if version_tuple(version) >= (3,):
         now = os.environ.get(LEGACY_KERAS)

@@ -6,12 +6,16 @@
 * :class:`RunError` — a run that cannot go on, or a run directory or model
   that cannot be used (missing, corrupt, from other settings, diverged).
 
+:func:`no_space_left` tells a full disk from other failures to write.
+
 Example:
     >>> issubclass(ConfigError, UserError) and issubclass(RunError, UserError)
     True
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class UserError(ValueError):
@@ -28,3 +32,18 @@ class DataError(UserError):
 
 class RunError(UserError):
     """A run, run directory or model that cannot be used; the message names the fix."""
+
+
+def no_space_left(error: BaseException) -> bool:
+    """Whether ``error`` is a full disk: an ``OSError`` with ``ENOSPC``, or
+    TensorFlow's ``ResourceExhaustedError`` of a write, which says so only
+    in its message (it raises that class for a full disk and for a full
+    memory alike).
+
+    Example:
+        >>> no_space_left(OSError(28, "No space left on device")), no_space_left(MemoryError())
+        (True, False)
+    """
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    return "No space left on device" in str(error)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from lcr_larq.errors import ConfigError
+from lcr_larq.settings import echo
 
 Entry = TypeVar("Entry")
 
@@ -68,7 +69,7 @@ class Registry(Generic[Entry]):
     def __getitem__(self, name: str) -> Entry:
         if name not in self._entries:
             raise ConfigError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self)}"
+                f"unknown {self.kind} {echo(name)}; choose one of: {', '.join(self)}"
             )
         return self._entries[name]
 

@@ -270,6 +270,9 @@ def _check_one(what: str, meta, kind: Kind, v) -> None:
         raise ConfigError(f"{what} needs {kind.noun}, got {echo(v)}")
     if kind.base is float and not math.isfinite(v):
         raise ConfigError(f"{what} must be a finite number, got {v}")
+    if kind.base is str and not v.strip():
+        # An empty path would silently become the default one.
+        raise ConfigError(f"{what} is empty: give a value, or leave it out for the default")
     choices = meta.get("choices")
     if choices is not None and v not in choices:
         kind_of = getattr(choices, "kind", None)  # a registry names its kind of names
@@ -530,7 +533,7 @@ def given_flags(namespace: argparse.Namespace, cls) -> set[str]:
 
 def save_recipe(config, path: str) -> None:
     """Writes ``config``'s recipe settings as YAML that ``--config`` reads back."""
-    with open(path, "w") as handle:
+    with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(recipe_dict(config), handle, sort_keys=False, allow_unicode=True)
 
 

@@ -20,8 +20,17 @@ Example:
 """
 
 from lcr_larq.registry import import_submodules
-from models.registry import MODELS, Architecture, build_model, describe, register_model
+from models.registry import (
+    MODELS,
+    Architecture,
+    build_model,
+    check_input_size,
+    describe,
+    register_model,
+)
 
 import_submodules(__name__)  # every architecture registers itself
 
-__all__ = ["MODELS", "Architecture", "build_model", "describe", "register_model"]
+__all__ = [
+    "MODELS", "Architecture", "build_model", "check_input_size", "describe", "register_model",
+]

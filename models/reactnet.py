@@ -144,7 +144,9 @@ def reactnet(
     return tf.keras.Model(inputs, logits, name=f"reactnet_a_{label}")
 
 
-@register_model("reactnet", "ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)")
+# A stride-2 stem and four stride-2 blocks: 32×32 images leave the last 2×2 inputs.
+@register_model("reactnet", "ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)",
+                min_input_size=32, published_input_size=224)
 def build(input_shape, num_classes: int, spec: QuantizationSpec) -> tf.keras.Model:
     """:func:`reactnet` of ``spec``'s precision, quantized or not."""
     return reactnet(input_shape, num_classes, spec.precision, spec.quantized)

@@ -2,9 +2,11 @@
 
 Each architecture registers itself where it is defined, with
 :func:`register_model` on its builder: its name, a line for
-``--list-models``, and whether it takes the options of the IR-Net-style
-ResNets (``bireal``, ``shortcut`` and ``weight_quantizer``; the other
-networks keep their published quantizers and shortcuts). A builder takes
+``--list-models``, whether it takes the options of the IR-Net-style ResNets
+(``bireal``, ``shortcut`` and ``weight_quantizer``; the other networks keep
+their published quantizers and shortcuts), its minimum input size (the
+smallest square image on which no downsampling layer is handed a single
+pixel) and its published input size. A builder takes
 ``(input_shape, num_classes, spec)`` — ``spec`` a
 :class:`~lcr_larq.quantizers.QuantizationSpec` — plus ``bireal`` and
 ``shortcut`` where it takes the ResNet options, and returns a functional
@@ -16,6 +18,11 @@ Example:
     (None, 10)
     >>> describe("reactnet")
     'ReActNet-A (RSign, RPReLU, MobileNet-style binary blocks)'
+    >>> check_input_size("reactnet", 16)
+    Traceback (most recent call last):
+    ...
+    lcr_larq.errors.ConfigError: --model reactnet needs images of at least 32×32, got 16×16: \
+pass --input-size 32 (or larger) or another --model
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from lcr_larq.errors import ConfigError
 from lcr_larq.quantizers import quantization
 from lcr_larq.registry import Registry
 
-__all__ = ["MODELS", "Architecture", "build_model", "describe", "register_model"]
+__all__ = [
+    "MODELS", "Architecture", "build_model", "check_input_size", "describe", "register_model",
+]
 
 
 @dataclass(frozen=True)
@@ -40,20 +49,45 @@ class Architecture:
     name: str
     description: str
     build: Callable[..., tf.keras.Model]
+    min_input_size: int
+    published_input_size: int
     resnet_options: bool = False
 
 
 MODELS: Registry[Architecture] = Registry("model")
 
 
-def register_model(name: str, description: str, *, resnet_options: bool = False):
-    """A decorator that registers a builder as the architecture ``name``."""
+def register_model(name: str, description: str, *, min_input_size: int,
+                   published_input_size: int, resnet_options: bool = False):
+    """A decorator that registers a builder as the architecture ``name``.
+
+    Args:
+        description: one line for ``--list-models``.
+        min_input_size: the smallest image side on which no downsampling
+            layer is handed a single pixel (smaller images are refused).
+        published_input_size: the image side of the published network (what
+            ``--summary`` uses for datasets below ``min_input_size``).
+        resnet_options: the builder takes ``bireal`` and ``shortcut`` and its
+            binary layers the ``--weight-quantizer``.
+    """
 
     def add(build: Callable[..., tf.keras.Model]) -> Callable[..., tf.keras.Model]:
-        MODELS.add(name, Architecture(name, description, build, resnet_options))
+        MODELS.add(name, Architecture(name, description, build, min_input_size,
+                                      published_input_size, resnet_options))
         return build
 
     return add
+
+
+def check_input_size(name: str, size: int) -> None:
+    """Refuses images smaller than architecture ``name``'s minimum, in one
+    line naming the fix."""
+    least = MODELS[name].min_input_size
+    if size < least:
+        raise ConfigError(
+            f"--model {name} needs images of at least {least}×{least}, got {size}×{size}: "
+            f"pass --input-size {least} (or larger) or another --model"
+        )
 
 
 def describe(name: str) -> str:

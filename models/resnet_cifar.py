@@ -193,10 +193,12 @@ def _cifar_builder(depth: int):
     return build
 
 
+# Two stride-2 stages: 4×4 images leave the last one 2×2 inputs.
 register_model(
-    "resnet20", "CIFAR ResNet-20 (IR-Net layout), at every input size", resnet_options=True
+    "resnet20", "CIFAR ResNet-20 (IR-Net layout), at every input size",
+    min_input_size=4, published_input_size=32, resnet_options=True,
 )(_cifar_builder(20))
 register_model(
     "resnet8", "CIFAR ResNet-8 (one block per stage, IR-Net layout): for quick checks",
-    resnet_options=True,
+    min_input_size=4, published_input_size=32, resnet_options=True,
 )(_cifar_builder(8))

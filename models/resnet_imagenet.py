@@ -85,10 +85,12 @@ def _resnet_builder(depth: int):
     return build
 
 
+# Three stride-2 stages in the CIFAR layout: 8×8 images leave the last one 2×2 inputs.
 register_model(
     "resnet18", "ResNet-18: CIFAR layout below 100 px, ImageNet layout from 100 px",
-    resnet_options=True,
+    min_input_size=8, published_input_size=224, resnet_options=True,
 )(_resnet_builder(18))
 register_model(
-    "resnet34", "ResNet-34, layouts as ResNet-18", resnet_options=True
+    "resnet34", "ResNet-34, layouts as ResNet-18",
+    min_input_size=8, published_input_size=224, resnet_options=True,
 )(_resnet_builder(34))

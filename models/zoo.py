@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import larq as lq
@@ -38,14 +39,17 @@ from lcr_larq.graph import make_full_precision_aware
 from lcr_larq.quantizers import PRECISIONS, QuantizationSpec
 from models.registry import register_model
 
-#: name → (Larq-Zoo network, description)
-ZOO_MODELS: dict[str, tuple[Callable[..., tf.keras.Model], str]] = {
-    "birealnet": (larq_zoo.literature.BiRealNet, "Larq-Zoo Bi-Real Net-18"),
-    "resnet_e": (larq_zoo.literature.BinaryResNetE18, "Larq-Zoo BinaryResNetE18"),
-    "quicknet": (larq_zoo.sota.QuickNet, "Larq-Zoo QuickNet"),
-    "quicknet_small": (larq_zoo.sota.QuickNetSmall, "Larq-Zoo QuickNetSmall"),
-    "quicknet_large": (larq_zoo.sota.QuickNetLarge, "Larq-Zoo QuickNetLarge"),
+#: name → (Larq-Zoo network, description, minimum input size): the smallest
+#: image side on which no downsampling layer is handed a single pixel.
+ZOO_MODELS: dict[str, tuple[Callable[..., tf.keras.Model], str, int]] = {
+    "birealnet": (larq_zoo.literature.BiRealNet, "Larq-Zoo Bi-Real Net-18", 32),
+    "resnet_e": (larq_zoo.literature.BinaryResNetE18, "Larq-Zoo BinaryResNetE18", 8),
+    "quicknet": (larq_zoo.sota.QuickNet, "Larq-Zoo QuickNet", 64),
+    "quicknet_small": (larq_zoo.sota.QuickNetSmall, "Larq-Zoo QuickNetSmall", 64),
+    "quicknet_large": (larq_zoo.sota.QuickNetLarge, "Larq-Zoo QuickNetLarge", 64),
 }
+#: Larq-Zoo's networks are published for ImageNet.
+PUBLISHED_SIZE = 224
 
 _INPUT_KEYS = ("input_quantizer",)
 _WEIGHT_KEYS = (
@@ -132,13 +136,17 @@ def zoo_model(name: str, input_shape: tuple[int, int, int], num_classes: int,
         raise ValueError(f"unknown Larq-Zoo model {name!r}; choose one of {sorted(ZOO_MODELS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    network, _ = ZOO_MODELS[name]
-    model = network(input_shape=tuple(input_shape), num_classes=num_classes, weights=None)
-    label = precision if quantized else f"fp_{precision}"
-    model = logits_model(model, name=f"{name}_{label}")
-    if not quantized or precision == "1w32a":
-        model = without_quantizers(model, inputs=True, weights=not quantized)
-    return make_full_precision_aware(model)
+    network, _, _ = ZOO_MODELS[name]
+    with warnings.catch_warnings():
+        # Larq-Zoo's QuickNets give plain functions as initializers, and
+        # tf-keras warns each time it serializes one, as cloning here does.
+        warnings.filterwarnings("ignore", message=r"The `keras\.initializers\.serialize\(\)`")
+        model = network(input_shape=tuple(input_shape), num_classes=num_classes, weights=None)
+        label = precision if quantized else f"fp_{precision}"
+        model = logits_model(model, name=f"{name}_{label}")
+        if not quantized or precision == "1w32a":
+            model = without_quantizers(model, inputs=True, weights=not quantized)
+        return make_full_precision_aware(model)
 
 
 def _zoo_builder(name: str):
@@ -149,8 +157,9 @@ def _zoo_builder(name: str):
 
 
 def _register_all() -> None:
-    for name, (_, description) in ZOO_MODELS.items():
-        register_model(name, description)(_zoo_builder(name))
+    for name, (_, description, least) in ZOO_MODELS.items():
+        register_model(name, description, min_input_size=least,
+                       published_input_size=PUBLISHED_SIZE)(_zoo_builder(name))
 
 
 _register_all()

@@ -155,7 +155,8 @@ def toys():
         activation=lq.quantizers.SteSign, clip=1.0,
         schedule=lambda model, epochs, steps, settings: ToySchedule(),
     ))
-    register_model("toynet", "a toy ResNet-8", resnet_options=True)(toy_model)
+    register_model("toynet", "a toy ResNet-8", min_input_size=4, published_input_size=8,
+                   resnet_options=True)(toy_model)
     register_dataset(ToyDigits)
     yield
     WEIGHT_QUANTIZERS.remove("toy")

@@ -11,7 +11,9 @@ here. The shell gives them the same behaviour:
   ``--config`` recipes, checks; list flags take ``a b`` or ``a,b``), with
   argparse's errors on one line (no usage block);
 * every :class:`~lcr_larq.errors.UserError` as one line ``error: …`` and exit
-  code 2, Ctrl-C as one line and exit code 130;
+  code 2 (a full disk too, naming it), Ctrl-C as one line and exit code 130;
+* output that never fails on the terminal's encoding: where it cannot show
+  a character (``σ``, ``λ``, ``×``…) it is spelled in ASCII (``sigma``);
 * text tables (terminaltables, as Larq's model summary) and reports written
   as standard JSON.
 
@@ -28,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 import pkgutil
 import re
@@ -38,9 +41,54 @@ from typing import Any
 
 from terminaltables import AsciiTable
 
-from lcr_larq.errors import UserError
+from lcr_larq.errors import UserError, no_space_left
 from lcr_larq.settings import add_arguments, build_config, split_lists
 from lcr_larq.training import runs
+
+#: How the commands' non-ASCII characters read where the output cannot show them.
+ASCII_SPELLINGS = {
+    "σ": "sigma", "λ": "lambda", "β": "beta", "ρ": "rho", "ε": "eps", "×": "x", "…": "...",
+    "—": "--", "–": "-", "→": "->", "≥": ">=", "≤": "<=", "±": "+/-", "·": "*", "≈": "~",
+    "²": "^2", "√": "sqrt", "∞": "inf", "°": " deg",
+}
+OUTPUT_ERRORS = "lcr-larq-ascii"
+
+
+def _ascii_spelling(error: UnicodeEncodeError) -> tuple[str, int]:
+    text = error.object[error.start:error.end]
+    return "".join(ASCII_SPELLINGS.get(char, "?") for char in text), error.end
+
+
+def printable(text: str) -> str:
+    """``text`` as standard output shows it (spelled in ASCII where its
+    encoding cannot show a character), so that tables measure what is shown.
+
+    Example:
+        >>> printable("σ ratio") in ("σ ratio", "sigma ratio")
+        True
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return text.encode(encoding, errors=OUTPUT_ERRORS).decode(encoding)
+
+
+codecs.register_error(OUTPUT_ERRORS, _ascii_spelling)
+
+
+def safe_output(*streams) -> None:
+    """Makes ``streams`` (default: stdout and stderr) spell what their encoding
+    cannot show in ASCII instead of raising ``UnicodeEncodeError``.
+
+    Example:
+        >>> import io
+        >>> out = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+        >>> safe_output(out)
+        >>> _ = out.write("σ_B/σ_F 0.92, λ=4 (1 step in 2, weight ×2)")
+        >>> out.flush(); out.buffer.getvalue().decode()
+        'sigma_B/sigma_F 0.92, lambda=4 (1 step in 2, weight x2)'
+    """
+    for stream in streams or (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=OUTPUT_ERRORS)
 
 
 def commands() -> list[str]:
@@ -81,7 +129,9 @@ class Parser(argparse.ArgumentParser):
 def parser(prog: str, description: str, settings=None, exclude: tuple[str, ...] = ()) -> Parser:
     """A command's parser, with one flag per field of ``settings`` (a
     settings dataclass, see :mod:`lcr_larq.settings`); its help ends with the
-    other commands."""
+    other commands. Its output never fails on the terminal's encoding
+    (:func:`safe_output`)."""
+    safe_output()
     others = ", ".join(f"lcr-{name}" for name in commands() if f"lcr-{name}" != prog)
     result = Parser(prog=prog, description=description, allow_abbrev=False,
                     formatter_class=_HelpFormatter, epilog=f"other commands: {others}")
@@ -108,6 +158,12 @@ def run(
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if not no_space_left(error):
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"error: no space left on the device{where}: free some and rerun", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\n{interrupted}", file=sys.stderr)
         return 130
@@ -124,6 +180,7 @@ def command(
     """A command's ``main(argv) -> exit code``: flags of the settings dataclass
     ``settings``, then ``body(validated settings)`` under :func:`run`.
 
+    ``main.settings`` is the settings dataclass (what the tests read).
     ``doc`` is the command module's docstring; its first line,
     "``lcr-name``: what it does" (the name in double backquotes), gives the program name and the
     description of ``--help``.
@@ -135,6 +192,7 @@ def command(
         return run(lambda: body(settings_from(args, settings)), interrupted)
 
     main.__doc__ = f"``{prog}``: {description}"
+    main.settings = settings
     return main
 
 
@@ -188,10 +246,10 @@ def table(
 ) -> str:
     """``rows`` under ``header`` (none: a table of name, value rows) as a text
     table (terminaltables, as Larq's model summary)."""
-    data = [[cell(v) for v in row] for row in rows]
+    data = [[printable(cell(v)) for v in row] for row in rows]
     if header is not None:
-        data.insert(0, list(map(str, header)))
-    result = AsciiTable(data, title)
+        data.insert(0, [printable(str(h)) for h in header])
+    result = AsciiTable(data, title and printable(title))
     result.inner_heading_row_border = header is not None
     return result.table
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from lcr_larq import cli
 from lcr_larq.analysis import diagnosis, plots
 from lcr_larq.errors import ConfigError, RunError
-from lcr_larq.settings import Settings, setting
+from lcr_larq.settings import Settings, echo, setting
 from lcr_larq.training import runs
 
 
@@ -70,7 +70,7 @@ def parse_group(text: str) -> tuple[str, list[str]]:
     """
     label, sep, dirs = text.rpartition(":")
     if not sep or not label or not dirs:
-        raise ConfigError(f"--group {text!r}: write LABEL:DIR1,DIR2,...")
+        raise ConfigError(f"--group {echo(text)}: write LABEL:DIR1,DIR2,...")
     return label, [d for d in dirs.split(",") if d]
 
 

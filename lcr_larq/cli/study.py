@@ -77,7 +77,7 @@ def markdown(report: dict) -> str:
 
 def write_csv(report: dict, path: str) -> str:
     fields = list(dict.fromkeys(k for row in report["runs"] for k in row))
-    with open(path, "w", newline="") as handle:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in report["runs"]:
@@ -91,7 +91,7 @@ def run(settings: study.StudySettings) -> int:
     written = [cli.save_report(report, os.path.join(out, study.REPORT), "--output-dir"),
                write_csv(report, os.path.join(out, study.TABLE))]
     text = markdown(report)
-    with open(os.path.join(out, study.MARKDOWN), "w") as handle:
+    with open(os.path.join(out, study.MARKDOWN), "w", encoding="utf-8") as handle:
         handle.write(text)
     written.append(os.path.join(out, study.MARKDOWN))
     if any(r.get("test_accuracy") is not None for r in report["runs"]):

@@ -45,20 +45,33 @@ def dataset_shape(config: TrainConfig) -> tuple[tuple[int, int, int], int]:
 def print_summary(config: TrainConfig) -> None:
     """Prints ``larq.models.summary`` of the plain network of ``config`` (no
     LCR) at the dataset's input size, or at ``--input-size``, saying which
-    channels and classes it assumed.
+    size, channels and classes it assumed. A model whose minimum input size
+    exceeds the dataset's is summarized at its published size, which the
+    first line says.
 
     Example:
         >>> print_summary(TrainConfig(model="resnet20"))  # doctest: +ELLIPSIS
         resnet20 for digits: 16×16 images, 1 channel, 10 classes
         +resnet20_1w1a stats...
+        >>> print_summary(TrainConfig(model="reactnet"))  # doctest: +ELLIPSIS
+        reactnet at its published 224×224 (it needs at least 32×32; digits has 16×16): ...
     """
     shape, classes = dataset_shape(config)
     size = config.input_size or shape[0]
-    note = "" if not config.input_size else f" (resized with --input-size {size})"
     channels = f"{shape[-1]} channel{'s' if shape[-1] > 1 else ''}"
-    print(f"{config.model} for {config.dataset}: {size}×{size} images{note}, {channels}, "
-          f"{classes} classes")
-    plain = dataclasses.replace(config, lcr_lambda=0.0)
+    architecture = MODELS[config.model]
+    if size < architecture.min_input_size:
+        given = (f"--input-size {size}" if config.input_size
+                 else f"{config.dataset} has {size}×{size}")
+        size = architecture.published_input_size
+        print(f"{config.model} at its published {size}×{size} (it needs at least "
+              f"{architecture.min_input_size}×{architecture.min_input_size}; {given}): "
+              f"{channels}, {classes} classes")
+    else:
+        note = "" if not config.input_size else f" (resized with --input-size {size})"
+        print(f"{config.model} for {config.dataset}: {size}×{size} images{note}, {channels}, "
+              f"{classes} classes")
+    plain = dataclasses.replace(config, lcr_lambda=0.0, input_size=size)
     lq.models.summary(training.build_training_model(plain, shape, classes))
 
 
@@ -126,6 +139,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "lcr-train") -> int:
     return cli.run(body, "interrupted: rerun the same command to resume from the last "
                          "finished epoch")
 
+
+main.settings = TrainConfig
 
 if __name__ == "__main__":
     sys.exit(main())

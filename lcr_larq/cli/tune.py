@@ -77,5 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _command(args)
 
 
+main.settings = tuning.TuneConfig
+
 if __name__ == "__main__":
     sys.exit(main())

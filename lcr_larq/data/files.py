@@ -36,10 +36,11 @@ IMAGE_EXTENSIONS = (
 def _check_images(where: str, key: str, images: np.ndarray) -> np.ndarray:
     if images.ndim == 3:  # N×H×W: grayscale
         images = images[..., np.newaxis]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
+    if (images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images)
+            or min(images.shape[1:3]) < 1):
         raise DataError(
             f"{where}: {key} has shape {images.shape}; it must be N×H×W×C images with "
-            "C = 1 or 3 (and N ≥ 1)"
+            "C = 1 or 3 (and N, H, W ≥ 1)"
         )
     if images.dtype != np.uint8:
         integral = np.issubdtype(images.dtype, np.integer)

@@ -17,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import os
+import socket
+from urllib.parse import urlparse
 
 import numpy as np
 import tensorflow as tf
@@ -82,6 +84,13 @@ def tfds_builder(name: str, data_dir: str | None = None):
     if name == "imagenet2012":
         manual = _imagenet_manual_dir(data_dir)
         config = tfds.download.DownloadConfig(manual_dir=manual)
+    elif not is_prepared(builder) and not reachable(builder.info.homepage):
+        # Offline, TFDS would retry for minutes and leave partial downloads behind.
+        raise DataError(
+            f"{name} is not in {where} and its source ({urlparse(builder.info.homepage).netloc}) "
+            f"cannot be reached: run `tfds build {name} --data_dir DIR` where there is network, "
+            "then pass --data-dir DIR"
+        )
     try:
         builder.download_and_prepare(download_config=config)  # no-op when prepared
     except Exception as error:
@@ -97,6 +106,29 @@ def tfds_builder(name: str, data_dir: str | None = None):
             "pass --data-dir DIR"
         ) from None
     return builder
+
+
+def is_prepared(builder) -> bool:
+    """Whether a TFDS builder's data is on disk (its ``dataset_info.json``)."""
+    return os.path.isfile(os.path.join(builder.data_dir, "dataset_info.json"))
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether the host of ``url`` accepts a connection within ``timeout`` seconds.
+
+    Example:
+        >>> reachable("https://host.invalid/data")
+        False
+    """
+    parts = urlparse(url)
+    if not parts.hostname:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _imagenet_manual_dir(data_dir: str | None) -> str | None:

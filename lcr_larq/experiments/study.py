@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from lcr_larq.errors import ConfigError
 from lcr_larq.experiments import statistics
-from lcr_larq.settings import convert, kinds, recipe_dict, save_recipe, setting
+from lcr_larq.settings import convert, echo, kinds, recipe_dict, save_recipe, setting
 from lcr_larq.training import RUNS_DIR, TrainConfig, runs
 
 REPORT = "study.json"
@@ -130,22 +130,24 @@ def parse_vary(text: str) -> tuple[str, list]:
     field_kinds = kinds(TrainConfig)
     valid = sorted(k for k in field_kinds if k not in NOT_VARIED)
     if not sep or not values.strip():
-        raise ConfigError(f"--vary {text!r}: write FIELD=v1,v2,… with FIELD one of {valid}")
+        raise ConfigError(f"--vary {echo(text)}: write FIELD=v1,v2,… with FIELD one of {valid}")
     if field_name not in valid:
-        raise ConfigError(f"--vary {text!r}: unknown field {field_name!r}; valid fields: {valid}")
+        raise ConfigError(
+            f"--vary {echo(text)}: unknown field {echo(field_name)}; valid fields: {valid}"
+        )
     kind = field_kinds[field_name]
     if kind.sequence:
-        raise ConfigError(f"--vary {text!r}: {field_name} takes several values itself")
+        raise ConfigError(f"--vary {echo(text)}: {field_name} takes several values itself")
     parsed = []
     for part in (p.strip() for p in values.split(",")):
         try:
             parsed.append(convert(kind, part, from_text=True))
         except ValueError:
             raise ConfigError(
-                f"--vary {text!r}: {field_name} needs {kind.noun}, got {part!r}"
+                f"--vary {echo(text)}: {field_name} needs {kind.noun}, got {echo(part)}"
             ) from None
     if len(set(parsed)) != len(parsed):
-        raise ConfigError(f"--vary {text!r}: a value appears twice")
+        raise ConfigError(f"--vary {echo(text)}: a value appears twice")
     return field_name, parsed
 
 

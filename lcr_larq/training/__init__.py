@@ -22,7 +22,8 @@ from lcr_larq.training.run import (
     load_teacher,
     run,
 )
-from lcr_larq.training.summary import describe_lcr, weights_digest
+from lcr_larq.training.runs import weights_digest
+from lcr_larq.training.summary import describe_lcr
 
 __all__ = [
     "RUNS_DIR",

@@ -39,7 +39,7 @@ import tensorflow as tf
 from lcr_larq import data as lcr_data
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.callbacks import schedules_for
-from lcr_larq.errors import ConfigError, RunError
+from lcr_larq.errors import ConfigError, RunError, no_space_left
 from lcr_larq.graph import attach_lcr, find_blocks, strip_lcr
 from lcr_larq.losses import SparseCrossEntropy
 from lcr_larq.optimizers import WarmupDecay, make_optimizer
@@ -50,21 +50,26 @@ from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
 from lcr_larq.training.config import TrainConfig
 from lcr_larq.training.distribute import get_strategy, is_chief
 from lcr_larq.training.progress import ProgressBar, verbosity
-from lcr_larq.training.summary import compile_description, last_epoch_metrics, weights_digest
-from models import build_model
+from lcr_larq.training.runs import weights_digest
+from lcr_larq.training.summary import compile_description, last_epoch_metrics
+from models import build_model, check_input_size
 
 
-def prepare_output_dir(path: str) -> None:
+def prepare_output_dir(path: str) -> bool:
+    """Creates ``path`` (if needed) and checks that it takes files; returns
+    whether it was created. A one-line :class:`ConfigError` otherwise."""
+    created = not os.path.isdir(path)
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, ".write-test")
-        with open(probe, "w") as handle:
+        with open(probe, "w", encoding="utf-8") as handle:
             handle.write("ok")
         os.remove(probe)
     except OSError as error:
         raise ConfigError(
             f"cannot write to --output-dir {path} ({error.strerror}): choose a writable directory"
         ) from None
+    return created
 
 
 def build_training_model(config: TrainConfig, input_shape, num_classes):
@@ -167,24 +172,68 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
     A directory holding a finished run with the same settings is left alone
     (its results are returned, ``"already_finished": True``) unless
     ``config.overwrite``; one with other settings is refused, naming them.
+    Nothing is written before the data has been loaded and checked against
+    the model; a run that fails before its first checkpoint leaves no
+    directory behind.
     """
     strategy = get_strategy(config.strategy)
     chief, worker = is_chief(strategy)
     out = config.run_dir
-    prepare_output_dir(out)
-    with runs.RunLock(out) if chief else contextlib.nullcontext():
-        checkpoint = RunCheckpoint(out, chief, worker)
-        previous = _previous_run(config, out, checkpoint)
+    if os.path.isdir(out) and not config.overwrite:  # a look first, before any work
+        previous = _previous_run(config, out, RunCheckpoint(out, chief, worker))
         if previous is not None:
             return previous
-        try:
-            return _train(config, out, strategy, chief, checkpoint, extra_callbacks)
-        except tf.errors.ResourceExhaustedError:
-            raise RunError(
-                f"out of memory training {config.model} at batch {config.batch_size}"
-                + (f", {config.input_size} px" if config.input_size else "")
-                + ": lower --batch-size or --input-size"
-            ) from None
+    start = time.time()
+    dataset = load_checked_data(config, strategy)
+    created = prepare_output_dir(out)
+    try:
+        with runs.RunLock(out) if chief else contextlib.nullcontext():
+            checkpoint = RunCheckpoint(out, chief, worker)
+            previous = _previous_run(config, out, checkpoint)
+            if previous is not None:
+                return previous
+            return _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks,
+                          start)
+    except (tf.errors.ResourceExhaustedError, OSError) as error:
+        raise _resources_error(error, config, out) from None
+    finally:
+        if created and chief:
+            runs.remove_if_unused(out)
+
+
+def load_checked_data(config: TrainConfig, strategy: tf.distribute.Strategy) -> lcr_data.Dataset:
+    """The dataset of ``config``, batched for ``strategy``'s replicas, and
+    checked against the run: images of at least the model's minimum size, a
+    teacher that exists. The random seed is set first (the evaluation
+    pipelines draw their fixed order from it)."""
+    tf.keras.utils.set_random_seed(config.seed)
+    dataset = lcr_data.load_dataset(
+        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        data_dir=config.data_dir, input_size=config.input_size,
+        validation_split=config.validation_split,
+    ).for_replicas(strategy.num_replicas_in_sync)
+    check_input_size(config.model, min(dataset.input_shape[:2]))
+    if config.lcr_reference == "teacher" and config.lcr_lambda > 0 and not config.full_precision:
+        if not os.path.exists(config.teacher):
+            raise ConfigError(f"--teacher {config.teacher} does not exist: give a run directory")
+    return dataset
+
+
+def _resources_error(error: Exception, config: TrainConfig, out: str) -> Exception:
+    """A full disk or a full memory as the one-line error that names it; any
+    other error as it is."""
+    if no_space_left(error):
+        return RunError(
+            f"no space left on the device of {os.path.abspath(out)}: free some or choose another "
+            "--output-dir (rerun the same command to resume from the last finished epoch)"
+        )
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        return RunError(
+            f"out of memory training {config.model} at batch {config.batch_size}"
+            + (f", {config.input_size} px" if config.input_size else "")
+            + ": lower --batch-size or --input-size"
+        )
+    return error
 
 
 def _previous_run(config: TrainConfig, out: str, checkpoint: RunCheckpoint) -> dict | None:
@@ -217,14 +266,7 @@ def _previous_run(config: TrainConfig, out: str, checkpoint: RunCheckpoint) -> d
     return None
 
 
-def _train(config, out, strategy, chief, checkpoint, extra_callbacks) -> dict:
-    tf.keras.utils.set_random_seed(config.seed)
-    start = time.time()
-    dataset = lcr_data.load_dataset(
-        config.dataset, batch_size=config.batch_size, seed=config.seed,
-        data_dir=config.data_dir, input_size=config.input_size,
-        validation_split=config.validation_split,
-    ).for_replicas(strategy.num_replicas_in_sync)
+def _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks, start) -> dict:
     steps = config.steps_per_epoch or dataset.steps_per_epoch
     with strategy.scope():
         model = build_training_model(config, dataset.input_shape, dataset.num_classes)

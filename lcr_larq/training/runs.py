@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from lcr_larq import data as lcr_data
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.graph import strip_lcr
+from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.settings import flag_name, load_recipe, recipe_dict
 from lcr_larq.training.config import TrainConfig
 
@@ -71,7 +73,7 @@ def save_json(data: dict, path: str) -> None:
     """Writes ``data`` as indented standard JSON (no ``NaN`` or ``Infinity``),
     through a temporary file so a crash never leaves half a report."""
     temporary = f"{path}.tmp"
-    with open(temporary, "w") as handle:
+    with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(finite_json(data), handle, indent=2, allow_nan=False)
     os.replace(temporary, path)
 
@@ -81,7 +83,7 @@ def load_json(path: str) -> dict | None:
     if not os.path.isfile(path):
         return None
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         raise RunError(f"{path} is not readable JSON: rerun the command that writes it") from None
@@ -126,7 +128,7 @@ def read_history(path: str) -> dict[str, list[float]]:
     if not os.path.isfile(path):
         return {}
     columns: dict[str, list[float]] = {}
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader, [])
         for line, values in enumerate(reader, start=2):
@@ -144,23 +146,17 @@ def read_history(path: str) -> dict[str, list[float]]:
     return columns
 
 
-def load_model(path: str, strip: bool = True):
-    """The model of a run directory (``bnn.keras``, else ``model.keras``) or
-    of a ``.keras`` file; with ``strip`` everything of LCR is removed.
+def load_model(path: str) -> tf.keras.Model:
+    """The plain network of a run: the run directory's ``bnn.keras`` (else its
+    ``model.keras``, everything of LCR stripped), or a ``.keras`` file.
 
-    Raises :class:`~lcr_larq.errors.RunError` with a one-line message for a
-    missing or corrupt model.
+    A model that is not the run's own is refused: its weights must match the
+    ``weights_sha256`` of the run's ``results.json``, and a binary run's model
+    must hold binary layers. Every refusal (missing, corrupt, diverged, not
+    the run's, a path that is not a run directory) is a one-line
+    :class:`~lcr_larq.errors.RunError`.
     """
-    if os.path.isdir(path):
-        for name in (BNN, MODEL) if strip else (MODEL,):
-            candidate = os.path.join(path, name)
-            if os.path.isfile(candidate):
-                path = candidate
-                break
-        else:
-            raise RunError(f"{path} holds no {MODEL}: train one with lcr-train")
-    if not os.path.isfile(path):
-        raise RunError(f"{path} does not exist: give a directory written by lcr-train")
+    directory, path = _model_file(path)
     try:
         model = tf.keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises many kinds for a broken file
@@ -174,7 +170,53 @@ def load_model(path: str, strip: bool = True):
             + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
             + "): the training diverged; retrain it with a lower --lr"
         )
-    return strip_lcr(model) if strip else model
+    model = strip_lcr(model)
+    results = read_results(directory) if directory else None
+    if results is not None:
+        _check_own_model(model, path, results)
+    return model
+
+
+def _model_file(path: str) -> tuple[str | None, str]:
+    """``(run directory or None, model file)`` of a ``--model-dir`` value."""
+    if os.path.isdir(path):
+        for name in (BNN, MODEL):
+            if os.path.isfile(os.path.join(path, name)):
+                return path, os.path.join(path, name)
+        raise RunError(f"{path} holds no {BNN} or {MODEL}: train a run there with lcr-train")
+    if not os.path.exists(path):
+        raise RunError(f"{path} does not exist: give a run directory written by lcr-train")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not path.endswith(".keras"):
+        raise RunError(f"{path} is not a model: pass the run directory ({directory})")
+    return (directory if os.path.isfile(os.path.join(directory, RESULTS)) else None), path
+
+
+def _check_own_model(model: tf.keras.Model, path: str, results: dict) -> None:
+    """Refuses a model that is not the one the run's ``results.json`` describes."""
+    digest = results.get("weights_sha256")
+    if digest and weights_digest(model) != digest:
+        raise RunError(
+            f"{path} is not the model this run trained (its weights differ from the "
+            f"weights_sha256 of {RESULTS}): restore the run's own file or train the run again"
+        )
+    if results.get("precision") not in (None, "fp32") and not quantized_convolutions(model):
+        raise RunError(
+            f"{path} holds no binary layer, but the run trained a binary network: restore the "
+            "run's own file or train the run again"
+        )
+
+
+def weights_digest(model: tf.keras.Model) -> str:
+    """SHA-256 of every weight of ``model`` (values and shapes, in order): equal
+    digests are equal networks, e.g. a resumed run and an uninterrupted one,
+    or a run's model and the file read back."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        array = np.ascontiguousarray(weight)
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -318,6 +360,17 @@ class RunLock:
         self.handle.close()
 
 
+def remove_if_unused(directory: str) -> None:
+    """Removes ``directory`` when it holds nothing but a run's lock file (a
+    run that ended before writing anything)."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    if set(entries) <= {LOCK}:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def clear(directory: str) -> None:
     """Removes what a run wrote in ``directory`` (for ``--overwrite``)."""
     for name in (RESULTS, HISTORY, MODEL, BNN, RECIPE):
@@ -339,11 +392,11 @@ class History:
         self.header: list[str] | None = None
         rows: list[list[str]] = []
         if first_epoch and os.path.isfile(self.path):
-            with open(self.path, newline="") as handle:
+            with open(self.path, newline="", encoding="utf-8") as handle:
                 reader = csv.reader(handle)
                 self.header = next(reader, None)
                 rows = [row for row in reader if row and int(float(row[0])) < first_epoch]
-        with open(self.path, "w", newline="") as handle:
+        with open(self.path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             if self.header:
                 writer.writerow(self.header)
@@ -356,7 +409,7 @@ class History:
         else:
             row = []
         row.append([epoch, *(_cell(logs.get(k, "NA")) for k in self.header[1:])])
-        with open(self.path, "a", newline="") as handle:
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows(row)
             handle.flush()
             os.fsync(handle.fileno())

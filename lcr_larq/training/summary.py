@@ -10,9 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import tensorflow as tf
 
 from lcr_larq.training import runs
@@ -25,17 +22,6 @@ def last_epoch_metrics(history: tf.keras.callbacks.History, directory: str | Non
     if not last and directory:
         last = {k: v[-1] for k, v in runs.read_history(directory).items() if v and k != "epoch"}
     return last
-
-
-def weights_digest(model: tf.keras.Model) -> str:
-    """SHA-256 of every weight of ``model`` (values and shapes, in order): equal
-    digests are equal networks, e.g. a resumed run and an uninterrupted one."""
-    digest = hashlib.sha256()
-    for weight in model.get_weights():
-        array = np.ascontiguousarray(weight)
-        digest.update(str(array.shape).encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def compile_description(optimizer: tf.keras.optimizers.Optimizer) -> str:

@@ -108,7 +108,7 @@ def write_table(rows: Sequence[Mapping[str, Any]], path: str) -> None:
     """``rows`` as CSV (an empty cell for None)."""
     fields = columns(rows)
     temporary = f"{path}.tmp"
-    with open(temporary, "w", newline="") as handle:
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:
@@ -128,7 +128,7 @@ def write_best(run: TrainConfig, row: Mapping[str, Any], config: TuneConfig,
         header.append(f"# the λ = 0 baseline: {objective} = {baseline[objective]:.6g}")
     header.append(f"# train it: lcr-train --config {path}")
     save_recipe(run, path)
-    with open(path) as handle:
+    with open(path, encoding="utf-8") as handle:
         recipe = handle.read()
-    with open(path, "w") as handle:
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(header) + "\n" + recipe)

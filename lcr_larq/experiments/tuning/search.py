@@ -256,7 +256,7 @@ class SearchHooks:
             trial.message = self.failures.pop(trial.trial_id)
         if trial.status in ("INVALID", "FAILED"):
             path = os.path.join(directory, ERROR_FILE)
-            with open(path, "w") as handle:
+            with open(path, "w", encoding="utf-8") as handle:
                 handle.write(trial.message or "")
             print(f"trial {trial.trial_id} failed: {last_line(trial.message)} (traceback in "
                   f"{path})", file=sys.stderr, flush=True)
@@ -364,7 +364,7 @@ def train_baseline(
     except UserError:
         raise
     except Exception:  # as Keras Tuner does for a trial: reported in one line
-        with open(error_path, "w") as handle:
+        with open(error_path, "w", encoding="utf-8") as handle:
             handle.write(traceback.format_exc())
         raise RunError(
             f"the λ = 0 baseline failed: {last_line(traceback.format_exc())} (traceback in "
@@ -433,9 +433,9 @@ def prepare_search(config: TuneConfig) -> str:
             "or choose another --output-dir"
         )
     save_recipe(dataclasses.replace(config, output_dir=out, overwrite=False), path)
-    with open(path) as handle:
+    with open(path, encoding="utf-8") as handle:
         recipe = handle.read()
-    with open(path, "w") as handle:
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write(
             "# the settings of an lcr-tune search; lcr-tune --config " + path + " continues it\n"
             f"# ({', '.join(SEARCHED)} are set by every trial: the ranges below)\n" + recipe
