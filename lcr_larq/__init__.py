@@ -36,6 +36,7 @@ from lcr_larq.callbacks import schedules_for  # noqa: E402
 from lcr_larq.graph import (  # noqa: E402
     Block,
     attach_lcr,
+    check_jit_compile,
     find_blocks,
     full_precision_path,
     lcr_layer,
@@ -51,6 +52,7 @@ __all__ = [
     "LipschitzRetention",
     "attach_lcr",
     "callbacks",
+    "check_jit_compile",
     "compat",
     "find_blocks",
     "full_precision_path",

@@ -92,7 +92,9 @@ def recalibrate_batchnorm(
         moments = []
         for layer, x in found:
             axes = [i for i in range(x.shape.rank) if i not in layer.axis]
-            mean, variance = tf.nn.moments(x, axes=axes)
+            # 16-bit activations (a mixed-precision policy): their statistics
+            # in float32, as the layer keeps them.
+            mean, variance = tf.nn.moments(tf.cast(x, layer.moving_mean.dtype), axes=axes)
             count = tf.reduce_prod(tf.gather(tf.shape(x), axes))
             moments.append((count, mean, variance))
         return moments

@@ -8,7 +8,8 @@ before TensorFlow is imported, and then it is the ``tf-keras`` package.
 and a user's own script get Keras 2 without setting anything.
 
 :func:`import_keras_tuner` is the one place Keras Tuner is imported: it has to
-be told which Keras to use (see there).
+be told which Keras to use (see there); :func:`compiling_with_xla` is the one
+place that asks TensorFlow something it answers only privately.
 
 >>> import lcr_larq
 >>> lcr_larq.compat.tf_keras_version().split(".")[0]
@@ -110,6 +111,28 @@ def use_legacy_keras() -> None:
             f"`pip install tf-keras` matching your TensorFlow and set {LEGACY_KERAS}=1"
             + (f" (not {now!r})" if now is not None else "") + " before Python starts"
         )
+
+
+def compiling_with_xla() -> bool:
+    """Whether the ops being made now are compiled by XLA (``jit_compile=True``).
+
+    TensorFlow has no public test for it: ``tf.function(jit_compile=True)``
+    traces its body inside an XLA control-flow context, which tf-keras'
+    ``BatchNormalization`` looks up the same way (to leave out its fused
+    moving-average update), through TensorFlow's private
+    ``control_flow_util``. This is the one place that relies on it.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> compiling_with_xla()
+        False
+        >>> bool(tf.function(lambda: tf.constant(compiling_with_xla()), jit_compile=True)())
+        True
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

@@ -398,7 +398,9 @@ def attach_lcr(
     logits = model.outputs[0]
     if sampled:
         logits, binary = _tap_blocks(model, binary, lcr_samples, count)
-    logits = lcr([logits, *binary, *reference_tensors])
+    # The schedule's count tells LCR its steps (XLA cannot tell them by empty features).
+    schedule = {} if count is None else {"count": count}
+    logits = lcr([logits, *binary, *reference_tensors], **schedule)
     return tf.keras.Model(model.inputs, logits, name=model.name)
 
 
@@ -430,6 +432,29 @@ def lcr_layer(model: tf.keras.Model) -> lcr_layers.LipschitzRetention | None:
         if isinstance(layer, lcr_layers.LipschitzRetention):
             return layer
     return None
+
+
+def check_jit_compile(model: tf.keras.Model) -> None:
+    """Raises ``ValueError`` (one line saying what) if XLA cannot compile the
+    training step of ``model`` (``compile(jit_compile=True)``).
+
+    The one such model: LCR on every k-th step attached without passing the
+    schedule's count to the LCR layer (by an earlier lcr-larq), which finds
+    its steps by empty features, a shape XLA cannot compile.
+
+    Example:
+        >>> x = inputs = tf.keras.Input((8, 8, 4))
+        >>> conv = lcr_layers.QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
+        ...                               kernel_quantizer="ste_sign")
+        >>> x = tf.keras.layers.Add()([x, conv(x)])
+        >>> bnn = tf.keras.Model(inputs, tf.keras.layers.Dense(3)(tf.keras.layers.Flatten()(x)))
+        >>> check_jit_compile(attach_lcr(bnn, lcr_every=2))
+    """
+    layer = lcr_layer(model)
+    if layer is None or layer.every == 1:
+        return
+    if any("count" not in node.call_kwargs for node in layer._inbound_nodes):
+        raise ValueError(lcr_layers.XLA_NEEDS_COUNT.format(name=layer.name))
 
 
 def strip_lcr(model: tf.keras.Model) -> tf.keras.Model:

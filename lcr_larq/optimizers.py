@@ -292,3 +292,32 @@ def make_optimizer(
     if name == "sgd":
         return SGD(learning_rate, momentum=momentum, **decay)
     return Adam(learning_rate, name="AdamW" if decay["decoupled"] else "Adam", **decay)
+
+
+def for_policy(
+    optimizer: tf.keras.optimizers.Optimizer, policy: str | tf.keras.mixed_precision.Policy
+) -> tf.keras.optimizers.Optimizer:
+    """``optimizer`` ready for the mixed-precision ``policy`` (a name or a
+    Keras ``Policy``): wrapped in Keras' dynamic loss scaling when it computes
+    in float16, whose range loses small gradients; as it is otherwise
+    (bfloat16 has float32's range). Weight decay, its mode and the learning-rate
+    schedule stay the wrapped optimizer's.
+
+    Example:
+        >>> sgd = make_optimizer("sgd", 0.1, 1e-4)
+        >>> type(for_policy(sgd, "mixed_float16")).__name__
+        'LossScaleOptimizerV3'
+        >>> for_policy(sgd, "mixed_bfloat16") is sgd
+        True
+    """
+    if isinstance(policy, str):
+        try:
+            policy = tf.keras.mixed_precision.Policy(policy)
+        except ValueError:
+            raise ValueError(
+                f"unknown dtype policy {policy!r}: use float32, mixed_float16 or mixed_bfloat16"
+            ) from None
+    scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    if policy.compute_dtype != "float16" or scaled:
+        return optimizer
+    return tf.keras.mixed_precision.LossScaleOptimizer(optimizer)

@@ -139,7 +139,8 @@ def reactnet(
         strides = 2 if filters != x.shape[-1] and index > 1 else 1
         x = reactnet_block(x, binary, filters, strides, index)
     x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    logits = tf.keras.layers.Dense(num_classes, name="logits")(x)
+    # float32 logits under a mixed-precision policy too (as resnet_cifar.classifier).
+    logits = tf.keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     label = precision if quantized else f"fp_{precision}"
     return tf.keras.Model(inputs, logits, name=f"reactnet_a_{label}")
 

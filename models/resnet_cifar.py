@@ -145,9 +145,14 @@ def residual_stages(
 
 
 def classifier(x, num_classes: int):
-    """Full-precision head: global average pool and a dense layer (logits)."""
+    """Full-precision head: global average pool and a dense layer (logits).
+
+    The logits are float32 under a mixed-precision policy too (the softmax
+    and the loss want float32, Keras' mixed-precision guide): the dense
+    layer computes in float32, a policy float32 models have anyway.
+    """
     x = tf.keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    return tf.keras.layers.Dense(num_classes, name="logits")(x)
+    return tf.keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
 
 
 def resnet_cifar(depth: int, input_shape: tuple[int, int, int], num_classes: int,

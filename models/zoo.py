@@ -79,6 +79,12 @@ def logits_model(model: tf.keras.Model, name: str | None = None) -> tf.keras.Mod
     """
     last = model.layers[-1]
     outputs = last.input if _is_softmax(last) else model.outputs[0]
+    if outputs.dtype != tf.float32:
+        # Under a mixed-precision policy: float32 logits, as the float32
+        # softmax cut off gave (Keras' mixed-precision guide).
+        outputs = tf.keras.layers.Activation("linear", dtype="float32", name="logits_float32")(
+            outputs
+        )
     return tf.keras.Model(model.inputs, outputs, name=name or model.name)
 
 

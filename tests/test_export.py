@@ -98,7 +98,7 @@ def test_rounding_control_measures_the_bnn_against_itself():
 @pytest.fixture(scope="module")
 def training_model(run_dir):
     """The run's model.keras: the BNN with its LCR layer and reference path."""
-    model = load_trained_model(run_dir, strip=False)
+    model = tf.keras.models.load_model(os.path.join(run_dir, "model.keras"), compile=False)
     assert lcr_layer(model) is not None
     return model
 
@@ -149,8 +149,8 @@ def test_reference_path_left_in_the_graph_is_detected(training_model):
     """The check is not vacuous: logits that also depend on the full-precision
     reference path are reported — the path replays the convolutions up to the
     last block (for ResNet-8: such ops beyond the plain BNN's 8 layers)."""
-    node = lcr_layer(training_model)._inbound_nodes[0]
-    logits, reference_out = node.keras_inputs[0], node.keras_inputs[-1]
+    inputs = lcr_layer(training_model).input  # [logits, binary…, reference…]
+    logits, reference_out = inputs[0], inputs[-1]
     leaky_logits = logits + tf.reduce_mean(reference_out, axis=[1, 2, 3])[:, None]
     leaky = tf.keras.Model(training_model.inputs, leaky_logits)
     found = lcr_export.lcr_trace(

@@ -305,3 +305,55 @@ def test_factored_route_gradient_equals_matrix_route(rng):
         grads.append(tape.gradient(total, [x, y]))
     for got, want in zip(*grads):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_sample_tap_gradient_under_xla_is_the_same(rng):
+    """Compiled by XLA (no InplaceAdd there), the tap's gradient is the same sum."""
+    x = tf.constant(rng.normal(size=(6, 3, 3, 2)).astype(np.float32))
+    w_whole = tf.constant(rng.normal(size=(6, 3, 3, 2)).astype(np.float32))
+    for samples in (4, 9):
+        w_cut = tf.constant(rng.normal(size=(min(samples, 6), 3, 3, 2)).astype(np.float32))
+
+        def gradient(x, samples=samples, w_cut=w_cut):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                whole, cut = spectral.sample_tap(x, samples)
+                loss = tf.reduce_sum(whole * w_whole) + tf.reduce_sum(tf.sin(cut) * w_cut)
+            return tape.gradient(loss, x)
+
+        graph = tf.function(gradient)(x).numpy()
+        xla = tf.function(gradient, jit_compile=True)(x).numpy()
+        np.testing.assert_allclose(xla, graph, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("sizes", [((7, 7), (4, 4)), ((5, 9), (3, 4))])
+def test_pooling_to_sizes_that_do_not_divide_is_area_resizing_with_a_gradient(rng, sizes):
+    """A 7×7 block input against a 4×4 output (odd sizes halved by a strided
+    conv): X̂ is TensorFlow's area resizing, whose op has no gradient and no
+    XLA kernel; this one has both, and its gradient is the adjoint."""
+    (h, w), (h2, w2) = sizes
+    x = tf.constant(rng.normal(size=(2, h, w, 3)).astype(np.float32))
+    y = tf.constant(rng.normal(size=(2, h2, w2, 5)).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=(2, h2 * w2, 3)).astype(np.float32))
+
+    def pooled_and_gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            a, _, n = spectral.cross_factors(x, y)
+            loss = tf.reduce_sum(a * upstream)
+        return a, n, tape.gradient(loss, x)
+
+    a, n, gradient = pooled_and_gradient(x)
+    area = tf.image.resize(x, (h2, w2), method="area")
+    np.testing.assert_allclose(a.numpy(), tf.reshape(area, (2, -1, 3)).numpy(), atol=1e-6)
+    assert float(n) == h2 * w2
+    # The pooling is linear: ⟨gradient, x′⟩ = ⟨pool(x′), upstream⟩ for any x′.
+    probe = rng.normal(size=x.shape).astype(np.float32)
+    pooled_probe = tf.reshape(tf.image.resize(probe, (h2, w2), method="area"), (2, -1, 3))
+    np.testing.assert_allclose(
+        np.sum(gradient.numpy() * probe), np.sum(pooled_probe.numpy() * upstream.numpy()),
+        rtol=1e-5,
+    )
+    xla = tf.function(pooled_and_gradient, jit_compile=True)(x)
+    np.testing.assert_allclose(xla[0].numpy(), a.numpy(), atol=1e-6)
+    np.testing.assert_allclose(xla[2].numpy(), gradient.numpy(), atol=1e-6)

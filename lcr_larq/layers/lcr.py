@@ -23,6 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import spectral
+from lcr_larq.compat import compiling_with_xla
 from lcr_larq.metrics import BatchMeans
 
 register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
@@ -30,9 +31,18 @@ register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
 
 def _with_count(inputs, samples: int) -> tuple[tf.Tensor, tf.Tensor | int]:
     """``(x, count)`` of a sample layer's inputs: ``x`` alone (its first
-    ``samples`` are taken) or ``[x, count]`` (a :class:`ScheduledSampleCount`)."""
+    ``samples`` are taken) or ``[x, count]`` (a :class:`ScheduledSampleCount`).
+
+    Compiled by XLA, which needs static shapes, the count of ``[x, count]``
+    is ``samples`` (the batch for 0) on every step: the steps without LCR are
+    then skipped by the count that :class:`LipschitzRetention` is given, not
+    by empty features, and the reference path runs on those samples on every
+    step.
+    """
     if isinstance(inputs, (list, tuple)):
         x, count = inputs
+        if compiling_with_xla():
+            return x, samples or tf.shape(x)[0]
         return x, count
     return inputs, samples
 
@@ -43,10 +53,12 @@ class ScheduledSampleCount(tf.keras.layers.Layer):
     for 0) on every ``every``-th training step, the first one included, and 0
     on the others; ``samples`` outside training.
 
-    Its output feeds the :class:`SampleSlice` of the reference path and the
-    :class:`SampleTap` of every block feature: on the other steps LCR gets
-    empty block features and adds no loss (:class:`LipschitzRetention`), and
-    the reference path runs on one sample (see :class:`SampleSlice`). The
+    Its output feeds the :class:`SampleSlice` of the reference path, the
+    :class:`SampleTap` of every block feature and the
+    :class:`LipschitzRetention` layer: on the other steps LCR gets empty
+    block features and adds no loss, and the reference path runs on one
+    sample (see :class:`SampleSlice`); compiled by XLA, which needs static
+    shapes, both keep their samples on every step. The
     step count is a weight of the layer, so a resumed run goes on with the
     schedule where it stopped; every replica counts alike. It counts the
     model's calls in training mode, which ``model.fit`` makes once per step.
@@ -102,7 +114,7 @@ class SampleSlice(tf.keras.layers.Layer):
 
     def call(self, inputs):
         x, count = _with_count(inputs, self.samples)
-        if isinstance(inputs, (list, tuple)):
+        if isinstance(inputs, (list, tuple)) and not compiling_with_xla():
             # Never an empty batch into the reference path: oneDNN's Conv2D
             # (x86 TensorFlow 2.19, seen on AVX-512 CPUs) returns an empty
             # batch unchanged, and the next layer fails on the channel count.
@@ -143,6 +155,11 @@ class SampleTap(tf.keras.layers.Layer):
 
 
 BLOCK_METRICS = ("ratio", "sigma", "none")
+XLA_NEEDS_COUNT = (
+    "LCR layer {name!r} runs on every k-th step and finds those steps by empty features, "
+    "which XLA cannot compile: attach LCR again with lcr_larq.attach_lcr (or train "
+    "without jit_compile)"
+)
 
 
 @register
@@ -171,11 +188,11 @@ class LipschitzRetention(tf.keras.layers.Layer):
             0 uses every sample.
         every: the loss is added on every ``every``-th training step only,
             with weight ``every·λ/2`` (the same weight per step on average);
-            the features of the other steps come empty (see
-            :class:`ScheduledSampleCount`), and so do this layer's inputs.
-            Outside training it is added at every call with weight λ/2. The
-            metrics are means over the steps with LCR (0 for an epoch
-            without one).
+            the other steps are those whose ``count`` (a call argument, the
+            output of a :class:`ScheduledSampleCount`) is 0; called without
+            it, those whose features come empty. Outside training it is
+            added at every call with weight λ/2. The metrics are means over
+            the steps with LCR (0 for an epoch without one).
 
     Example:
         >>> import tensorflow as tf
@@ -198,7 +215,10 @@ class LipschitzRetention(tf.keras.layers.Layer):
         every: int = 1,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # LCR's math (cross matrices, power iteration, σ, the loss) stays in
+        # float32 under a mixed-precision policy: Keras casts the floating
+        # inputs of a float32 layer, here the block features of both paths.
+        super().__init__(**{**kwargs, "dtype": "float32"})
         validate_lcr_settings(lcr_lambda, beta, form, power_iterations, every)
         if block_metrics not in BLOCK_METRICS:
             raise ValueError(
@@ -244,7 +264,10 @@ class LipschitzRetention(tf.keras.layers.Layer):
         sigma = spectral.block_sigmas(binary + reference, self.power_iterations)
         return sigma[: len(binary)], sigma[len(binary) :]
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, count=None):
+        """``count``: the output of the :class:`ScheduledSampleCount` that
+        schedules the steps (0 on a step without LCR); without it, a step
+        whose first feature is empty is one without LCR."""
         logits = inputs[0]
         weight = 0.5 * self.lcr_lambda
         # Made before a tf.cond can hold the update: no variable is made in a branch.
@@ -254,12 +277,23 @@ class LipschitzRetention(tf.keras.layers.Layer):
         else:
             if training:
                 weight *= self.every
-            # An empty first feature: a step without LCR (ScheduledSampleCount).
-            active = tf.shape(inputs[1])[0] > 0
-            lip = tf.cond(active, lambda: self._loss_and_metrics(inputs, means), lambda: 0.0)
+            lip = tf.cond(
+                self._is_active(inputs, count),
+                lambda: self._loss_and_metrics(inputs, means),
+                lambda: 0.0,
+            )
         if self.lcr_lambda > 0:
             self.add_loss(weight * lip)
         return tf.identity(logits)
+
+    def _is_active(self, inputs, count) -> tf.Tensor:
+        """Whether LCR runs at this step (``every`` > 1)."""
+        if count is not None:
+            return count > 0
+        if compiling_with_xla():
+            # The features have static shapes under XLA, never empty ones.
+            raise ValueError(XLA_NEEDS_COUNT.format(name=self.name))
+        return tf.shape(inputs[1])[0] > 0
 
     def _metric_names(self, num_blocks: int) -> list[str]:
         names = ["lcr_lip"]
