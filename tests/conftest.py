@@ -7,6 +7,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from lcr_larq.data import tfds as tfds_source  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _seed():
@@ -35,3 +37,10 @@ def benchmark_script():
         return module
 
     return load
+
+
+@pytest.fixture
+def tfds_mocked(monkeypatch):
+    """For tests under ``tfds.testing.mock_data``: the mocked datasets count as
+    prepared on disk (nothing is downloaded, no network is asked)."""
+    monkeypatch.setattr(tfds_source, "is_prepared", lambda builder: True)

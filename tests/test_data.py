@@ -55,7 +55,7 @@ def unnormalize(x, mean, std):
     "name, size, classes",
     [("cifar10", 32, 10), ("cifar100", 32, 100), ("imagenet2012", 224, 1000)],
 )
-def test_tfds_pipeline_shapes_and_dtypes(name, size, classes):
+def test_tfds_pipeline_shapes_and_dtypes(name, size, classes, tfds_mocked):
     with tfds.testing.mock_data(num_examples=6):
         dataset = data.load_dataset(name, batch_size=4, seed=0)
     assert dataset.input_shape == (size, size, 3)
@@ -71,7 +71,7 @@ def test_tfds_pipeline_shapes_and_dtypes(name, size, classes):
         assert x.numpy().min() < 0
 
 
-def test_imagenet_input_size_sets_crop_and_model_shape():
+def test_imagenet_input_size_sets_crop_and_model_shape(tfds_mocked):
     with tfds.testing.mock_data(num_examples=3):
         dataset = data.load_dataset("imagenet2012", batch_size=3, seed=0, input_size=64)
     assert dataset.input_shape == (64, 64, 3)
@@ -79,7 +79,7 @@ def test_imagenet_input_size_sets_crop_and_model_shape():
     assert next(iter(dataset.test))[0].shape == (3, 64, 64, 3)
 
 
-def test_cifar_input_size_resizes_train_and_test():
+def test_cifar_input_size_resizes_train_and_test(tfds_mocked):
     with tfds.testing.mock_data(num_examples=4):
         dataset = data.load_dataset("cifar10", batch_size=4, seed=0, input_size=40)
     assert dataset.input_shape == (40, 40, 3)
@@ -88,7 +88,7 @@ def test_cifar_input_size_resizes_train_and_test():
     assert dataset.test_arrays[0].shape == (4, 40, 40, 3)
 
 
-def test_cifar_normalization_statistics_are_applied():
+def test_cifar_normalization_statistics_are_applied(tfds_mocked):
     values = [0, 17, 128, 255]
     images = [np.full((32, 32, 3), v, np.uint8) for v in values]
     with tfds.testing.mock_data(as_dataset_fn=supervised_source(images, [0, 1, 2, 3])):
@@ -106,7 +106,7 @@ def test_cifar_normalization_statistics_are_applied():
         np.testing.assert_allclose(image[16, 16], (values[label] / 255.0 - mean) / std, atol=1e-5)
 
 
-def test_cifar100_uses_its_own_statistics():
+def test_cifar100_uses_its_own_statistics(tfds_mocked):
     images = [np.full((32, 32, 3), 100, np.uint8)]
     with tfds.testing.mock_data(as_dataset_fn=supervised_source(images, [5])):
         dataset = data.load_dataset("cifar100", batch_size=1, seed=0)
@@ -123,7 +123,7 @@ def crops_and_flips(image, pad=4):
         yield (dy, dx, flip), crop[:, ::-1] if flip else crop
 
 
-def test_cifar_augmentation_only_on_train():
+def test_cifar_augmentation_only_on_train(tfds_mocked):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
     with tfds.testing.mock_data(as_dataset_fn=supervised_source(images, [0, 1, 2, 3])):
@@ -150,7 +150,7 @@ def test_cifar_augmentation_only_on_train():
     assert not np.array_equal(epochs[0][0][0], epochs[1][0][0])  # new draws every epoch
 
 
-def test_cifar_pipeline_is_deterministic_for_a_seed():
+def test_cifar_pipeline_is_deterministic_for_a_seed(tfds_mocked):
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(8)]
     source = supervised_source(images, list(range(8)))
@@ -168,7 +168,7 @@ def test_cifar_pipeline_is_deterministic_for_a_seed():
     assert not np.array_equal(a[0][0][0], c[0][0][0])
 
 
-def test_imagenet_eval_is_resize_256_and_center_crop_224_by_hand():
+def test_imagenet_eval_is_resize_256_and_center_crop_224_by_hand(tfds_mocked):
     rng = np.random.default_rng(2)
     # 256 × 384: the shorter side is already 256, so only the crop acts.
     wide = rng.integers(0, 256, (256, 384, 3), dtype=np.uint8)

@@ -250,7 +250,7 @@ def test_a_run_from_before_bn_recalibration_is_recalibrated_on_loading(tiny_run,
     assert not np.allclose(stem.moving_mean.numpy(), kept.moving_mean.numpy())
 
 
-def test_tfds_source_reads_the_published_sets(tmp_path):
+def test_tfds_source_reads_the_published_sets(tmp_path, tfds_mocked):
     """--source tfds reads cifar10_corrupted (mocked offline) and keeps its labels."""
     import tensorflow_datasets as tfds
 
@@ -289,7 +289,7 @@ def test_tfds_source_reads_the_published_sets(tmp_path):
 
 @pytest.mark.parametrize("make, needle", [
     (lambda p: p / "missing", "does not exist"),
-    (lambda p: p, "holds no model.keras"),
+    (lambda p: p, "holds no bnn.keras or model.keras"),
     (lambda p: (p / "bnn.keras").write_bytes(b"not a zip") and p, "not a loadable Keras model"),
 ])
 def test_bad_model_dir_is_one_line(tmp_path, capsys, make, needle):

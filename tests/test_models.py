@@ -343,7 +343,7 @@ def test_input_size_sets_the_model_input_and_errors_are_one_line(capsys):
     config = TrainConfig(model="resnet20", input_size=48, lcr_lambda=0.0)
     model = build_training_model(config, (32, 32, 1), 10)
     assert model.input_shape == (None, 48, 48, 1)
-    code = train.main(["--model", "quicknet", "--bireal", "--epochs", "1"])
+    code = train.main(["--model", "quicknet", "--bireal", "--epochs", "1", "--input-size", "64"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--bireal applies to" in err
 
@@ -351,7 +351,8 @@ def test_input_size_sets_the_model_input_and_errors_are_one_line(capsys):
 def test_zoo_model_trains_from_the_command_line(tmp_path):
     out = tmp_path / "run"
     code = train.main(["--model", "birealnet", "--lcr-lambda", "4", "--epochs", "1",
-                       "--steps-per-epoch", "1", "--batch-size", "8", "--verbose", "0",
+                       "--input-size", "32", "--steps-per-epoch", "1", "--batch-size", "8",
+                       "--verbose", "0",
                        "--validation-split", "0", "--output-dir", str(out)])
     assert code == 0
     results = json.loads((out / "results.json").read_text())

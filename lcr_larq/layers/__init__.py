@@ -10,6 +10,7 @@
 
 from lcr_larq.layers.blocks import HardTanh, RPReLU, RSign, ZeroPadShortcut
 from lcr_larq.layers.lcr import (
+    XLA_NEEDS_COUNT,
     LipschitzRetention,
     SampleSlice,
     SampleTap,
@@ -24,6 +25,7 @@ from lcr_larq.layers.quant import (
 )
 
 __all__ = [
+    "XLA_NEEDS_COUNT",
     "BatchNormalization",
     "HardTanh",
     "LipschitzRetention",
