@@ -219,12 +219,15 @@ def test_the_summary_of_every_model_works_at_the_defaults(name, capsys):
 
 
 # ------------------------------------------------------------------ 8. nothing left behind
-def test_a_refused_run_leaves_no_directory(tmp_path):
+@pytest.mark.parametrize("command", ["train", "tune", "study"])
+def test_a_refused_run_leaves_no_directory(tmp_path, capsys, command):
+    """Data that fails its checks fails every command that trains before it writes."""
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((10, 8, 8, 1), np.float32) + 3.0, y=np.arange(10) % 2)
-    out = tmp_path / "run"
-    with pytest.raises(DataError):
-        run(TrainConfig(dataset=f"npz:{bad}", output_dir=str(out), verbose=0))
+    out = tmp_path / "out"
+    main = importlib.import_module(f"lcr_larq.cli.{command}").main
+    assert main(["--dataset", f"npz:{bad}", "--output-dir", str(out), "--epochs", "1"]) == 2
+    assert "save uint8" in one_line_error(capsys)
     assert not out.exists()
 
 

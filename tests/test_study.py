@@ -139,16 +139,29 @@ def test_an_interrupted_study_completes_with_exactly_the_missing_runs(tmp_path, 
 
 
 def test_failed_runs_are_listed_never_dropped(tmp_path, capsys):
-    missing = [tmp_path / "absent.npz", tmp_path / "gone.npz"]
-    code = command.main(["--vary", f"dataset=npz:{missing[0]},npz:{missing[1]}", "--seeds", "1",
-                         "--output-dir", str(tmp_path / "study"), *TINY])
+    # Teachers that exist but hold no model: the runs fail when they load them.
+    empty = [tmp_path / "teacher_a", tmp_path / "teacher_b"]
+    for folder in empty:
+        folder.mkdir()
+    code = command.main(["--vary", f"teacher={empty[0]},{empty[1]}", "--lcr-reference", "teacher",
+                         "--teacher", str(empty[0]),
+                         "--lcr-lambda", "4", "--seeds", "1", "--output-dir",
+                         str(tmp_path / "study"), *TINY])
     assert code == 1
     report = json.loads((tmp_path / "study" / "study.json").read_text())
-    assert [f["arm"] for f in report["failed"]] == [f"dataset=npz:{m}" for m in missing]
-    assert all("does not exist" in f["message"] for f in report["failed"])
-    assert [a["arm"] for a in report["arms"]] == [f"dataset=npz:{m}" for m in missing]
+    assert [f["arm"] for f in report["failed"]] == [f"teacher={m}" for m in empty]
+    assert all("holds no bnn.keras or model.keras" in f["message"] for f in report["failed"])
+    assert [a["arm"] for a in report["arms"]] == [f"teacher={m}" for m in empty]
     assert report["metrics"] == [] and [r["status"] for r in report["runs"]] == ["failed"] * 2
     assert "failed or diverged" in capsys.readouterr().out
+
+
+def test_a_study_of_missing_data_is_refused_before_it_starts(tmp_path, capsys):
+    missing = tmp_path / "absent.npz"
+    code = command.main(["--vary", f"dataset=digits,npz:{missing}", "--seeds", "1",
+                         "--output-dir", str(tmp_path / "study"), *TINY])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()
 
 
 # --------------------------------------------------------------------------- reports

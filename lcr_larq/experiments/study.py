@@ -40,7 +40,7 @@ import tensorflow as tf
 from lcr_larq.errors import ConfigError
 from lcr_larq.experiments import statistics
 from lcr_larq.settings import convert, echo, kinds, recipe_dict, save_recipe, setting
-from lcr_larq.training import RUNS_DIR, TrainConfig, runs
+from lcr_larq.training import RUNS_DIR, TrainConfig, checked_data, runs
 
 REPORT = "study.json"
 TABLE = "study.csv"
@@ -248,6 +248,7 @@ def run_study(
     """Trains every missing run of the study (finished ones are skipped, killed
     ones resume) and returns :func:`report`."""
     out = settings.run_dir
+    check_data(settings)
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as error:
@@ -271,6 +272,19 @@ def run_study(
         if settings.robustness or settings.diagnose:
             _add_extras(settings, todo, outcomes)
         return report(settings, todo, outcomes)
+
+
+def check_data(settings: StudySettings) -> None:
+    """Loads and checks the data of every distinct dataset and model of the
+    study's arms (:func:`lcr_larq.training.checked_data`) before anything is
+    written: a study of unusable data leaves nothing behind."""
+    seen = set()
+    for job in jobs(settings):
+        config = job.config
+        key = (config.dataset, config.data_dir, config.input_size, config.model, config.teacher)
+        if key not in seen:
+            seen.add(key)
+            checked_data(config)
 
 
 def _train(

@@ -15,6 +15,7 @@
 from lcr_larq.training.config import RUNS_DIR, TrainConfig, default_run_name, parse_args
 from lcr_larq.training.run import (
     build_training_model,
+    checked_data,
     compile_for_evaluation,
     compile_model,
     fit,
@@ -29,6 +30,7 @@ __all__ = [
     "RUNS_DIR",
     "TrainConfig",
     "build_training_model",
+    "checked_data",
     "compile_for_evaluation",
     "compile_model",
     "default_run_name",

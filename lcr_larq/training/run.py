@@ -184,7 +184,9 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
         if previous is not None:
             return previous
     start = time.time()
-    dataset = load_checked_data(config, strategy)
+    # The seed first: the evaluation pipelines draw their fixed order from it.
+    tf.keras.utils.set_random_seed(config.seed)
+    dataset = checked_data(config).for_replicas(strategy.num_replicas_in_sync)
     created = prepare_output_dir(out)
     try:
         with runs.RunLock(out) if chief else contextlib.nullcontext():
@@ -201,17 +203,15 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
             runs.remove_if_unused(out)
 
 
-def load_checked_data(config: TrainConfig, strategy: tf.distribute.Strategy) -> lcr_data.Dataset:
-    """The dataset of ``config``, batched for ``strategy``'s replicas, and
-    checked against the run: images of at least the model's minimum size, a
-    teacher that exists. The random seed is set first (the evaluation
-    pipelines draw their fixed order from it)."""
-    tf.keras.utils.set_random_seed(config.seed)
+def checked_data(config: TrainConfig) -> lcr_data.Dataset:
+    """The dataset of ``config``, checked against the run before anything is
+    written: images of at least the model's minimum size, a teacher that
+    exists. Every command that trains calls it first."""
     dataset = lcr_data.load_dataset(
         config.dataset, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir, input_size=config.input_size,
         validation_split=config.validation_split,
-    ).for_replicas(strategy.num_replicas_in_sync)
+    )
     check_input_size(config.model, min(dataset.input_shape[:2]))
     if config.lcr_reference == "teacher" and config.lcr_lambda > 0 and not config.full_precision:
         if not os.path.exists(config.teacher):

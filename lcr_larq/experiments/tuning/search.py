@@ -47,12 +47,13 @@ from lcr_larq.experiments.tuning.settings import (
 )
 from lcr_larq.experiments.tuning.space import kt, search_space
 from lcr_larq.graph import strip_lcr
-from lcr_larq.settings import flag_name, load_recipe, recipe_dict, save_recipe
+from lcr_larq.settings import echo, flag_name, load_recipe, recipe_dict, save_recipe
 from lcr_larq.training import TrainConfig, runs
 from lcr_larq.training.checkpoint import RunCheckpoint
 from lcr_larq.training.distribute import get_strategy
 from lcr_larq.training.run import (
     build_training_model,
+    checked_data,
     compile_for_evaluation,
     compile_model,
     fit,
@@ -62,15 +63,12 @@ from lcr_larq.training.summary import last_epoch_metrics
 
 
 def load_split(config: TrainConfig) -> lcr_data.Dataset:
-    """The dataset with its validation split (carved from the training data)."""
-    dataset = lcr_data.load_dataset(
-        config.dataset, batch_size=config.batch_size, seed=config.seed,
-        data_dir=config.data_dir, validation_split=config.validation_split,
-        input_size=config.input_size,
-    )
+    """The dataset with its validation split (carved from the training data),
+    checked against the run (:func:`lcr_larq.training.checked_data`)."""
+    dataset = checked_data(config)
     if dataset.validation is None:
         raise DataError(
-            f"dataset {config.dataset!r} gives no validation split: choose another --dataset"
+            f"dataset {echo(config.dataset)} gives no validation split: choose another --dataset"
         )
     return dataset
 
@@ -83,7 +81,7 @@ def corrupted_validation(
     if dataset.validation_arrays is None:
         raise ConfigError(
             f"--objective val_mce needs the validation images in memory; dataset "
-            f"{config.dataset!r} does not hold them: use --objective val_accuracy"
+            f"{echo(config.dataset)} does not hold them: use --objective val_accuracy"
         )
     images, _ = dataset.validation_arrays
     return {
@@ -472,17 +470,20 @@ def run_search(
     that keep failing end the search with a :class:`~lcr_larq.errors.RunError`;
     one search at a time uses an output directory.
     """
+    strategy = get_strategy(config.strategy)
+    # The data is checked before anything is written.
+    dataset = load_split(config).for_replicas(strategy.num_replicas_in_sync)
     prepare_output_dir(config.run_dir)
     with runs.RunLock(config.run_dir):
-        return _search(config, callbacks, progress or (lambda line: None))
+        return _search(config, dataset, strategy, callbacks, progress or (lambda line: None))
 
 
-def _search(config: TuneConfig, callbacks: Sequence[tf.keras.callbacks.Callback],
+def _search(config: TuneConfig, dataset: lcr_data.Dataset, strategy,
+            callbacks: Sequence[tf.keras.callbacks.Callback],
             say: Callable[[str], None]) -> SearchResult:
     out = config.run_dir
     search_path = prepare_search(config)
-    strategy = get_strategy(config.strategy)
-    data = _trial_data(config, strategy, say)
+    data = _trial_data(config, dataset, strategy, say)
     executed: list[str] = []
     epochs_run: dict[str, list[int]] = {}
     outputs = _Outputs(config)
@@ -513,11 +514,11 @@ def _search(config: TuneConfig, callbacks: Sequence[tf.keras.callbacks.Callback]
                         executed, epochs_run)
 
 
-def _trial_data(config: TuneConfig, strategy, say: Callable[[str], None]) -> TrialData:
-    """What every trial trains and scores on: the dataset for ``strategy``'s
-    replicas and, for the ``val_mce`` objective, the corrupted validation sets
-    (cached in the output directory)."""
-    dataset = load_split(config).for_replicas(strategy.num_replicas_in_sync)
+def _trial_data(config: TuneConfig, dataset: lcr_data.Dataset, strategy,
+                say: Callable[[str], None]) -> TrialData:
+    """What every trial trains and scores on: the dataset (batched for
+    ``strategy``'s replicas) and, for the ``val_mce`` objective, the corrupted
+    validation sets (cached in the output directory)."""
     mce_sets = None
     if config.objective == "val_mce":
         cache = os.path.join(config.run_dir, CACHE_DIR)
