@@ -56,9 +56,16 @@ def commands() -> list[str]:
     return sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
 
 
-def run(argv, cwd, timeout=INSTALL_TIMEOUT, env=None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+def clean_environment() -> dict[str, str]:
+    """This process's environment without PYTHONPATH: nothing of the checkout
+    (its code, the egg-info of an editable install) may be seen as installed."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def run(argv, cwd, timeout=INSTALL_TIMEOUT) -> subprocess.CompletedProcess:
+    """Runs ``argv`` in ``cwd`` (outside the checkout) with :func:`clean_environment`."""
+    proc = subprocess.run([str(a) for a in argv], cwd=cwd, env=clean_environment(),
+                          capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(map(str, argv))}\n{proc.stdout[-2000:]}\n" \
                                  f"{proc.stderr[-2000:]}"
     return proc
@@ -99,23 +106,21 @@ def test_the_installed_wheel_trains_and_exports_outside_the_checkout(wheel, tmp_
     run([sys.executable, "-m", "venv", env_dir], cwd=tmp_path)
     bin_dir = env_dir / "bin"
     run([bin_dir / "python", "-m", "pip", "install", "--quiet", wheel], cwd=tmp_path)
-    # Nothing of the checkout may leak in: no PYTHONPATH, a working directory outside it.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     work = tmp_path / "work"
     work.mkdir()
     where = run([bin_dir / "python", "-c", "import json, lcr_larq, models; print(json.dumps("
                  "[lcr_larq.__file__, models.__file__, lcr_larq.__version__]))"],
-                cwd=work, timeout=600, env=env)
+                cwd=work, timeout=600)
     library, architectures, version = json.loads(where.stdout.strip().splitlines()[-1])
     assert library.startswith(str(env_dir)) and architectures.startswith(str(env_dir))
     assert version == source_version()
     assert all((bin_dir / f"lcr-{name}").exists() for name in commands())
 
     run([bin_dir / "lcr-train", "--epochs", "1", "--steps-per-epoch", "2", "--output-dir",
-         "run", "--verbose", "0"], cwd=work, timeout=1200, env=env)
+         "run", "--verbose", "0"], cwd=work, timeout=1200)
     results = json.loads((work / "run" / "results.json").read_text())
     assert results["epochs"] == 1 and 0.0 <= results["test_accuracy"] <= 1.0
-    run([bin_dir / "lcr-export", "--model-dir", "run"], cwd=work, timeout=1200, env=env)
+    run([bin_dir / "lcr-export", "--model-dir", "run"], cwd=work, timeout=1200)
     report = json.loads((work / "run" / "export.json").read_text())
     assert report["lcr_trace"] == []  # nothing of LCR in the deployed flatbuffer
     assert report["lce_bconv_ops"] == report["binary_conv_layers"] > 0
