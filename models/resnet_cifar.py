@@ -70,6 +70,7 @@ def binary_conv(spec: QuantizationSpec, filters: int, strides: int, name: str):
     )
 
 
+#: The downsampling shortcuts of ``--shortcut``.
 SHORTCUTS = ("zero-pad", "conv", "avgpool-conv")
 
 

@@ -41,7 +41,7 @@ from models.resnet_cifar import (
     stem,
 )
 
-# Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
+#: Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
 IMAGENET_MIN_SIZE = 100
 
 

@@ -40,6 +40,7 @@ EXTRA_CORRUPTIONS: tuple[str, ...] = (
     "saturate",
 )
 
+#: The 15 benchmark corruptions, then the 4 held-out ones.
 ALL_CORRUPTIONS: tuple[str, ...] = CORRUPTIONS + EXTRA_CORRUPTIONS
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 

@@ -1,6 +1,6 @@
 """Clean accuracy and common-corruption robustness of a trained run.
 
-:func:`evaluate` loads a run's plain BNN (:func:`lcr_larq.runs.load_run`) and
+:func:`evaluate` loads a run's plain BNN (:func:`lcr_larq.training.runs.load_run`) and
 its test split, and measures top-1 accuracy on the clean images and on the
 corruptions of Hendrycks & Dietterich (ICLR 2019) at the chosen severities;
 it returns the report that ``lcr-evaluate`` writes as ``robustness.json``.

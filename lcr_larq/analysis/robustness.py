@@ -338,7 +338,7 @@ def corrupt_images(
     * Compatibility with current scikit-image (see ``_imagecorruptions_module``)
       and replacement of NaN outputs by the clean pixel (spatter's ``0/0``).
 
-    Labels are not involved (see :func:`corrupt_dataset`).
+    Labels are not involved.
 
     Args:
         images_uint8: one image ``(H, W)``/``(H, W, C)`` or a batch

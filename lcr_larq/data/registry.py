@@ -61,6 +61,7 @@ class DatasetSource:
     name: ClassVar[str]
     #: one line for ``--help`` and the docs.
     description: ClassVar[str]
+    #: whether it is named ``NAME:PATH`` (a file or folder of the user's).
     takes_path: ClassVar[bool] = False
     #: the images' shape and the class count, when known without loading
     #: (``lcr-train --summary`` needs no data then); None: read from the data.
@@ -79,6 +80,7 @@ class DatasetSource:
         raise NotImplementedError
 
 
+#: The datasets of ``--dataset``, by name.
 DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 

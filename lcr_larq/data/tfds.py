@@ -49,8 +49,9 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 CIFAR_SIZE = 32
+#: ImageNet's per-channel mean (on the [0, 1] scale, as the CIFAR ones).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_STD = (0.229, 0.224, 0.225)  #: ImageNet's per-channel standard deviation.
 IMAGENET_SHUFFLE_BUFFER = 10_000  # examples shuffled together (one block)
 IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 

@@ -65,6 +65,7 @@ class WeightQuantizer:
     schedule: Schedule | None = None
 
 
+#: The weight quantizers of ``--weight-quantizer``, by name.
 WEIGHT_QUANTIZERS: Registry[WeightQuantizer] = Registry("weight quantizer")
 
 

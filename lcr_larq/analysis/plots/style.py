@@ -29,8 +29,8 @@ FONT = 8  # text, legends and axis labels (pt)
 SMALL = 7  # tick labels and dense annotations: the smallest text drawn (pt)
 TITLE = 9
 
-# 16 qualitative colours, pairwise at least 0.24 apart in RGB (unit cube); the
-# gray that marks σ_B = σ_F comes last.
+#: 16 qualitative colours, pairwise at least 0.24 apart in RGB (unit cube); the
+#: gray that marks σ_B = σ_F comes last.
 BLOCK_PALETTE = (
     "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
     "tab:pink", "tab:olive", "tab:cyan", "black", "#ffd700", "#000080", "#800000",
@@ -152,6 +152,7 @@ def thin_category_labels(fig: Figure) -> None:
 
 
 def finish(fig: Figure, title: str | None = None) -> Figure:
+    """``fig`` with its title and category labels thinned to fit."""
     if title:
         fig.suptitle(title, fontsize=TITLE + 1)
     thin_category_labels(fig)

@@ -153,7 +153,7 @@ def train_and_score(
     ``seconds`` it took.
 
     With ``directory`` every epoch is checkpointed in ``directory/backup``
-    (:class:`~lcr_larq.RunCheckpoint`, also ``history.csv``) and an
+    (:class:`~lcr_larq.training.checkpoint.RunCheckpoint`, also ``history.csv``) and an
     interrupted training resumes from its last finished epoch. The checkpoint
     is written after every other callback (Keras Tuner's own checkpoint among
     them), so a backup holding every epoch implies that they hold it too. The

@@ -10,8 +10,8 @@ kt = import_keras_tuner()
 
 def search_space(config: TuneConfig) -> kt.HyperParameters:
     """The searched settings as Keras Tuner ``HyperParameters``: a range with
-    equal ends is ``Fixed`` (β: a range that ends at :data:`BETA_FLOOR` or
-    below, at its end).
+    equal ends is ``Fixed`` (β: a range that ends at
+    :data:`~lcr_larq.experiments.tuning.settings.BETA_FLOOR` or below, at its end).
 
     Example:
         >>> hp = search_space(TuneConfig(lambda_range=(2.0, 2.0), beta_range=(1.0, 1.0005)))
