@@ -115,6 +115,8 @@ def robustness_notes(report: dict) -> list[str]:
             p = "–" if c["p_value"] is None else f"{c['p_value']:.3g}"
             lines.append(f"| {metric_name(c['estimate'])} | {metric_name(c['metric'])} | {rho} "
                          f"| {p} | {c['runs']} |")
+        lines.append("\n(every arm's runs pooled; – for fewer than three runs or a constant "
+                     "column)")
         parts.append("\n".join(lines))
     return parts
 
