@@ -4,6 +4,10 @@
   clean accuracy and common-corruption CE / mCE (``lcr-evaluate``);
 * :mod:`lcr_larq.analysis.diagnosis` — spectral norms of the binary
   convolutions (``lcr-diagnose``), by :mod:`lcr_larq.lipschitz`;
+* :mod:`lcr_larq.analysis.adversarial` (with :mod:`~lcr_larq.analysis.attack_view`
+  and :mod:`~lcr_larq.analysis.adversarial_run`) — white-box attacks (FGSM, PGD
+  through the straight-through estimator), checks against gradient masking and
+  an empirical Lipschitz estimate (``lcr-evaluate --attacks``, ``lcr-diagnose``);
 * :mod:`lcr_larq.analysis.export` — the Larq Compute Engine flatbuffer, checked
   (``lcr-export``);
 * :mod:`lcr_larq.analysis.plots` — figures drawn from data (``lcr-plots``).

@@ -55,6 +55,12 @@ the correlation over blocks of ``log sigma_RM`` with ``log`` of that
 product, for the binary and the latent path, and of the binary/latent
 ratios (what LCR pulls towards 1) — the assumption of the paper, measured.
 
+The whole network (``summary.network``, :func:`network_lipschitz`): an
+empirical local Lipschitz estimate of the deployed BNN — the largest L2 norm,
+over test images, of the input gradient of the logit margin through the
+straight-through estimator (:func:`lcr_larq.analysis.adversarial.empirical_lipschitz`)
+— beside the product of the exact norms of its binary convolutions.
+
 Example:
     >>> from models import build_model
     >>> model = build_model("resnet20", (8, 8, 1), 10)
@@ -80,7 +86,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lcr_larq.analysis import ReportSettings
+from lcr_larq.analysis import ReportSettings, adversarial
 from lcr_larq.analysis.kernels import (
     batchnorm_scale,
     expand_kernel,
@@ -106,7 +112,7 @@ from lcr_larq.training import runs
 __all__ = [
     "REPORT_FILE", "PLOT_FILE", "KERNEL_METHODS", "METHODS", "DEFAULT_METHODS", "BOUNDS",
     "NOTES", "DiagnoseSettings", "parse_methods", "select_layers", "layer_row", "block_rows",
-    "summarize", "diagnose", "diagnose_run",
+    "summarize", "diagnose", "diagnose_run", "network_lipschitz",
     # the per-layer operators (lcr_larq.analysis.kernels) and the retention
     # estimate (lcr_larq.analysis.retention), importable from here as well
     "expand_kernel", "layer_kernels", "layer_geometry", "operator_check",
@@ -139,6 +145,11 @@ class DiagnoseSettings(ReportSettings):
     )
     max_layers: int | None = setting(None, "diagnose at most N binary convolutions", low=1)
     samples: int = setting(128, "test images for the retention estimate", low=1, high=10**6)
+    empirical_samples: int = setting(
+        1000, "test images (the first N) of the empirical local Lipschitz estimate of the "
+        "deployed network: the largest norm of the logit margin's input gradient, through "
+        "the straight-through estimator; 0: skip it", low=0, high=10**7,
+    )
     batch_size: int = setting(64, "batch size of the retention estimate", low=1, high=2**16)
     rm_iterations: int = setting(
         100, "power iterations of the retention estimate", low=1, high=100_000
@@ -397,6 +408,7 @@ def diagnose(
     return {
         "model": model.name,
         "methods": list(methods),
+        "binary_convs": len(convs),
         "layers": rows,
         "blocks": blocks,
         "summary": summarize(rows, blocks, methods),
@@ -493,18 +505,64 @@ def _add_retention(
 
 def diagnose_run(settings: DiagnoseSettings, progress: Callable[[str], None] | None = None) -> dict:
     """Loads the run of ``settings`` (and ``settings.samples`` of its test
-    images when the retention estimate is asked for) and runs :func:`diagnose`."""
+    images when the retention estimate is asked for) and runs :func:`diagnose`;
+    ``summary.network`` puts the empirical estimate beside the product of the
+    exact norms (:func:`network_lipschitz`)."""
     methods = settings.method_list
-    if "retention_estimate" in methods:
+    run, images = None, None
+    if "retention_estimate" in methods or settings.empirical_samples:
         run = runs.load_run(settings.model_dir, settings.dataset, settings.data_dir)
-        model, images = run.model, sample_images(run.dataset, settings.samples)
+        model = run.model
+        if "retention_estimate" in methods:
+            images = sample_images(run.dataset, settings.samples)
     else:
-        model, images = runs.load_model(settings.model_dir), None
+        model = runs.load_model(settings.model_dir)
     report = diagnose(
         model, images, methods, layers=settings.layers, max_layers=settings.max_layers,
         exact_iterations=settings.exact_iterations, exact_tol=settings.exact_tol,
         rm_iterations=settings.rm_iterations, batch_size=settings.batch_size,
         progress=progress,
     )
+    empirical = None
+    if settings.empirical_samples:
+        pixels, labels = runs.test_images(run.dataset, settings.empirical_samples)
+        target = adversarial.AttackTarget(model, run.dataset.normalize)
+        empirical = adversarial.empirical_lipschitz(target, pixels, labels,
+                                                    batch_size=settings.batch_size)
+    report["summary"]["network"] = network_lipschitz(report, empirical)
     report["model_dir"] = os.path.abspath(settings.model_dir)
     return report
+
+
+def network_lipschitz(report: dict, empirical: dict | None) -> dict[str, Any]:
+    """The deployed network's empirical local Lipschitz estimate
+    (:func:`lcr_larq.analysis.adversarial.empirical_lipschitz`, or None) beside
+    the product of the exact norms of the diagnosed binary convolutions (binary
+    and latent kernels, and with their batch norms folded in).
+
+    The product covers the binary convolutions only (not the float stem and
+    head, nor the shortcuts), so it is no bound of the network: a summary of
+    the per-layer norms to rank runs by, as is the empirical estimate.
+
+    Example:
+        >>> rows = [{"exact": 2.0, "exact_latent": 1.0}, {"exact": 5.0, "exact_latent": 2.0}]
+        >>> out = network_lipschitz({"layers": rows, "binary_convs": 2}, None)
+        >>> out["exact_product"], out["log10_exact_product"], out["exact_product_latent"]
+        (10.0, 1.0, 2.0)
+    """
+    layers = report["layers"]
+    out: dict[str, Any] = {
+        "layers": len(layers),
+        "all_binary_convs": len(layers) == report.get("binary_convs", len(layers)),
+    }
+    for key, name in (("exact", "exact_product"), ("exact_latent", "exact_product_latent"),
+                      ("exact_bn", "exact_bn_product"),
+                      ("exact_bn_latent", "exact_bn_product_latent")):
+        out[name] = _product(layers, key)
+    product = out["exact_product"]
+    out["log10_exact_product"] = math.log10(product) if product else None
+    out["empirical"] = empirical
+    if empirical is not None:
+        out["empirical_lipschitz"] = empirical["l2_input_max"]
+        out["empirical_over_exact_product"] = _div(empirical["l2_input_max"], product)
+    return out

@@ -22,6 +22,11 @@ is the paper's ImageNet-C protocol (Shang et al., Sec. 4.4): the backbone is
 frozen and only the classifier head is fine-tuned on the clean training split
 before anything is measured.
 
+``attacks`` adds adversarial robustness (:func:`lcr_larq.analysis.adversarial_run.attack_run`):
+the accuracy of the deployed BNN under FGSM and L∞ PGD through the
+straight-through estimator at each ε (pixel levels, 1/255 of the range), with
+gradient-free attacks beside PGD that flag gradient masking.
+
 Example:
     >>> settings = EvaluateSettings(model_dir="runs/x", corruptions=("fog",), severities=(1, 5))
     >>> settings.corruption_list, settings.severities
@@ -40,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from lcr_larq import data as lcr_data
-from lcr_larq.analysis import ReportSettings, robustness
+from lcr_larq.analysis import ReportSettings, adversarial, adversarial_run, robustness
 from lcr_larq.errors import ConfigError, DataError, RunError
 from lcr_larq.losses import SparseCrossEntropy
 from lcr_larq.optimizers import SGD
@@ -49,6 +54,7 @@ from lcr_larq.training import runs
 
 REPORT_FILE = "robustness.json"
 PLOT_FILE = "corruption_accuracy.png"
+ADVERSARIAL_PLOT_FILE = "adversarial_accuracy.png"
 SOURCES = ("auto", "tfds", "generate")
 PROTOCOLS = ("standard", "linear-probe")
 
@@ -62,7 +68,8 @@ class EvaluateSettings(ReportSettings):
 
     report_file: ClassVar[str] = REPORT_FILE
     corruptions: tuple[str, ...] = setting(
-        ("all",), "all (the 15 benchmark corruptions), extra (the 4 held-out ones) or names",
+        ("all",), "all (the 15 benchmark corruptions), extra (the 4 held-out ones), names, or "
+        "none (clean accuracy and --attacks only)",
         metavar="NAME",
     )
     extra: bool = setting(False, "add the 4 held-out corruptions")
@@ -75,7 +82,33 @@ class EvaluateSettings(ReportSettings):
     )
     data_dir: str | None = setting(None, "TFDS data directory (default: the run's)")
     dataset: str | None = setting(None, "evaluate on this dataset instead of the run's")
-    seed: int = setting(0, "seed of the generated corruptions", low=0, high=2**32 - 1)
+    attacks: tuple[str, ...] = setting(
+        ("none",), "adversarial attacks on the deployed BNN, gradients through the sign by the "
+        "straight-through estimator: fgsm, pgd (L-infinity, random start), random (sign "
+        "noise), transfer (PGD on the float counterpart), all or none",
+        metavar="ATTACK",
+    )
+    epsilons: tuple[float, ...] = setting(
+        (0.0, 1.0, 2.0, 4.0, 8.0), "attack budgets ε in pixel levels (1/255 of the pixel "
+        "range; perturbed images are clipped to it before normalization) (default: 0 1 2 4 8)",
+        low=0, high=255, metavar="EPS",
+    )
+    pgd_steps: int = setting(
+        adversarial.PGD_STEPS, "PGD steps (each 2.5·ε/steps; an image counts as broken at the "
+        "first step that fools the network)", low=1, high=100_000,
+    )
+    masking_check: str = setting(
+        "both", "gradient-free attacks run beside pgd to detect gradient masking: random, "
+        "transfer, both or none", choices=tuple(adversarial.MASKING_CHECKS),
+    )
+    attack_samples: int | None = setting(
+        None, "attack the first N test images (default: those of --max-images; a streamed "
+        "split such as ImageNet needs one of the two)", low=1,
+    )
+    seed: int = setting(
+        0, "seed of the generated corruptions and of the attacks' random draws", low=0,
+        high=2**32 - 1,
+    )
     max_images: int | None = setting(None, "use at most N test images", low=1)
     batch_size: int = setting(256, "inference batch size", low=1, high=2**20)
     cache_dir: str | None = setting(None, "cache generated corrupted images here")
@@ -86,12 +119,17 @@ class EvaluateSettings(ReportSettings):
     probe_epochs: int = setting(5, "linear-probe epochs", low=1, high=10_000)
     probe_lr: float = setting(0.01, "linear-probe SGD learning rate", above=0, high=10)
     output: str | None = setting(None, f"report path (default: DIR/{REPORT_FILE})")
-    no_plot: bool = setting(False, f"do not draw {PLOT_FILE}")
+    no_plot: bool = setting(False, f"do not draw {PLOT_FILE} or {ADVERSARIAL_PLOT_FILE}")
     quiet: bool = setting(False, "no progress lines")
 
     @property
     def corruption_list(self) -> list[str]:
         return robustness.corruption_names(self.corruptions, self.extra)
+
+    @property
+    def attack_list(self) -> list[str]:
+        """The attacks run: ``--attacks`` and, beside PGD, the masking check."""
+        return adversarial.with_masking_check(self.attacks, self.masking_check)
 
     def check(self) -> None:
         super().check()
@@ -99,6 +137,10 @@ class EvaluateSettings(ReportSettings):
             robustness.corruption_names(self.corruptions, self.extra)
         except ValueError as error:
             raise ConfigError(f"--corruptions: {error}") from None
+        try:
+            adversarial.attack_names(self.attacks)
+        except ValueError as error:
+            raise ConfigError(f"--attacks: {error}") from None
         if self.cache_dir:
             try:
                 os.makedirs(self.cache_dir, exist_ok=True)
@@ -297,33 +339,24 @@ def evaluate(
     settings: EvaluateSettings, progress: Callable[[str], None] | None = None
 ) -> dict:
     """Measures the run of ``settings.model_dir`` on clean and corrupted test
-    images; returns the report. ``progress`` gets one line per corruption."""
+    images, and under ``settings.attacks``; returns the report. ``progress``
+    gets one line per corruption and per attack."""
     start = time.perf_counter()
     run = runs.load_run(settings.model_dir, settings.dataset, settings.data_dir)
-    corruptions, severities = settings.corruption_list, list(settings.severities)
+    corruptions = settings.corruption_list
     dataset, model = run.dataset, run.model
     kind = str(dataset.name).split(":", 1)[0]
     data_dir = settings.data_dir or (run.config.data_dir if run.config else None)
-    use_tfds = _use_tfds(settings, dataset.name, kind, data_dir)
+    use_tfds = bool(corruptions) and _use_tfds(settings, dataset.name, kind, data_dir)
     probe = None
     if settings.protocol == "linear-probe":
         probe = linear_probe(model, dataset, settings.probe_epochs, settings.probe_lr,
                              settings.seed)
     predict = predictor(model, dataset.normalize, settings.batch_size)
     clean_x, clean_y, clean_accuracy, num_images = _clean_accuracy(
-        settings, dataset, model, predict, use_tfds
+        settings, dataset, model, predict, hold=bool(corruptions) and not use_tfds
     )
-    if use_tfds:
-        measure = _published_sets(predict, kind, data_dir, tuple(dataset.input_shape[:2]),
-                                  settings.max_images, settings.batch_size)
-    else:
-        measure = _generated_sets(predict, clean_x, clean_y, settings.seed, settings.cache_dir)
-    accuracies, counts, seconds = _measure_corruptions(measure, corruptions, severities, progress)
-    if use_tfds:
-        source_text = f"tfds:{tfds_corrupted(kind)} (published corrupted test set)"
-    else:
-        source_text = f"generated offline with imagecorruptions (seed {settings.seed})"
-    return {
+    report = {
         "model_dir": os.path.abspath(run.directory),
         "model": model.name,
         "dataset": dataset.name,
@@ -332,22 +365,69 @@ def evaluate(
         "bn_recalibration": run.bn_recalibration,
         "protocol": settings.protocol,
         "linear_probe": probe,
-        "source": source_text,
         "seed": settings.seed,
         "num_images": int(num_images),
+        "clean_accuracy": clean_accuracy,
+        "clean_error": 1.0 - clean_accuracy,
+        **_corruption_entries(settings, predict, kind, data_dir, use_tfds, clean_x, clean_y,
+                              tuple(dataset.input_shape[:2]), progress),
+    }
+    if settings.attack_list:
+        images, labels = _attack_images(settings, dataset, clean_x, clean_y)
+        if progress:
+            progress(f"attacks on {len(labels)} test images, ε in pixel levels (/255):")
+        report.update(adversarial_run.attack_run(
+            run, images, labels, settings.attacks, settings.epsilons, settings.pgd_steps,
+            settings.seed, settings.batch_size, settings.masking_check, progress,
+        ))
+        report["seconds"]["attacks"] = report["adversarial_setup"]["seconds_total"]
+    report["seconds"]["total"] = round(time.perf_counter() - start, 2)
+    return report
+
+
+def _corruption_entries(
+    settings: EvaluateSettings, predict: Callable, kind: str, data_dir: str | None,
+    use_tfds: bool, clean_x: np.ndarray | None, clean_y: np.ndarray | None,
+    size: tuple[int, int], progress: Callable[[str], None] | None,
+) -> dict:
+    """The report's corruption entries: accuracies, CE / mCE and where the
+    images came from (empty accuracies and no mCE without corruptions)."""
+    corruptions, severities = settings.corruption_list, list(settings.severities)
+    if use_tfds:
+        measure = _published_sets(predict, kind, data_dir, size, settings.max_images,
+                                  settings.batch_size)
+        source_text = f"tfds:{tfds_corrupted(kind)} (published corrupted test set)"
+    else:
+        measure = _generated_sets(predict, clean_x, clean_y, settings.seed, settings.cache_dir)
+        source_text = f"generated offline with imagecorruptions (seed {settings.seed})"
+    accuracies, counts, seconds = _measure_corruptions(measure, corruptions, severities, progress)
+    if not corruptions:
+        source_text = "none (--corruptions none)"
+    return {
+        "source": source_text,
         "corrupted_images": counts,
         "corruptions": list(corruptions),
         "severities": severities,
-        "clean_accuracy": clean_accuracy,
-        "clean_error": 1.0 - clean_accuracy,
         "accuracy": accuracies,
         **_metrics(accuracies, kind == "imagenet2012", severities),
-        "seconds": {
-            "corrupt": round(seconds["corrupt"], 2),
-            "inference": round(seconds["inference"], 2),
-            "total": round(time.perf_counter() - start, 2),
-        },
+        "seconds": {"corrupt": round(seconds["corrupt"], 2),
+                    "inference": round(seconds["inference"], 2)},
     }
+
+
+def _attack_images(
+    settings: EvaluateSettings, dataset, clean_x: np.ndarray | None, clean_y: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``--attack-samples`` (else ``--max-images``) test images and labels."""
+    count = settings.attack_samples or settings.max_images
+    if clean_x is not None and (count is None or count <= len(clean_x)):
+        return clean_x[:count], clean_y[:count]
+    if dataset.test_arrays is None and count is None:
+        raise ConfigError(
+            f"the {dataset.name} test split is streamed, not held in memory: the attacks "
+            "need --attack-samples N (or --max-images N)"
+        )
+    return runs.test_images(dataset, count)
 
 
 #: ``measure(corruption, severity) -> (accuracy, images, seconds corrupting)``
@@ -368,18 +448,19 @@ def _use_tfds(settings: EvaluateSettings, name: str, kind: str, data_dir: str | 
 
 
 def _clean_accuracy(
-    settings: EvaluateSettings, dataset, model, predict: Callable, use_tfds: bool
+    settings: EvaluateSettings, dataset, model, predict: Callable, hold: bool
 ) -> tuple[np.ndarray | None, np.ndarray | None, float, int]:
     """``(images, labels, accuracy, count)`` of the clean test split; a streamed
-    split measured with the published sets is not held (``None`` images)."""
+    split is held in memory only when its corruptions are generated (``hold``),
+    otherwise it is streamed (``None`` images)."""
     max_images = settings.max_images
     streamed = dataset.test_arrays is None
-    if streamed and not use_tfds and max_images is None:
+    if streamed and hold and max_images is None:
         raise ConfigError(
             f"the {dataset.name} test split is streamed, not held in memory: generating its "
             "corruptions needs --max-images N (or --source tfds with the published sets)"
         )
-    if streamed and use_tfds:
+    if streamed and not hold:
         return None, None, *streamed_accuracy(model, dataset.test, max_images)
     clean_x, clean_y = runs.test_images(dataset, max_images)
     return clean_x, clean_y, accuracy(predict, clean_x, clean_y), len(clean_y)
@@ -445,7 +526,11 @@ def _metrics(
     accuracies: dict[str, dict[str, float]], normalized: bool, severities: list[int]
 ) -> dict:
     """The report's CE / mCE entries (see :func:`lcr_larq.analysis.robustness.corruption_summary`)
-    and the mean accuracy over every corrupted set."""
+    and the mean accuracy over every corrupted set; None without corruptions."""
+    if not accuracies:
+        return {"corruption_error": {}, "mce": None, "mce_corruptions": [], "mce_extra": None,
+                "normalized": normalized, "normalization": None,
+                "mean_corruption_accuracy": None}
     metrics = robustness.corruption_summary(accuracies, normalized)
     return {
         "corruption_error": metrics["corruption_error"],

@@ -441,17 +441,18 @@ def corrupted(
 # --------------------------------------------------------------------------- reports
 def corruption_names(names: Sequence[str], extra: bool = False) -> list[str]:
     """Corruption names of ``--corruptions``: ``all`` (the 15 benchmark ones),
-    ``extra`` (the 4 held-out ones) or names; ``extra=True`` appends the 4
-    held-out ones. Raises :class:`~lcr_larq.errors.ConfigError` naming the valid names.
+    ``extra`` (the 4 held-out ones), names, or ``none``; ``extra=True`` appends
+    the 4 held-out ones. Raises :class:`~lcr_larq.errors.ConfigError` naming the
+    valid names.
 
     Example:
-        >>> corruption_names(["fog", "snow"])
-        ['fog', 'snow']
+        >>> corruption_names(["fog", "snow"]), corruption_names(["none"])
+        (['fog', 'snow'], [])
         >>> len(corruption_names(["all"], extra=True))
         19
     """
-    out = expand_names(names, {"all": CORRUPTIONS, "extra": EXTRA_CORRUPTIONS}, ALL_CORRUPTIONS,
-                       "corruption")
+    groups = {"all": CORRUPTIONS, "extra": EXTRA_CORRUPTIONS, "none": ()}
+    out = expand_names(names, groups, ALL_CORRUPTIONS, "corruption")
     if extra:
         out.extend(EXTRA_CORRUPTIONS)
     return list(dict.fromkeys(out))

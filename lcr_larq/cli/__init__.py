@@ -254,15 +254,18 @@ def table(
     return result.table
 
 
-def present(report: dict, path: str, text: str, plot: Callable[[], str] | None = None) -> None:
+def present(
+    report: dict, path: str, text: str, plot: Callable[[], str | list[str]] | None = None
+) -> None:
     """The end of a command that measures: ``report`` saved as JSON to
-    ``path``, ``text`` printed, the figure drawn by ``plot`` (which returns
-    its path; None draws none), then where each output went."""
+    ``path``, ``text`` printed, the figures drawn by ``plot`` (which returns
+    their path or paths; None draws none), then where each output went."""
     written = [save_report(report, path)]
     print()
     print(text)
     if plot is not None:
-        written.append(plot())
+        drawn = plot()
+        written.extend([drawn] if isinstance(drawn, str) else drawn)
     print()
     wrote(*written)
 

@@ -104,7 +104,33 @@ def tables(report: dict) -> str:
         parts.append("bounds >= exact on every layer: " + ", ".join(
             f"{m} {'yes' if ok else 'NO'}" for m, ok in held.items()
         ))
+    parts += network_lines(report["summary"].get("network"))
     return "\n".join(parts)
+
+
+def network_lines(network: dict | None) -> list[str]:
+    """The deployed network's empirical Lipschitz estimate beside the product
+    of the exact norms of its binary convolutions."""
+    if not network:
+        return []
+    lines = []
+    empirical = network.get("empirical")
+    if empirical:
+        lines.append(
+            f"network: empirical local Lipschitz estimate {empirical['l2_input_max']:.4g} (the "
+            f"largest L2 norm of the logit margin's input gradient through the STE over "
+            f"{empirical['samples']} test images; mean {empirical['l2_input_mean']:.4g}; L1 norm "
+            f"per pixel level: max {empirical['l1_pixel_max']:.4g})"
+        )
+    if network.get("exact_product") is not None:
+        scope = "all" if network["all_binary_convs"] else "the diagnosed"
+        bn = network.get("exact_bn_product")
+        lines.append(
+            f"network: product of the exact norms of {scope} {network['layers']} binary convs "
+            f"{network['exact_product']:.4g} (latent {network['exact_product_latent']:.4g}"
+            + (f"; BN folded in {bn:.4g}" if bn is not None else "") + ")"
+        )
+    return lines
 
 
 main = cli.command(diagnosis.DiagnoseSettings, diagnose, __doc__)

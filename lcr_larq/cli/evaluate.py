@@ -1,13 +1,19 @@
-"""``lcr-evaluate``: clean accuracy and common-corruption robustness of a trained run.
+"""``lcr-evaluate``: clean accuracy, common-corruption and adversarial robustness of a trained run.
 
-Writes ``robustness.json`` (CE per corruption, mCE) and
-``corruption_accuracy.png`` beside it, and prints the table::
+Writes ``robustness.json`` (CE per corruption, mCE; with ``--attacks`` the
+accuracy under each attack at each ε) and ``corruption_accuracy.png`` /
+``adversarial_accuracy.png`` beside it, and prints the tables::
 
     lcr-evaluate --model-dir runs/resnet20_digits_1w1a_lambda4_seed0
     lcr-evaluate --model-dir RUN --corruptions fog snow --severities 5
     lcr-evaluate --model-dir RUN --data-dir ~/tfds --extra --protocol linear-probe
+    lcr-evaluate --model-dir RUN --corruptions none --attacks fgsm pgd --epsilons 0 1 2 4 8
 
-See :mod:`lcr_larq.analysis.evaluation` for the sources and the metrics.
+ε is in pixel levels (1/255 of the pixel range). PGD runs with random sign
+noise and a transfer attack from the run's float counterpart beside it
+(``--masking-check``): when one of them is stronger than PGD, the report
+flags possible gradient masking. See :mod:`lcr_larq.analysis.evaluation` for
+the sources and the metrics, :mod:`lcr_larq.analysis.adversarial` for the attacks.
 """
 
 from __future__ import annotations
@@ -18,21 +24,34 @@ import numpy as np
 
 from lcr_larq import cli
 from lcr_larq.analysis import evaluation, plots
+from lcr_larq.analysis.adversarial import GRADIENT_FREE, WORST
 
 
 def evaluate(settings: evaluation.EvaluateSettings) -> None:
     report = evaluation.evaluate(settings, cli.progress(settings.quiet))
 
-    def plot() -> str:
-        path = cli.beside(settings.report_path, evaluation.PLOT_FILE)
-        return plots.plot_corruption_accuracy([(plots.report_label(report), report)], path)
+    def plot() -> list[str]:
+        label = plots.report_label(report)
+        paths = []
+        if report["corruptions"]:
+            path = cli.beside(settings.report_path, evaluation.PLOT_FILE)
+            paths.append(plots.plot_corruption_accuracy([(label, report)], path))
+        if report.get("adversarial"):
+            path = cli.beside(settings.report_path, evaluation.ADVERSARIAL_PLOT_FILE)
+            paths.append(plots.plot_adversarial_accuracy([(label, report)], path))
+        return paths
 
-    cli.present(report, settings.report_path, table(report), None if settings.no_plot else plot)
+    text = "\n".join(part for part in (table(report), adversarial_table(report)) if part)
+    cli.present(report, settings.report_path, text, None if settings.no_plot else plot)
 
 
 def table(report: dict) -> str:
     """Accuracy (%) per corruption and severity, each corruption's CE, and the
-    summary lines."""
+    summary lines (the clean accuracy alone without corruptions)."""
+    clean = (f"clean accuracy {100 * report['clean_accuracy']:.2f}% on "
+             f"{report['num_images']} images")
+    if not report["corruptions"]:
+        return clean
     severities = report["severities"]
     errors = report["corruption_error"]
     rows = [
@@ -47,8 +66,7 @@ def table(report: dict) -> str:
     calibration = report.get("bn_recalibration")
     lines = [
         cli.table(rows, header),
-        f"clean accuracy {100 * report['clean_accuracy']:.2f}% on {report['num_images']} images; "
-        f"mean corruption accuracy {100 * report['mean_corruption_accuracy']:.2f}%",
+        f"{clean}; mean corruption accuracy {100 * report['mean_corruption_accuracy']:.2f}%",
         f"mCE {report['mce']:.4f} ({kind}, over {len(report['mce_corruptions'])} corruptions)"
         + extra,
         f"  {report['normalization']}",
@@ -60,6 +78,65 @@ def table(report: dict) -> str:
             "predates their re-estimation at the end of training)"
         )
     return "\n".join(lines)
+
+
+def adversarial_table(report: dict) -> str:
+    """Accuracy (%) per attack and ε, the masking check and how the attacks
+    ran; empty without attacks."""
+    rows = report.get("adversarial")
+    if not rows:
+        return ""
+    setup = report["adversarial_setup"]
+    epsilons = sorted({r["epsilon"] for r in rows})
+    by = {(r["attack"], r["epsilon"]): r["accuracy"] for r in rows}
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    cells = [[ROW_NAMES.get(a, a), *(_percent(by.get((a, e))) for e in epsilons),
+              f"{setup['seconds'][a]:.1f}" if a in setup["seconds"] else ""]
+             for a in attacks]
+    lines = [
+        f"accuracy (%) under attack on {setup['samples']} test images, ε in pixel levels (/255):",
+        cli.table(cells, ["attack", *(f"ε={e:g}" for e in epsilons), "seconds"]),
+    ]
+    lines += masking_lines(report)
+    how = [f"gradients: {setup['gradient']}"]
+    if "pgd" in setup["attacks"] or "transfer" in setup["attacks"]:
+        how.append(f"PGD: {setup['pgd_steps']} steps of {setup['pgd_step_size']}")
+    if "random" in setup["attacks"]:
+        how.append(f"random: {setup['random_draws']} draws per image")
+    lines.append("  " + "; ".join(how))
+    return "\n".join(lines)
+
+
+#: The table's name of the per-image worst case.
+ROW_NAMES = {WORST: "worst (per image)"}
+
+
+def masking_lines(report: dict) -> list[str]:
+    """The float counterpart's clean accuracy and the gradient-masking verdict."""
+    lines = []
+    if report.get("float_clean_accuracy") is not None:
+        calibration = report["adversarial_setup"].get("float_bn_recalibration")
+        how = (f"BN statistics re-estimated on {calibration['samples']} training images"
+               if calibration else "the BNN's BN statistics")
+        lines.append(f"float counterpart (transfer source): clean accuracy "
+                     f"{100 * report['float_clean_accuracy']:.2f}% ({how})")
+    flags = report.get("gradient_masking") or []
+    flagged = [f for f in flags if f["possible_masking"]]
+    for f in flagged:
+        lines.append(
+            f"POSSIBLE GRADIENT MASKING at ε={f['epsilon']:g}: {f['attack']} leaves "
+            f"{100 * f['accuracy']:.1f}% < PGD's {100 * f['pgd_accuracy']:.1f}%: PGD's gradient "
+            "misleads it; read the worst-case row (each image under its strongest attack)"
+        )
+    if flags and not flagged:
+        free = [a for a in report["adversarial_setup"]["attacks"] if a in GRADIENT_FREE]
+        lines.append(f"gradient masking check: PGD is at least as strong as "
+                     f"{' and '.join(free)} at every ε")
+    return lines
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
 
 
 main = cli.command(evaluation.EvaluateSettings, evaluate, __doc__)

@@ -10,7 +10,9 @@ For any run of ``lcr-train`` (and a second one with ``--compare``):
   channel cosines of the activations entering a block, binary and latent path;
 
 and, where ``robustness.json`` (``lcr-evaluate``) or ``lipschitz.json``
-(``lcr-diagnose``) exist, ``corruption_accuracy.png`` and ``lipschitz.png``;
+(``lcr-diagnose``) exist, ``corruption_accuracy.png``,
+``adversarial_accuracy.png`` (accuracy against ε per attack, when the report
+has attacks) and ``lipschitz.png``;
 with ``--group LABEL:DIR1,DIR2,...`` (repeated), ``corruption_error_groups.png``:
 CE per corruption, mean ± std over each group's runs::
 
@@ -103,12 +105,7 @@ def draw(settings: PlotsSettings) -> None:
             os.path.join(out, plots.CORRELATION_FILE), labels[0],
         ),
     ]
-    reports = [(label, runs.load_json(os.path.join(d, "robustness.json")))
-               for label, d in zip(labels, dirs)]
-    reports = [(label, report) for label, report in reports if report]
-    if reports:
-        paths.append(plots.plot_corruption_accuracy(reports, os.path.join(out,
-                                                                          plots.CORRUPTION_FILE)))
+    paths += robustness_figures(labels, dirs, out)
     lipschitz = runs.load_json(os.path.join(settings.model_dir, "lipschitz.json"))
     if lipschitz:
         paths.append(plots.plot_lipschitz(lipschitz, os.path.join(out, plots.LIPSCHITZ_FILE)))
@@ -131,6 +128,24 @@ def draw(settings: PlotsSettings) -> None:
                 f"over {s['runs']} runs"
             )
     cli.wrote(*paths)
+
+
+def robustness_figures(labels: list[str], dirs: list[str], out: str) -> list[str]:
+    """The figures of the runs' ``robustness.json``: corruptions and attacks,
+    each drawn when a report holds them."""
+    reports = [(label, runs.load_json(os.path.join(d, "robustness.json")))
+               for label, d in zip(labels, dirs)]
+    reports = [(label, report) for label, report in reports if report]
+    paths = []
+    corrupted = [(label, report) for label, report in reports if report.get("corruptions")]
+    if corrupted:
+        paths.append(plots.plot_corruption_accuracy(
+            corrupted, os.path.join(out, plots.CORRUPTION_FILE)))
+    attacked = [(label, report) for label, report in reports if report.get("adversarial")]
+    if attacked:
+        paths.append(plots.plot_adversarial_accuracy(
+            attacked, os.path.join(out, plots.ADVERSARIAL_FILE)))
+    return paths
 
 
 def _draw(settings: PlotsSettings) -> None:

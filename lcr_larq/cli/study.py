@@ -5,6 +5,7 @@
     lcr-study --vary lcr_lambda=0,4 --seeds 5
     lcr-study --vary lcr_lambda=0,0.5,1,2,4,8 --seeds 5 --config configs/cifar10_resnet20_lcr.yaml
     lcr-study --vary lcr_samples=16,24,32 --vary lcr_lambda=0,4 --seeds 3 --robustness
+    lcr-study --vary lcr_lambda=0,4 --robustness --diagnose --attacks pgd --epsilons 2 8
 
 Every ``lcr-train`` flag sets what every arm shares. Writes ``study.json``,
 ``study.csv``, ``study.md`` (the table below, ready for a README) and
@@ -28,13 +29,31 @@ METRIC_NAMES = {
     "test_accuracy_moving_statistics": "test accuracy, training BN statistics (%)",
     "mce": "corruption mCE",
     "retention_rank_correlation": "retention rank corr.",
+    "empirical_lipschitz": "empirical Lipschitz estimate",
+    "log10_exact_norm_product": "log10 product of exact norms",
 }
+ATTACK_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "random": "random-noise", "transfer": "transfer",
+                "worst": "worst-case (per image, every attack)"}
+PERCENT = ("test_accuracy", "robust_accuracy")
+
+
+def metric_name(metric: str) -> str:
+    """A metric's name in the tables.
+
+    Example:
+        >>> metric_name("robust_accuracy_pgd_eps2"), metric_name("mce")
+        ('PGD accuracy at ε=2/255 (%)', 'corruption mCE')
+    """
+    if metric.startswith("robust_accuracy_"):
+        attack, _, epsilon = metric.removeprefix("robust_accuracy_").rpartition("_eps")
+        return f"{ATTACK_NAMES.get(attack, attack)} accuracy at ε={epsilon}/255 (%)"
+    return METRIC_NAMES.get(metric, metric)
 
 
 def _number(value, metric: str, signed: bool = False) -> str:
     if value is None:
         return "–"
-    scale, digits = (100.0, 2) if metric.startswith("test_accuracy") else (1.0, 3)
+    scale, digits = (100.0, 2) if metric.startswith(PERCENT) else (1.0, 3)
     return f"{scale * value:+.{digits}f}" if signed else f"{scale * value:.{digits}f}"
 
 
@@ -49,7 +68,7 @@ def markdown(report: dict) -> str:
     95 % interval, and its paired difference against the control."""
     parts = []
     for metric in report["metrics"]:
-        name = METRIC_NAMES.get(metric, metric)
+        name = metric_name(metric)
         lines = [
             f"| arm | n | {name}: mean ± std | 95 % interval | paired difference vs "
             f"{report['control']}: mean [95 % interval] | p (paired t) |",
@@ -68,11 +87,38 @@ def markdown(report: dict) -> str:
             lines.append(f"| {arm['arm']} | {s['n']} | {_number(s['mean'], metric)}{spread} | "
                          f"{_interval(s['ci'], metric)} | {diff} | {p} |")
         parts.append("\n".join(lines))
+    parts += robustness_notes(report)
     if report["failed"]:
         parts.append("Runs that failed or diverged (not in the numbers above):\n\n" + "\n".join(
             f"- {f['arm']} seed {f['seed']}: {f['message']}" for f in report["failed"]
         ))
     return "\n\n".join(parts) + "\n"
+
+
+def robustness_notes(report: dict) -> list[str]:
+    """The runs with possible gradient masking, and the rank correlations of
+    the Lipschitz estimates with robust accuracy over the runs."""
+    parts = []
+    masking = report.get("gradient_masking") or []
+    if masking:
+        parts.append(
+            "Possible gradient masking (a gradient-free attack left a lower accuracy than PGD; "
+            "the robust accuracies of these runs are upper bounds):\n\n" + "\n".join(
+                f"- {m['arm']} seed {m['seed']}: ε = {', '.join(f'{e:g}' for e in m['epsilons'])}"
+                for m in masking))
+    correlations = report.get("lipschitz_vs_robustness") or []
+    if correlations:
+        lines = ["| Lipschitz estimate | robust accuracy | Spearman ρ over runs | p | runs |",
+                 "| --- | --- | --- | --- | --- |"]
+        for c in correlations:
+            rho = "–" if c["spearman"] is None else f"{c['spearman']:+.3f}"
+            p = "–" if c["p_value"] is None else f"{c['p_value']:.3g}"
+            lines.append(f"| {metric_name(c['estimate'])} | {metric_name(c['metric'])} | {rho} "
+                         f"| {p} | {c['runs']} |")
+        lines.append("\n(every arm's runs pooled; – for fewer than three runs or a constant "
+                     "column)")
+        parts.append("\n".join(lines))
+    return parts
 
 
 def write_csv(report: dict, path: str) -> str:

@@ -4,6 +4,7 @@
   confidence interval of the mean (Student t with n − 1 degrees of freedom).
 * :func:`paired` — the per-seed differences of an arm against the control:
   their summary and the two-sided paired t-test's p-value.
+* :func:`rank_correlation` — Spearman's ρ and its p-value.
 
 Degenerate cases are defined, not NaN: one value has no interval (None); no
 spread gives an interval of width 0, and a paired test on identical nonzero
@@ -84,3 +85,23 @@ def paired_p_value(differences: Sequence[float]) -> float | None:
 
     t = d.mean() / (std / math.sqrt(len(d)))
     return float(2 * stats.t.sf(abs(t), len(d) - 1))
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:
+    """Spearman's ρ of paired values and the two-sided p-value of ρ = 0 (scipy's
+    t approximation); ``(None, None)`` for fewer than three pairs or a
+    constant side.
+
+    Example:
+        >>> [round(v, 6) for v in rank_correlation([1, 2, 3, 4], [10, 30, 20, 40])]
+        [0.8, 0.2]
+        >>> rank_correlation([1, 2], [3, 4]), rank_correlation([1, 2, 3], [5, 5, 5])
+        ((None, None), (None, None))
+    """
+    x, y = np.asarray(list(x), np.float64), np.asarray(list(y), np.float64)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None, None
+    from scipy import stats
+
+    result = stats.spearmanr(x, y)
+    return float(result.statistic), float(result.pvalue)

@@ -10,12 +10,25 @@ run is skipped and a killed one resumes, so rerunning the same study command
 completes it.
 
 The report (:func:`report`): per arm n, mean, std and the 95 % Student-t
-interval of the test accuracy (and, when asked, of the corruption mCE and of
-the rank correlation between the retention estimate and the exact norms);
+interval of the test accuracy and, when asked, of
+
+* ``robustness``: the corruption mCE and the robust accuracy under each of
+  ``attacks`` at each of ``epsilons`` (``robust_accuracy_pgd_eps2``: PGD at
+  ε = 2/255, by ``lcr-evaluate --attacks``), and, beside PGD, the per-image
+  worst case over PGD and the gradient-free attacks of the masking check
+  (``robust_accuracy_worst_eps2``); the runs where a gradient-free attack
+  beat PGD are listed under ``gradient_masking``;
+* ``diagnose``: the rank correlation between the retention estimate and the
+  exact norms, the empirical local Lipschitz estimate of the deployed network
+  and log10 of the product of the exact norms of its binary convolutions
+  (``lcr-diagnose``);
+
 per arm against the control, the per-seed paired differences with their
-mean, interval and paired t-test p-value; every run that failed or diverged,
-listed with its message. Written as ``study.json``, ``study.csv``,
-``study.md`` (a Markdown table) and ``study.png``.
+mean, interval and paired t-test p-value; with both, Spearman's ρ over every
+finished run between each Lipschitz estimate and each robust accuracy
+(``lipschitz_vs_robustness``); every run that failed or diverged, listed with
+its message. Written as ``study.json``, ``study.csv``, ``study.md`` (Markdown
+tables) and ``study.png``.
 
 Example:
     >>> settings = StudySettings(vary=("lcr_lambda=0,4", "lcr_beta=2,3"), seeds=2)
@@ -37,6 +50,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from lcr_larq.analysis import adversarial
 from lcr_larq.errors import ConfigError
 from lcr_larq.experiments import statistics
 from lcr_larq.settings import convert, echo, kinds, recipe_dict, save_recipe, setting
@@ -52,7 +66,9 @@ NOT_VARIED = ("seed", "output_dir", "verbose", "overwrite")
 #: ``test_accuracy_moving_statistics``: the same weights with the BN statistics
 #: of training, before re-estimation (what most BNN code reports).
 METRICS = ("test_accuracy", "test_accuracy_moving_statistics", "mce",
-           "retention_rank_correlation")
+           "retention_rank_correlation", "empirical_lipschitz", "log10_exact_norm_product")
+#: The Lipschitz estimates of ``diagnose`` that are correlated with robust accuracy.
+LIPSCHITZ_ESTIMATES = ("empirical_lipschitz", "log10_exact_norm_product")
 
 
 @dataclass
@@ -73,9 +89,25 @@ class StudySettings(TrainConfig):
     mce_severities: tuple[int, ...] = setting(
         (1, 3, 5), "severities of --robustness", choices=(1, 2, 3, 4, 5), metavar="S"
     )
+    attacks: tuple[str, ...] = setting(
+        ("pgd",), "attacks of --robustness whose accuracy at each --epsilons is a metric: "
+        "fgsm, pgd, random, transfer, all or none (pgd brings the gradient-masking check "
+        "of lcr-evaluate)", metavar="ATTACK",
+    )
+    epsilons: tuple[float, ...] = setting(
+        (1.0, 2.0, 4.0, 8.0), "ε of --attacks in pixel levels, 1/255 of the pixel range "
+        "(default: 1 2 4 8)", low=0, high=255, metavar="EPS",
+    )
+    pgd_steps: int = setting(adversarial.PGD_STEPS, "PGD steps of --attacks", low=1,
+                             high=100_000)
+    attack_samples: int | None = setting(
+        None, "attack the first N test images of each run (default: all)", low=1
+    )
     diagnose: bool = setting(
-        False, "also measure how well the retention estimate tracks the exact norm "
-        "(lcr-diagnose): the rank correlation over blocks per run"
+        False, "also run lcr-diagnose: how well the retention estimate tracks the exact norm "
+        "(the rank correlation over blocks per run), the empirical local Lipschitz estimate "
+        "and the product of the exact norms; with --robustness, their rank correlation with "
+        "robust accuracy over the runs"
     )
     parallel: int = setting(
         1, "runs at once, one GPU each (with fewer GPUs, runs are sequential)", low=1,
@@ -86,8 +118,27 @@ class StudySettings(TrainConfig):
     def run_dir(self) -> str:
         return self.output_dir or os.path.join(RUNS_DIR, "study")
 
+    @property
+    def attack_list(self) -> list[str]:
+        """The attacks whose accuracy is a metric (none without ``robustness``)."""
+        return adversarial.attack_names(self.attacks) if self.robustness else []
+
+    @property
+    def robust_metrics(self) -> list[str]:
+        """:func:`robust_metric` of every attack and ε of the study, and of the
+        per-image worst case when ``lcr-evaluate`` runs more than one attack
+        (PGD brings its masking check)."""
+        attacks = self.attack_list
+        if len(adversarial.with_masking_check(attacks)) > 1:
+            attacks = [*attacks, adversarial.WORST]
+        return [robust_metric(a, e) for a in attacks for e in self.epsilons]
+
     def check(self) -> None:
         super().check()
+        try:
+            adversarial.attack_names(self.attacks)
+        except ValueError as error:
+            raise ConfigError(f"--attacks: {error}") from None
         for arm in arms(self):
             for seed in range(self.seeds):
                 arm.config(self, seed)  # a TrainConfig is checked when it is made
@@ -116,6 +167,16 @@ class Arm:
 
 def _text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def robust_metric(attack: str, epsilon: float) -> str:
+    """The study's name of the accuracy under ``attack`` at ε (pixel levels).
+
+    Example:
+        >>> robust_metric("pgd", 2.0), robust_metric("fgsm", 0.5)
+        ('robust_accuracy_pgd_eps2', 'robust_accuracy_fgsm_eps0.5')
+    """
+    return f"robust_accuracy_{attack}_eps{float(epsilon):g}"
 
 
 def parse_vary(text: str) -> tuple[str, list]:
@@ -199,28 +260,93 @@ def command(job: Job) -> list[str]:
 
 
 def _extras(settings: StudySettings, job: Job) -> dict:
-    """mCE and retention rank correlation of a finished run, when asked."""
+    """mCE, robust accuracies and the Lipschitz diagnostics of a finished run,
+    when asked (running ``lcr-evaluate`` and ``lcr-diagnose`` where their
+    reports are missing or were made with other settings)."""
     out: dict = {}
     if settings.robustness:
-        report = runs.load_json(os.path.join(job.directory, "robustness.json"))
-        if report is None or report.get("severities") != list(settings.mce_severities):
-            subprocess.run(
-                [sys.executable, "-m", "lcr_larq.cli.evaluate", "--model-dir", job.directory,
-                 "--severities", *map(str, settings.mce_severities), "--quiet", "--no-plot"],
-                check=True, capture_output=True, text=True,
-            )
-            report = runs.load_json(os.path.join(job.directory, "robustness.json"))
-        out["mce"] = report["mce"]
+        path = os.path.join(job.directory, "robustness.json")
+        report = runs.load_json(path)
+        if not robustness_current(report, settings):
+            _run_command("evaluate", evaluate_flags(settings, job.directory))
+            report = runs.load_json(path)
+        out.update(robustness_metrics(report, settings))
     if settings.diagnose:
-        report = runs.load_json(os.path.join(job.directory, "lipschitz.json"))
-        if report is None:
-            subprocess.run(
-                [sys.executable, "-m", "lcr_larq.cli.diagnose", "--model-dir", job.directory,
-                 "--methods", "exact", "retention_estimate", "--quiet", "--no-plot"],
-                check=True, capture_output=True, text=True,
-            )
-            report = runs.load_json(os.path.join(job.directory, "lipschitz.json"))
+        path = os.path.join(job.directory, "lipschitz.json")
+        report = runs.load_json(path)
+        if report is None or not report.get("summary", {}).get("network", {}).get("empirical"):
+            _run_command("diagnose", ["--model-dir", job.directory, "--methods", "exact",
+                                      "retention_estimate", "--quiet", "--no-plot"])
+            report = runs.load_json(path)
+        network = report["summary"]["network"]
         out["retention_rank_correlation"] = retention_rank_correlation(report)
+        out["empirical_lipschitz"] = network.get("empirical_lipschitz")
+        out["log10_exact_norm_product"] = network.get("log10_exact_product")
+    return out
+
+
+def _run_command(name: str, flags: list[str]) -> None:
+    subprocess.run([sys.executable, "-m", f"lcr_larq.cli.{name}", *flags],
+                   check=True, capture_output=True, text=True)
+
+
+def evaluate_flags(settings: StudySettings, directory: str) -> list[str]:
+    """The ``lcr-evaluate`` flags of a run's robustness: the corruptions at
+    ``mce_severities`` and the attacks.
+
+    Example:
+        >>> evaluate_flags(StudySettings(robustness=True, epsilons=(2.0, 8.0)), "R")[-7:]
+        ['--attacks', 'pgd', '--epsilons', '2', '8', '--pgd-steps', '10']
+    """
+    flags = ["--model-dir", directory, "--severities", *map(str, settings.mce_severities),
+             "--quiet", "--no-plot"]
+    if settings.attack_list:
+        flags += ["--attacks", *settings.attack_list,
+                  "--epsilons", *(f"{e:g}" for e in settings.epsilons),
+                  "--pgd-steps", str(settings.pgd_steps)]
+        if settings.attack_samples:
+            flags += ["--attack-samples", str(settings.attack_samples)]
+    return flags
+
+
+def robustness_current(report: dict | None, settings: StudySettings) -> bool:
+    """Whether a run's ``robustness.json`` holds what the study measures: the
+    mCE at ``mce_severities`` and every attack at every ε, with the study's
+    PGD steps and number of attacked images."""
+    if report is None or report.get("mce") is None:
+        return False
+    if report.get("severities") != list(settings.mce_severities):
+        return False
+    if not settings.attack_list:
+        return True
+    have = {robust_metric(r["attack"], r["epsilon"]) for r in report.get("adversarial") or []}
+    wanted = set(settings.robust_metrics)
+    setup = report.get("adversarial_setup") or {}
+    samples = min(settings.attack_samples or report["num_images"], report["num_images"])
+    return (wanted <= have and setup.get("pgd_steps") == settings.pgd_steps
+            and setup.get("samples") == samples)
+
+
+def robustness_metrics(report: dict, settings: StudySettings) -> dict:
+    """The mCE, each robust accuracy (:func:`robust_metric`) and the ε where a
+    gradient-free attack beat PGD (``gradient_masking_eps``) of a run's
+    ``robustness.json``.
+
+    Example:
+        >>> report = {"mce": 1.5, "adversarial": [
+        ...     {"attack": "pgd", "epsilon": 2.0, "accuracy": 0.6}],
+        ...     "gradient_masking": [{"epsilon": 2.0, "possible_masking": True}]}
+        >>> robustness_metrics(report, StudySettings(robustness=True, epsilons=(2.0,)))
+        {'mce': 1.5, 'robust_accuracy_pgd_eps2': 0.6, 'robust_accuracy_worst_eps2': None, \
+'gradient_masking_eps': [2.0]}
+    """
+    out = {"mce": report["mce"]}
+    if settings.attack_list:
+        by = {robust_metric(r["attack"], r["epsilon"]): r["accuracy"]
+              for r in report.get("adversarial") or []}
+        out.update({m: by.get(m) for m in settings.robust_metrics})
+        out["gradient_masking_eps"] = [f["epsilon"] for f in report.get("gradient_masking") or []
+                                       if f["possible_masking"]]
     return out
 
 
@@ -232,10 +358,31 @@ def retention_rank_correlation(report: dict) -> float | None:
              if b.get("sigma_rm_binary") is not None and b.get("exact_product") is not None]
     if len(pairs) < 3:
         return None
-    from scipy import stats
+    return statistics.rank_correlation([p[0] for p in pairs], [p[1] for p in pairs])[0]
 
-    rho = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
-    return float(rho)
+
+def lipschitz_correlations(rows: list[dict], robust: list[str]) -> list[dict]:
+    """Spearman's ρ over the finished runs (every arm pooled) between each
+    Lipschitz estimate of :data:`LIPSCHITZ_ESTIMATES` and each robust accuracy
+    of ``robust``, with its p-value and the number of runs (None below three).
+
+    Example:
+        >>> rows = [{"empirical_lipschitz": x, "robust_accuracy_pgd_eps2": y}
+        ...         for x, y in ((1.0, 0.9), (2.0, 0.7), (3.0, 0.8), (4.0, 0.1))]
+        >>> c = lipschitz_correlations(rows, ["robust_accuracy_pgd_eps2"])[0]
+        >>> c["estimate"], c["runs"], round(c["spearman"], 6)
+        ('empirical_lipschitz', 4, -0.8)
+    """
+    out = []
+    for estimate in LIPSCHITZ_ESTIMATES:
+        for metric in robust:
+            pairs = [(r[estimate], r[metric]) for r in rows
+                     if r.get(estimate) is not None and r.get(metric) is not None]
+            rho, p_value = statistics.rank_correlation([a for a, _ in pairs],
+                                                       [b for _, b in pairs])
+            out.append({"estimate": estimate, "metric": metric, "runs": len(pairs),
+                        "spearman": rho, "p_value": p_value})
+    return [c for c in out if c["runs"]]
 
 
 def gpu_count() -> int:
@@ -358,10 +505,23 @@ def _duration(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- report
+def metric_names(settings: StudySettings) -> list[str]:
+    """Every metric the study may report, in the order of its tables: those of
+    :data:`METRICS` with the robust accuracies after the mCE.
+
+    Example:
+        >>> metric_names(StudySettings(robustness=True, epsilons=(2.0,)))[2:6]
+        ['mce', 'robust_accuracy_pgd_eps2', 'robust_accuracy_worst_eps2', \
+'retention_rank_correlation']
+    """
+    return [*METRICS[:3], *settings.robust_metrics, *METRICS[3:]]
+
+
 def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) -> dict:
     """The study's numbers (see the module docstring)."""
     arm_list = arms(settings)
     control = arm_list[0]
+    names = metric_names(settings)
     rows, failed = [], []
     for job in todo:
         outcome = outcomes.get(job.directory, {"status": "missing"})
@@ -373,14 +533,15 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
                 test_accuracy=results["test_accuracy"],
                 test_accuracy_moving_statistics=results.get("test_accuracy_moving_statistics"),
                 seconds=results.get("seconds"),
-                mce=outcome.get("mce"),
-                retention_rank_correlation=outcome.get("retention_rank_correlation"),
+                **{m: outcome.get(m) for m in names if not m.startswith("test_accuracy")},
             )
+            if outcome.get("gradient_masking_eps"):
+                row["gradient_masking_eps"] = outcome["gradient_masking_eps"]
         else:
             failed.append({"arm": job.arm.name, "seed": job.seed, "directory": job.directory,
                            "message": outcome.get("message", outcome["status"])})
         rows.append(row)
-    metrics = [m for m in METRICS if any(r.get(m) is not None for r in rows)]
+    metrics = [m for m in names if any(r.get(m) is not None for r in rows)]
     per_arm = []
     for arm in arm_list:
         mine = [r for r in rows if r["arm"] == arm.name and r["status"] == "finished"]
@@ -401,6 +562,12 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
         "confidence": statistics.CONFIDENCE,
         "arms": per_arm,
         "runs": rows,
+        "gradient_masking": [
+            {"arm": r["arm"], "seed": r["seed"], "epsilons": r["gradient_masking_eps"]}
+            for r in rows if r.get("gradient_masking_eps")
+        ],
+        "lipschitz_vs_robustness": lipschitz_correlations(
+            [r for r in rows if r["status"] == "finished"], settings.robust_metrics),
         "failed": failed,
         "settings": recipe_dict(settings),
     }

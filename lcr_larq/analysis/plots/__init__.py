@@ -6,8 +6,8 @@
 * :func:`plot_activation_correlation` — the independence assumption of Eq. 7:
   sample correlation and channel cosines ``X̂ X̂ᵀ / P`` at a block's input
   (Fig. 3);
-* :func:`plot_corruption_accuracy`, :func:`plot_corruption_groups` —
-  robustness reports of ``lcr-evaluate``;
+* :func:`plot_corruption_accuracy`, :func:`plot_corruption_groups`,
+  :func:`plot_adversarial_accuracy` — robustness reports of ``lcr-evaluate``;
 * :func:`plot_lipschitz` — the report of ``lcr-diagnose``.
 
 Each ``plot_*`` draws its figure with the matching ``build_*`` (which returns
@@ -37,11 +37,15 @@ from __future__ import annotations
 
 from lcr_larq.analysis.plots.lipschitz import LIPSCHITZ_FILE, build_lipschitz, plot_lipschitz
 from lcr_larq.analysis.plots.robustness import (
+    ADVERSARIAL_FILE,
+    ATTACK_STYLE,
     CORRUPTION_FILE,
     GROUPS_FILE,
+    build_adversarial_accuracy,
     build_corruption_accuracy,
     build_corruption_groups,
     group_summary,
+    plot_adversarial_accuracy,
     plot_corruption_accuracy,
     plot_corruption_groups,
 )
@@ -78,7 +82,7 @@ from lcr_larq.analysis.plots.training import (
 __all__ = [
     # file names
     "SIGMA_FILE", "HISTOGRAM_FILE", "CORRELATION_FILE", "CORRUPTION_FILE", "LIPSCHITZ_FILE",
-    "GROUPS_FILE", "STUDY_FILE",
+    "GROUPS_FILE", "STUDY_FILE", "ADVERSARIAL_FILE",
     # style
     "COLORS", "DPI", "FONT", "SMALL", "TITLE", "BLOCK_PALETTE", "MARKERS", "LINESTYLES",
     "HATCHES", "run_label", "report_label", "block_colors",
@@ -88,7 +92,8 @@ __all__ = [
     "build_activation_correlation", "plot_activation_correlation",
     # robustness
     "build_corruption_accuracy", "plot_corruption_accuracy", "group_summary",
-    "build_corruption_groups", "plot_corruption_groups",
+    "build_corruption_groups", "plot_corruption_groups", "ATTACK_STYLE",
+    "build_adversarial_accuracy", "plot_adversarial_accuracy",
     # lipschitz, study
     "build_lipschitz", "plot_lipschitz", "build_study", "plot_study",
 ]

@@ -1,5 +1,6 @@
 """The figures of ``lcr-evaluate``'s robustness reports: accuracy per corruption
-and per severity, and CE per corruption over groups of runs (e.g. seeds).
+and per severity, CE per corruption over groups of runs (e.g. seeds), and
+accuracy under attack against ε.
 
 Example:
     >>> group_summary([{"clean_accuracy": 0.5, "mce": 1.0, "corruption_error": {"fog": 1.0},
@@ -20,6 +21,8 @@ from matplotlib.patches import Patch
 from lcr_larq.analysis.plots.style import (
     COLORS,
     FONT,
+    LINESTYLES,
+    MARKERS,
     SMALL,
     axis_labels,
     category_ticks,
@@ -31,6 +34,15 @@ from lcr_larq.errors import ConfigError
 
 CORRUPTION_FILE = "corruption_accuracy.png"
 GROUPS_FILE = "corruption_error_groups.png"
+ADVERSARIAL_FILE = "adversarial_accuracy.png"
+#: Each attack's colour (the same in every figure) and legend text.
+ATTACK_STYLE = {
+    "fgsm": ("tab:green", "FGSM"),
+    "pgd": ("tab:red", "PGD (L∞)"),
+    "random": ("tab:gray", "random sign noise"),
+    "transfer": ("tab:purple", "transfer: PGD on the float counterpart"),
+    "worst": ("black", "worst case per image over the attacks run"),
+}
 
 
 def _accuracy_at(report: dict, corruption: str, severity: int) -> float:
@@ -129,6 +141,9 @@ def group_summary(reports: Sequence[dict]) -> dict[str, Any]:
     """
     if not reports:
         raise ConfigError("a group needs at least one robustness.json")
+    if any(r.get("mce") is None for r in reports):
+        raise ConfigError("a group's robustness.json holds no corruption results: run "
+                          "lcr-evaluate with --corruptions on every run of the group")
     if len({bool(r["normalized"]) for r in reports}) > 1:
         raise ConfigError("a group mixes normalized and unnormalized reports")
 
@@ -182,3 +197,83 @@ def plot_corruption_groups(groups: Sequence[tuple[str, list[dict]]], path: str) 
     """CE per corruption, mean ± standard deviation over the runs of each group
     (e.g. 3 seeds with and without LCR); the legend gives each group's mCE."""
     return save(build_corruption_groups(groups), path)
+
+
+def build_adversarial_accuracy(reports: Sequence[tuple[str, dict]]) -> Figure:
+    """The figure of :func:`plot_adversarial_accuracy`, unsaved."""
+    reports = [(label, rep) for label, rep in reports if rep.get("adversarial")]
+    if not reports:
+        raise ConfigError("no robustness report with attacks to draw: run lcr-evaluate --attacks")
+    fig = new_figure(7.0, 5.4)
+    ax = fig.subplots()
+    epsilons = sorted({float(r["epsilon"]) for _, rep in reports for r in rep["adversarial"]})
+    attacks = [a for a in ATTACK_STYLE
+               if any(r["attack"] == a for _, rep in reports for r in rep["adversarial"])]
+    flagged = [_attack_lines(ax, j, rep, attacks) for j, (_, rep) in enumerate(reports)]
+    ax.set_xticks(epsilons, [f"{e:g}" for e in epsilons])
+    ax.set_xlim(min(epsilons) - 0.4, max(epsilons) + 0.4)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    samples = sorted({rep.get("adversarial_setup", {}).get("samples") for _, rep in reports}
+                     - {None})
+    axis_labels(ax, "ε (pixel levels, 1/255 of the range; L∞ ball)",
+                f"top-1 accuracy (%) on {'/'.join(map(str, samples))} test images",
+                "accuracy under attack (white-box gradients through the sign: straight-through "
+                "estimator)")
+    fig.legend(handles=_adversarial_legend(reports, attacks, any(flagged)),
+               loc="outside lower center", fontsize=FONT, ncol=2)
+    return finish(fig)
+
+
+def _run_style(index: int) -> dict[str, str]:
+    return {"ls": LINESTYLES[index % len(LINESTYLES)], "marker": MARKERS[index % len(MARKERS)]}
+
+
+def _attack_lines(ax, index: int, report: dict, attacks: Sequence[str]) -> bool:
+    """Accuracy against ε of each attack of one report (the ``index``-th run's
+    line style), a ring on every flagged masking point; whether there was one."""
+    for attack in attacks:
+        points = sorted((float(r["epsilon"]), 100 * r["accuracy"])
+                        for r in report["adversarial"] if r["attack"] == attack)
+        if points:
+            ax.plot(*zip(*points), color=ATTACK_STYLE[attack][0], ms=5, lw=1.4,
+                    **_run_style(index))
+    flags = [f for f in report.get("gradient_masking") or [] if f["possible_masking"]]
+    for flag in flags:
+        ax.plot(flag["epsilon"], 100 * flag["accuracy"], "o", ms=13, mfc="none", mec="black",
+                mew=1.2)
+    return bool(flags)
+
+
+def _adversarial_legend(
+    reports: Sequence[tuple[str, dict]], attacks: Sequence[str], flagged: bool
+) -> list[Line2D]:
+    """Two columns: the attacks by colour; the runs by line style (with their
+    clean accuracies) and the ring."""
+    colours = [Line2D([], [], color=ATTACK_STYLE[a][0], lw=2, label=ATTACK_STYLE[a][1])
+               for a in attacks]
+    handles: list[Line2D] = []
+    for j, (label, rep) in enumerate(reports):
+        setup = rep.get("adversarial_setup", {})
+        text = f"{label}: clean {100 * setup.get('clean_accuracy', np.nan):.1f}%"
+        if rep.get("float_clean_accuracy") is not None:
+            text += f", float counterpart {100 * rep['float_clean_accuracy']:.1f}%"
+        handles.append(Line2D([], [], color="0.2", ms=5, label=text, **_run_style(j)))
+    if flagged:
+        handles.append(Line2D([], [], ls="none", marker="o", ms=11, mfc="none", mec="black",
+                              label="possible gradient masking: a gradient-free attack beats PGD"))
+    rows = max(len(colours), len(handles))
+
+    def blank() -> Line2D:
+        return Line2D([], [], ls="none", label=" ")
+
+    # The legend fills its columns top to bottom: pad each to the same height.
+    return [*colours, *(blank() for _ in range(rows - len(colours))),
+            *handles, *(blank() for _ in range(rows - len(handles)))]
+
+
+def plot_adversarial_accuracy(reports: Sequence[tuple[str, dict]], path: str) -> str:
+    """Accuracy against ε per attack (colours) for one or two ``(label,
+    robustness report)`` (line styles); rings mark the ε where a gradient-free
+    attack beat PGD (possible gradient masking)."""
+    return save(build_adversarial_accuracy(reports), path)

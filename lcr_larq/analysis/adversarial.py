@@ -1,0 +1,559 @@
+"""White-box adversarial robustness of a deployed BNN, and checks against gradient masking.
+
+Conventions:
+
+* Pixel space. Images are in ``[0, 255]`` (uint8 or float) and ε is in pixel
+  levels, i.e. units of 1/255 of that range (ε = 8 moves a pixel by at most 8
+  levels). Every perturbed image is clipped to ``[0, 255]`` *before*
+  normalization; the model sees ``normalize(x_adv)``. Adversarial images are
+  float32 and not rounded to whole levels.
+* Gradients through the sign. The white-box attacks differentiate the
+  *attack view* of the network (:func:`~lcr_larq.analysis.attack_view.straight_through`):
+  its forward pass is the deployed BNN's, bit for bit, and the gradient
+  through every activation binarizer is the straight-through estimator
+  ``1{|x| ≤ 1}``, whatever estimator the network was trained with.
+* Loss. The attacks ascend the cross entropy of the logits against the labels,
+  along its gradient's direction computed without float32 saturation
+  (:func:`~lcr_larq.analysis.attack_view.cross_entropy_ascent`).
+  :func:`fgsm` takes one step of ε along the gradient's sign. :func:`pgd` is L∞
+  PGD (Madry et al., ICLR 2018): a uniform random start in the ε-ball,
+  ``steps`` (10) signed steps of ``2.5·ε/steps``, each projected back onto the
+  ball and the pixel range. A sample counts as broken when any iterate
+  misclassifies it, and its first such iterate is the image returned.
+* Samples. ``max_samples`` takes the *first* N images, as ``lcr-evaluate
+  --max-images`` and :func:`lcr_larq.training.runs.test_images` do (the
+  project's test splits are not sorted by class). Every random draw is made
+  per image from ``(seed, draw, index of the image)``, so the images do not
+  depend on the batch size.
+* Gradient masking (Athalye et al., ICML 2018). If an attack that does not
+  use the BNN's gradient finds more errors than PGD, PGD's gradient misleads
+  it: :func:`gradient_masking` flags that ε. The two such attacks are random
+  sign noise of the same ε (:func:`random_search`: as many draws as PGD scores
+  iterates, so both get as many tries) and PGD on the full-precision
+  counterpart, transferred to the BNN. :func:`worst_case` counts, per ε, the
+  images that every attack run leaves correct: each image under its strongest
+  attack, the robust accuracy to read when an attack's gradient misleads it.
+* :func:`empirical_lipschitz` — the largest norm of the input gradient of the
+  logit margin over test images, through the same STE view: the local
+  Lipschitz constant the attacks see (the BNN's own gradient is 0 almost
+  everywhere, its jumps unbounded).
+
+:func:`lcr_larq.analysis.adversarial_run.attack_run` evaluates a trained run
+(``lcr-evaluate --attacks``).
+
+Example (a linear two-class model: FGSM moves every pixel by ε against the
+true class, the direction ``sign(w_other − w_true)``):
+    >>> model = tf.keras.Sequential([tf.keras.Input((2, 1, 1)), tf.keras.layers.Flatten(),
+    ...                              tf.keras.layers.Dense(2, use_bias=False)])
+    >>> model.set_weights([np.array([[1.0, -1.0], [-2.0, 2.0]])])  # columns w_0, w_1
+    >>> target = AttackTarget(model, lambda x: x)
+    >>> x = np.full((1, 2, 1, 1), 100.0, np.float32)
+    >>> (fgsm(target, x, np.array([0]), epsilon=8) - x).ravel().tolist()
+    [-8.0, 8.0]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from lcr_larq.analysis.attack_view import (
+    AttackTarget,
+    cross_entropy_ascent,
+    logit_margins,
+    straight_through,
+)
+from lcr_larq.errors import ConfigError, UserError
+from lcr_larq.settings import expand_names
+
+__all__ = [
+    "PIXEL_MAX", "PGD_STEPS", "PGD_STEP_FACTOR", "WHITE_BOX", "GRADIENT_FREE", "ATTACKS",
+    "MASKING_CHECKS", "EPSILON_UNIT", "AttackTarget", "straight_through",
+    "cross_entropy_ascent", "logit_margins", "attack_names", "with_masking_check", "fgsm",
+    "pgd", "random_sign_noise", "random_search", "accuracy", "adversarial_images",
+    "attack_accuracy", "worst_case", "gradient_masking", "adversarial_report",
+    "empirical_lipschitz", "WORST",
+]
+
+PIXEL_MAX = 255.0
+PGD_STEPS = 10
+#: PGD's step size in units of ε/steps (Madry et al.'s 2.5).
+PGD_STEP_FACTOR = 2.5
+#: Attacks by name: two white-box (through the STE view), two that do not use
+#: the BNN's gradient.
+WHITE_BOX = ("fgsm", "pgd")
+GRADIENT_FREE = ("random", "transfer")
+ATTACKS = WHITE_BOX + GRADIENT_FREE
+#: The name of the per-image worst case over the attacks run (:func:`worst_case`).
+WORST = "worst"
+#: What ``--masking-check`` adds beside PGD.
+MASKING_CHECKS = {"both": GRADIENT_FREE, "random": ("random",), "transfer": ("transfer",),
+                  "none": ()}
+EPSILON_UNIT = "pixel levels (1/255 of the [0, 255] range), L-infinity"
+# Streams of the per-image random draws (see _per_image_uniform).
+_PGD_START, _SIGN_NOISE = 0, 1
+
+
+# ------------------------------------------------------------------ checks
+def _checked(images, labels, max_samples: int | None = None):
+    """Float32 pixel images and int32 labels, the first ``max_samples``."""
+    images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int32).ravel()
+    if len(images) != len(labels):
+        raise UserError(f"{len(images)} images but {len(labels)} labels: give one label per image")
+    if max_samples is not None:
+        if int(max_samples) < 1:
+            raise ConfigError(f"--attack-samples must be at least 1, got {max_samples}")
+        images, labels = images[: int(max_samples)], labels[: int(max_samples)]
+    images = images.astype(np.float32)
+    if images.size and not (images.min() >= 0.0 and images.max() <= PIXEL_MAX):
+        raise UserError(
+            f"pixels range over [{images.min():g}, {images.max():g}]: attacks take images in "
+            "[0, 255] (the test split before normalization)"
+        )
+    return images, labels
+
+
+def _check_epsilon(epsilon: float) -> float:
+    epsilon = float(epsilon)
+    if not 0.0 <= epsilon <= PIXEL_MAX:
+        raise ConfigError(f"ε must be within [0, 255] pixel levels, got {epsilon:g}")
+    return epsilon
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if int(batch_size) < 1:
+        raise ConfigError(f"the attack batch size must be at least 1, got {batch_size}")
+    return int(batch_size)
+
+
+def attack_names(names: Sequence[str]) -> list[str]:
+    """``names`` checked against :data:`ATTACKS` (``all`` for every one, ``none``
+    for none), in order, once each.
+
+    Example:
+        >>> attack_names(["pgd", "fgsm", "pgd"]), attack_names(["all"]), attack_names(["none"])
+        (['pgd', 'fgsm'], ['fgsm', 'pgd', 'random', 'transfer'], [])
+    """
+    return expand_names(names, {"all": ATTACKS, "none": ()}, ATTACKS, "attack")
+
+
+def with_masking_check(names: Sequence[str], check: str = "both") -> list[str]:
+    """:func:`attack_names` of ``names`` and, when PGD is among them, the
+    gradient-free attacks of ``check`` (a key of :data:`MASKING_CHECKS`) that
+    guard it against gradient masking.
+
+    Example:
+        >>> with_masking_check(["fgsm", "pgd"]), with_masking_check(["fgsm"])
+        (['fgsm', 'pgd', 'random', 'transfer'], ['fgsm'])
+        >>> with_masking_check(["pgd"], "none")
+        ['pgd']
+    """
+    out = attack_names(names)
+    if check not in MASKING_CHECKS:
+        raise ConfigError(f"unknown masking check {check!r}: choose {', '.join(MASKING_CHECKS)}")
+    if "pgd" in out:
+        out += [a for a in MASKING_CHECKS[check] if a not in out]
+    return out
+
+
+# ------------------------------------------------------------------ attacks
+def _in_batches(count: int, batch_size: int) -> Iterator[slice]:
+    for start in range(0, count, batch_size):
+        yield slice(start, min(start + batch_size, count))
+
+
+def _per_image_uniform(
+    shape: tuple[int, ...], seed: int, key: tuple[int, ...], start: int
+) -> np.ndarray:
+    """Uniform draws in [−1, 1) for images ``start, start+1, …``: image ``i``'s
+    from a generator seeded with ``(seed, *key, i)``, whatever the batching."""
+    out = np.empty(shape, np.float32)
+    for row in range(shape[0]):
+        generator = np.random.default_rng([int(seed), *key, start + row])
+        out[row] = generator.uniform(-1.0, 1.0, shape[1:])
+    return out
+
+
+def _project(adversarial: np.ndarray, clean: np.ndarray, epsilon: float) -> np.ndarray:
+    """Onto the ε-ball around ``clean`` and then the pixel range: the result is
+    in both, since ``clean`` is in the pixel range."""
+    inside = np.clip(adversarial, clean - epsilon, clean + epsilon)
+    return np.clip(inside, 0.0, PIXEL_MAX).astype(np.float32)
+
+
+def fgsm(
+    target: AttackTarget, images, labels, epsilon: float, batch_size: int = 256
+) -> np.ndarray:
+    """FGSM (Goodfellow et al., ICLR 2015): ``clip(x + ε·sign(∇ₓ CE), 0, 255)``
+    with the gradient through the STE view. Returns float32 images."""
+    images, labels = _checked(images, labels)
+    epsilon, batch_size = _check_epsilon(epsilon), _check_batch_size(batch_size)
+    out = np.empty_like(images)
+    for part in _in_batches(len(images), batch_size):
+        gradient, _ = target.loss_gradient(images[part], labels[part])
+        out[part] = _project(images[part] + epsilon * np.sign(gradient), images[part], epsilon)
+    return out
+
+
+def pgd(
+    target: AttackTarget,
+    images,
+    labels,
+    epsilon: float,
+    steps: int = PGD_STEPS,
+    seed: int = 0,
+    batch_size: int = 256,
+    step_size: float | None = None,
+) -> np.ndarray:
+    """L∞ PGD with a random start: ``x₀`` uniform in the ε-ball (per image from
+    ``(seed, image index)``), then ``steps`` times ``x ← Π(x + a·sign(∇ₓ CE))``
+    with ``a = 2.5·ε/steps`` (or ``step_size``) and Π the projection onto the
+    ε-ball and ``[0, 255]``. Each image's first misclassified iterate is kept
+    (the last one for an image never misclassified). Returns float32 images.
+    """
+    images, labels = _checked(images, labels)
+    epsilon, batch_size = _check_epsilon(epsilon), _check_batch_size(batch_size)
+    if int(steps) != steps or steps < 0:
+        raise ConfigError(f"PGD needs a whole number of steps ≥ 0, got {steps}")
+    steps = int(steps)
+    size = PGD_STEP_FACTOR * epsilon / max(steps, 1) if step_size is None else float(step_size)
+    out = np.empty_like(images)
+    for part in _in_batches(len(images), batch_size):
+        clean, truth = images[part], labels[part]
+        start = _per_image_uniform(clean.shape, seed, (_PGD_START,), part.start)
+        current = _project(clean + epsilon * start, clean, epsilon)
+        found = np.zeros(len(clean), bool)
+        best = current.copy()
+        for step in range(steps + 1):
+            if step < steps:
+                gradient, predicted = target.loss_gradient(current, truth)
+            else:
+                predicted = target.predict(current)
+            newly = (predicted != truth) & ~found
+            best[newly], found = current[newly], found | newly
+            if step < steps:
+                current = _project(current + size * np.sign(gradient), clean, epsilon)
+        best[~found] = current[~found]
+        out[part] = best
+    return out
+
+
+def random_sign_noise(
+    images, epsilon: float, seed: int = 0, draw: int = 0, first_index: int = 0
+) -> np.ndarray:
+    """``clip(x + ε·s, 0, 255)`` with random signs ``s``, image ``i``'s from
+    ``(seed, draw, first_index + i)``: a corner of the ε-ball that no gradient chose.
+
+    Example:
+        >>> noisy = random_sign_noise(np.full((2, 3, 3, 1), 100, np.uint8), epsilon=4)
+        >>> sorted(set(noisy.ravel().tolist()))
+        [96.0, 104.0]
+    """
+    images = np.asarray(images, np.float32)
+    epsilon = _check_epsilon(epsilon)
+    uniform = _per_image_uniform(images.shape, seed, (_SIGN_NOISE, int(draw)), first_index)
+    signs = np.where(uniform < 0, -1.0, 1.0).astype(np.float32)
+    return _project(images + epsilon * signs, images, epsilon)
+
+
+def random_search(
+    target: AttackTarget,
+    images,
+    labels,
+    epsilon: float,
+    draws: int = PGD_STEPS + 1,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """The gradient-free counterpart of :func:`pgd`: ``draws`` independent
+    :func:`random_sign_noise` images per image, the first one the model
+    misclassifies kept (the last draw otherwise). With ``draws = steps + 1`` it
+    scores as many images per sample as PGD, which also keeps its first
+    misclassified iterate.
+    """
+    images, labels = _checked(images, labels)
+    batch_size = _check_batch_size(batch_size)
+    if int(draws) != draws or draws < 1:
+        raise ConfigError(f"random search needs a whole number of draws ≥ 1, got {draws}")
+    out = np.empty_like(images)
+    for part in _in_batches(len(images), batch_size):
+        clean, truth, chosen = images[part], labels[part], out[part]
+        found = np.zeros(len(clean), bool)
+        for draw in range(int(draws)):
+            noisy = random_sign_noise(clean, epsilon, seed, draw, part.start)
+            newly = (target.predict(noisy) != truth) & ~found
+            last = draw == int(draws) - 1
+            keep = newly | (~found if last else np.zeros_like(found))
+            chosen[keep] = noisy[keep]
+            found |= newly
+    return out
+
+
+def accuracy(target: AttackTarget, images, labels, batch_size: int = 256) -> float:
+    """Top-1 accuracy (a fraction) of ``target``'s model on pixel images."""
+    return float(np.mean(_correct(target, images, labels, batch_size)))
+
+
+def _correct(target: AttackTarget, images, labels, batch_size: int) -> np.ndarray:
+    """Whether ``target``'s model classifies each pixel image correctly."""
+    images, labels = _checked(images, labels)
+    batch_size = _check_batch_size(batch_size)
+    if not len(images):
+        raise UserError("no images to measure the accuracy on")
+    predicted = np.concatenate(
+        [target.predict(images[p]) for p in _in_batches(len(images), batch_size)]
+    )
+    return predicted == labels
+
+
+def adversarial_images(
+    attack: str,
+    target: AttackTarget,
+    images,
+    labels,
+    epsilon: float,
+    source: AttackTarget | None = None,
+    pgd_steps: int = PGD_STEPS,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """The images of one attack (a name of :data:`ATTACKS`) on ``target``:
+    ``fgsm``, ``pgd`` (``pgd_steps``), ``random`` (:func:`random_search` with
+    as many draws as PGD scores iterates, ``pgd_steps + 1``) and ``transfer``
+    (PGD on ``source``, the full-precision counterpart). At ε = 0 every
+    attack returns the images unchanged, without running."""
+    if attack not in ATTACKS:
+        raise ConfigError(f"unknown attack {attack!r}: choose from {', '.join(ATTACKS)}")
+    if attack == "transfer" and source is None:
+        raise ConfigError("the transfer attack needs the full-precision model of the run")
+    if _check_epsilon(epsilon) == 0.0:
+        return _checked(images, labels)[0]
+    if attack == "fgsm":
+        return fgsm(target, images, labels, epsilon, batch_size)
+    if attack == "pgd":
+        return pgd(target, images, labels, epsilon, pgd_steps, seed, batch_size)
+    if attack == "random":
+        return random_search(target, images, labels, epsilon, pgd_steps + 1, seed, batch_size)
+    return pgd(source, images, labels, epsilon, pgd_steps, seed, batch_size)
+
+
+def attack_accuracy(
+    target: AttackTarget,
+    images,
+    labels,
+    attacks: Sequence[str] = ATTACKS,
+    epsilons: Sequence[float] = (0, 1, 2, 4, 8),
+    source: AttackTarget | None = None,
+    pgd_steps: int = PGD_STEPS,
+    seed: int = 0,
+    max_samples: int | None = None,
+    batch_size: int = 256,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """``[{"attack", "epsilon", "accuracy", "seconds", "correct"}, …]``: the
+    accuracy (fraction) of ``target``'s model under each attack at each ε
+    (pixel levels), on the first ``max_samples`` images; ``seconds`` is the
+    attack's wall time with its scoring, ``correct`` whether each image is
+    still classified correctly. ``progress`` gets a line per attack.
+
+    Example:
+        >>> model = tf.keras.Sequential([tf.keras.Input((1, 1, 2)), tf.keras.layers.Flatten()])
+        >>> target = AttackTarget(model, lambda x: x / 10.0)  # margins of 10 and 50 levels
+        >>> x, y = np.array([[[[90, 100]]], [[[100, 50]]]], np.uint8), np.array([1, 0])
+        >>> rows = attack_accuracy(target, x, y, ["fgsm"], [0, 6, 30])  # margins fall by 2ε
+        >>> [(r["epsilon"], r["accuracy"]) for r in rows]
+        [(0.0, 1.0), (6.0, 0.5), (30.0, 0.0)]
+    """
+    images, labels = _checked(images, labels, max_samples)
+    names = attack_names(attacks)
+    rows = []
+    for attack in names:
+        for epsilon in epsilons:
+            began = time.perf_counter()
+            adversarial = adversarial_images(
+                attack, target, images, labels, epsilon, source, pgd_steps, seed, batch_size
+            )
+            correct = _correct(target, adversarial, labels, batch_size)
+            rows.append({
+                "attack": attack,
+                "epsilon": _check_epsilon(epsilon),
+                "accuracy": float(np.mean(correct)),
+                "seconds": time.perf_counter() - began,
+                "correct": correct,
+            })
+        if progress:
+            mine = [r for r in rows if r["attack"] == attack]
+            cells = ", ".join(f"ε {r['epsilon']:g}: {100 * r['accuracy']:.1f}%" for r in mine)
+            progress(f"{attack:9s} {cells} ({sum(r['seconds'] for r in mine):.1f} s)")
+    return rows
+
+
+def worst_case(rows: Sequence[dict]) -> list[dict]:
+    """Per ε with two attacks or more: ``{"epsilon", "accuracy", "attacks"}``,
+    the share of images that every attack leaves correctly classified (for
+    each image the strongest attack; at most the lowest attack's accuracy).
+    ``rows`` carry ``correct`` (:func:`attack_accuracy`).
+
+    Example:
+        >>> rows = [{"attack": "pgd", "epsilon": 2.0, "correct": np.array([1, 1, 0], bool)},
+        ...         {"attack": "random", "epsilon": 2.0, "correct": np.array([0, 1, 1], bool)}]
+        >>> worst_case(rows)
+        [{'epsilon': 2.0, 'accuracy': 0.3333333333333333, 'attacks': ['pgd', 'random']}]
+    """
+    by_epsilon: dict[float, list[dict]] = {}
+    for row in rows:
+        by_epsilon.setdefault(float(row["epsilon"]), []).append(row)
+    return [
+        {"epsilon": epsilon,
+         "accuracy": float(np.mean(np.logical_and.reduce([r["correct"] for r in mine]))),
+         "attacks": [r["attack"] for r in mine]}
+        for epsilon, mine in sorted(by_epsilon.items()) if len(mine) > 1
+    ]
+
+
+def gradient_masking(rows: Sequence[dict], tolerance: float = 0.0) -> list[dict]:
+    """Per ε with a PGD row and a gradient-free row: the strongest gradient-free
+    attack, and ``possible_masking`` when it leaves a lower accuracy than PGD
+    (by more than ``tolerance``) — PGD's gradient then misleads it.
+
+    Example:
+        >>> rows = [{"attack": "pgd", "epsilon": 2.0, "accuracy": 0.6},
+        ...         {"attack": "random", "epsilon": 2.0, "accuracy": 0.5},
+        ...         {"attack": "transfer", "epsilon": 2.0, "accuracy": 0.7}]
+        >>> gradient_masking(rows)[0]["possible_masking"], gradient_masking(rows)[0]["attack"]
+        (True, 'random')
+    """
+    by_epsilon: dict[float, dict[str, float]] = {}
+    for row in rows:
+        by_epsilon.setdefault(float(row["epsilon"]), {})[row["attack"]] = float(row["accuracy"])
+    flags = []
+    for epsilon, accuracies in sorted(by_epsilon.items()):
+        free = {a: v for a, v in accuracies.items() if a in GRADIENT_FREE}
+        if "pgd" not in accuracies or not free:
+            continue
+        strongest = min(free, key=free.get)
+        flags.append({
+            "epsilon": epsilon,
+            "pgd_accuracy": accuracies["pgd"],
+            "attack": strongest,
+            "accuracy": free[strongest],
+            "possible_masking": free[strongest] < accuracies["pgd"] - tolerance,
+        })
+    return flags
+
+
+def adversarial_report(
+    model: tf.keras.Model,
+    float_model: tf.keras.Model | None,
+    images,
+    labels,
+    normalize: Callable[[tf.Tensor], tf.Tensor],
+    attacks: Sequence[str] = ATTACKS,
+    epsilons: Sequence[float] = (0, 1, 2, 4, 8),
+    pgd_steps: int = PGD_STEPS,
+    seed: int = 0,
+    max_samples: int | None = None,
+    batch_size: int = 256,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Everything an adversarial evaluation of a run reports.
+
+    Args:
+        model: the deployed BNN (logits).
+        float_model: its full-precision counterpart, the source of the
+            transfer attack (e.g. :func:`lcr_larq.analysis.export.float_counterpart`,
+            best with its BN statistics re-estimated by
+            :func:`lcr_larq.batchnorm.recalibrate`: those of the BNN describe
+            binary activations); None without ``transfer``.
+        images, labels: test images in [0, 255] (uint8 or float) and labels.
+        normalize: pixels → the model's input (the dataset's ``normalize``).
+        attacks: names of :data:`ATTACKS` (or ``all``); epsilons: pixel levels.
+
+    Returns:
+        ``{"samples", "epsilon_unit", "clean_accuracy", "source_clean_accuracy",
+        "accuracy": rows of :func:`attack_accuracy` (without ``correct``),
+        "worst_case": :func:`worst_case`, "gradient_masking": flags of
+        :func:`gradient_masking`, "seconds"}``.
+    """
+    began = time.perf_counter()
+    names = attack_names(attacks)
+    if "transfer" in names and float_model is None:
+        raise ConfigError("the transfer attack needs the run's full-precision counterpart")
+    images, labels = _checked(images, labels, max_samples)
+    target = AttackTarget(model, normalize)
+    source = AttackTarget(float_model, normalize) if float_model is not None else None
+    rows = attack_accuracy(
+        target, images, labels, names, epsilons, source, pgd_steps, seed, None, batch_size,
+        progress,
+    )
+    return {
+        "samples": len(labels),
+        "epsilon_unit": EPSILON_UNIT,
+        "clean_accuracy": accuracy(target, images, labels, batch_size),
+        "source_clean_accuracy": (
+            accuracy(source, images, labels, batch_size) if source is not None else None
+        ),
+        "accuracy": [{k: v for k, v in row.items() if k != "correct"} for row in rows],
+        "worst_case": worst_case(rows),
+        "gradient_masking": gradient_masking(rows),
+        "seconds": time.perf_counter() - began,
+    }
+
+
+# ------------------------------------------------------------------ Lipschitz
+def empirical_lipschitz(
+    target: AttackTarget,
+    images,
+    labels,
+    max_samples: int | None = None,
+    batch_size: int = 256,
+) -> dict:
+    """The input gradient of the logit margin ``m = f_y − max_{j≠y} f_j``
+    (through the STE view) over test images: an empirical local Lipschitz
+    estimate of the deployed network.
+
+    * ``l2_input_max`` (and ``_mean``): ‖∂m/∂z‖₂ with respect to the model's
+      input z (the normalized image), to compare with the product of the
+      per-layer spectral norms (:mod:`lcr_larq.analysis.diagnosis`). The STE
+      gradient is a product of the layers' matrices and 0/1 masks, so for a
+      plain chain of layers (BN scales included) that product times
+      ``‖e_y − e_j‖₂ = √2`` bounds it; residual blocks add their shortcuts.
+    * ``l1_pixel_max`` (and ``_mean``): ‖∂m/∂x‖₁ with respect to pixel
+      levels x; to first order an L∞ attack of ε levels changes the margin by
+      at most ``ε·‖∂m/∂x‖₁`` (so ``margin / ‖∂m/∂x‖₁`` levels flip a sample).
+    * ``argmax_sample``: the index of the image with the largest L2 value;
+      ``margin_mean``: the mean margin.
+
+    Example (a linear model: the gradient is ``w_y − w_j`` everywhere):
+        >>> model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(
+        ...     2, use_bias=False, kernel_initializer=tf.keras.initializers.Constant(
+        ...     [[1.0, -2.0], [3.0, 1.0]]))])
+        >>> out = empirical_lipschitz(AttackTarget(model, lambda x: x), [[5.0, 5.0]], [0])
+        >>> round(out["l2_input_max"] ** 2, 9), out["l1_pixel_max"]  # w_0 − w_1 = (3, 2)
+        (13.0, 5.0)
+    """
+    images, labels = _checked(images, labels, max_samples)
+    batch_size = _check_batch_size(batch_size)
+    if not len(images):
+        raise UserError("no images to estimate the Lipschitz constant on")
+    margins, l2_input, l1_pixel = [], [], []
+    for part in _in_batches(len(images), batch_size):
+        margin, by_pixel, by_input = target.margin_gradients(images[part], labels[part])
+        count = len(margin)
+        margins.append(margin)
+        l2_input.append(np.linalg.norm(by_input.reshape(count, -1).astype(np.float64), axis=1))
+        l1_pixel.append(np.abs(by_pixel.reshape(count, -1).astype(np.float64)).sum(axis=1))
+    l2, l1 = np.concatenate(l2_input), np.concatenate(l1_pixel)
+    return {
+        "samples": len(l2),
+        "l2_input_max": float(l2.max()),
+        "l2_input_mean": float(l2.mean()),
+        "l1_pixel_max": float(l1.max()),
+        "l1_pixel_mean": float(l1.mean()),
+        "argmax_sample": int(np.argmax(l2)),
+        "margin_mean": float(np.mean(np.concatenate(margins))),
+    }
