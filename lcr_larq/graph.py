@@ -502,10 +502,10 @@ def as_float32(model: tf.keras.Model) -> tf.keras.Model:
     it when loaded, whatever the global policy then.
 
     Example:
-        >>> tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        >>> inputs = tf.keras.Input((3,))
-        >>> mixed = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
-        >>> tf.keras.mixed_precision.set_global_policy("float32")
+        >>> from lcr_larq.optimizers import dtype_policy
+        >>> with dtype_policy("mixed_bfloat16"):
+        ...     inputs = tf.keras.Input((3,))
+        ...     mixed = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
         >>> copy = as_float32(mixed)
         >>> computes_in_float32(mixed), computes_in_float32(copy), copy.output.dtype.name
         (False, True, 'float32')
