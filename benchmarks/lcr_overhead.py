@@ -15,13 +15,24 @@ median): TensorFlow's tensor peak (what ``memory_ratio`` compares) and the max
 RSS. The cores column is the process's CPU time over wall time for each
 variant (2 on a busy 2-core machine: then added work is added time). The σ
 columns give the relative error of the power-iteration estimate against exact
-SVD, over every block's cross matrix on both paths.
+SVD, over every block's cross matrix on both paths (of the float32 model).
+
+``--mixed-precision`` and ``--xla`` (or ``--jit-compile``) add computations:
+every variant is also built under each mixed-precision policy and with each
+XLA setting, and all of them are timed in the same turns of the same
+processes. Each row gives, under its computation, the LCR/plain ratio and the
+plain and LCR step times against float32 without XLA (always measured: it is
+the denominator). The machine line names the CPU's vector extensions, which
+decide what 16-bit math costs (AVX-512 BF16 or AMX for bfloat16, AVX-512 FP16
+for float16; TensorFlow's float16 convolutions fall back to slow kernels
+without it).
 
     python benchmarks/lcr_overhead.py                       # table
     python benchmarks/lcr_overhead.py --json                # one JSON line
     python benchmarks/lcr_overhead.py --models resnet20,resnet18 --power-iterations 1,5,20
     python benchmarks/lcr_overhead.py --samples 16,32,128      # samples L_lip is estimated on
     python benchmarks/lcr_overhead.py --every 1,2,4            # LCR on every k-th step
+    python benchmarks/lcr_overhead.py --mixed-precision off,bfloat16 --jit-compile
 """
 
 from __future__ import annotations
@@ -45,18 +56,30 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.machine import describe_machine  # noqa: E402
-from lcr_larq import spectral  # noqa: E402
+from lcr_larq import optimizers, spectral  # noqa: E402
 from models import build_model  # noqa: E402
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+#: The computation every other is compared with: float32, no XLA.
+REFERENCE = ("off", False)
 
 
-def make_models(name: str, shape, batch: int, lcr: dict | None):
-    """(model, train step) for one variant; weights are seeded alike."""
+def computation_label(mixed_precision: str, jit_compile: bool) -> str:
+    """``"bfloat16+xla"``, ``"off"``: a computation as a key."""
+    return mixed_precision + ("+xla" if jit_compile else "")
+
+
+def make_models(name: str, shape, batch: int, lcr: dict | None, mixed_precision: str = "off",
+                jit_compile: bool = False):
+    """The compiled model of one variant under one computation (a
+    ``--mixed-precision`` choice, XLA or not); weights are seeded alike."""
     tf.keras.utils.set_random_seed(0)
-    bnn = build_model(name, shape, 10)
-    model = lcr_larq.attach_lcr(bnn, **lcr) if lcr else bnn
-    model.compile(optimizer=tf.keras.optimizers.SGD(0.01, momentum=0.9), loss=CE)
+    policy = optimizers.keras_policy(mixed_precision)
+    with optimizers.dtype_policy(policy):
+        bnn = build_model(name, shape, 10)
+        model = lcr_larq.attach_lcr(bnn, **lcr) if lcr else bnn
+    optimizer = optimizers.for_policy(tf.keras.optimizers.SGD(0.01, momentum=0.9), policy)
+    model.compile(optimizer=optimizer, loss=CE, jit_compile=jit_compile)
     return model
 
 
@@ -82,19 +105,24 @@ def step_function(model, x, y):
     return step
 
 
-def measure(name, shape, batch, lcr_settings, warmup, steps, repeats, instances=2):
-    """Median seconds per step of each variant, timed in turns (A B C A B C …),
-    and the median cores each kept busy (process CPU time / wall time): near
-    the machine's core count, any added work shows up as added time.
+def measure(name, shape, batch, lcr_settings, warmup, steps, repeats, instances=2,
+            computations=(REFERENCE,)):
+    """Median seconds per step of each variant under each computation, keyed
+    ``"computation/variant"``, timed in turns (A B C A B C …), and the median
+    cores each kept busy (process CPU time / wall time): near the machine's
+    core count, any added work shows up as added time.
 
     Each variant is built ``instances`` times (same weights) and its time is
     the mean of its instances' medians: two builds of one model in one
     process step a few % apart (the executor's schedule, memory placement),
-    as much as LCR's cost at the defaults."""
+    as much as LCR's cost at the defaults. The models returned are the first
+    builds under the first computation."""
     x, y = batch_data(shape, batch)
-    variants = {"plain": None, **lcr_settings}
-    models = {(label, i): make_models(name, shape, batch, settings)
-              for i in range(max(1, instances)) for label, settings in variants.items()}
+    settings = {"plain": None, **lcr_settings}
+    variants = {f"{computation_label(*c)}/{label}": (c, lcr)
+                for c in computations for label, lcr in settings.items()}
+    models = {(key, i): make_models(name, shape, batch, lcr, *c)
+              for i in range(max(1, instances)) for key, (c, lcr) in variants.items()}
     steppers = {key: step_function(model, x, y) for key, model in models.items()}
     for step in steppers.values():
         for _ in range(warmup):
@@ -114,7 +142,8 @@ def measure(name, shape, batch, lcr_settings, warmup, steps, repeats, instances=
         return {label: statistics.mean(statistics.median(v) for (lab, _), v in values.items()
                                        if lab == label) for label in variants}
 
-    first = {label: models[(label, 0)] for label in variants}
+    first_computation = computation_label(*computations[0])
+    first = {label: models[(f"{first_computation}/{label}", 0)] for label in settings}
     return per_variant(times), per_variant(cores), first, (x, y)
 
 
@@ -150,20 +179,22 @@ def _run_child(code: str, **env) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def memory_report(name, shape, batch, settings, steps) -> tuple[int, int]:
+def memory_report(name, shape, batch, settings, steps, computation=REFERENCE) -> tuple[int, int]:
     """``(tensor peak, max RSS)`` in bytes of this process after training
-    ``steps`` steps of one variant (run it in a fresh process: both figures
-    are process-wide maxima)."""
+    ``steps`` steps of one variant under one computation (run it in a fresh
+    process: both figures are process-wide maxima)."""
     import resource
 
-    step = step_function(make_models(name, shape, batch, settings), *batch_data(shape, batch))
+    model = make_models(name, shape, batch, settings, *computation)
+    step = step_function(model, *batch_data(shape, batch))
     for _ in range(steps):
         step()
     peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     return peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
+def peak_memory_mb(name, shape, batch, settings, steps,
+                   computation=REFERENCE) -> tuple[float, float]:
     """``(tensor peak, max RSS)`` in MiB of a child process training ``steps``
     steps of one variant (:func:`memory_report`).
 
@@ -173,22 +204,24 @@ def peak_memory_mb(name, shape, batch, settings, steps) -> tuple[float, float]:
     """
     code = (
         "from benchmarks.lcr_overhead import memory_report;"
-        f"print(*memory_report({name!r}, {tuple(shape)!r}, {batch}, {settings!r}, {steps}))"
+        f"print(*memory_report({name!r}, {tuple(shape)!r}, {batch}, {settings!r}, {steps}, "
+        f"{tuple(computation)!r}))"
     )
     peak, rss = (int(v) for v in _run_child(code, TF_CPU_ALLOCATOR_USE_BFC="true").split())
     return peak / 2**20, rss / 2**20
 
 
 def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_for=None,
-                  instances=2):
-    """:func:`measure`'s figures as ``{"medians": {variant: seconds}, "cores":
-    {variant: cores busy}}``, plus
+                  instances=2, computations=(REFERENCE,)):
+    """:func:`measure`'s figures as ``{"medians": {"computation/variant":
+    seconds}, "cores": {"computation/variant": cores busy}}``, plus
     ``"errors"``: :func:`sigma_errors` for the iteration counts ``errors_for``
-    of each samples setting, on its first timed model with LCR on every step
-    (a scheduled one may be between its LCR steps), keyed ``"samples/iterations"`` (empty
-    without ``errors_for``)."""
+    of each samples setting, on its first timed model (of the first
+    computation) with LCR on every step (a scheduled one may be between its
+    LCR steps), keyed ``"samples/iterations"`` (empty without ``errors_for``)."""
+    computations = [tuple(c) for c in computations]
     medians, cores, variants, (x, _) = measure(
-        name, shape, batch, settings, warmup, steps, repeats, instances
+        name, shape, batch, settings, warmup, steps, repeats, instances, computations
     )
     errors = {}
     if errors_for:
@@ -199,7 +232,7 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
         for setting in settings.values():
             if setting["lcr_samples"] not in first:
                 first[setting["lcr_samples"]] = make_models(
-                    name, shape, batch, {**setting, "lcr_every": 1}
+                    name, shape, batch, {**setting, "lcr_every": 1}, *computations[0]
                 )
         for samples, model in first.items():
             for n, error in sigma_errors(model, x, errors_for).items():
@@ -208,20 +241,23 @@ def timing_report(name, shape, batch, settings, warmup, steps, repeats, errors_f
 
 
 def timing_in_child(name, shape, batch, settings, warmup, steps, repeats, errors_for=None,
-                    instances=2):
+                    instances=2, computations=(REFERENCE,)):
     """:func:`timing_report` in a fresh process."""
     code = (
         "import json; from benchmarks.lcr_overhead import timing_report;"
         f"print(json.dumps(timing_report({name!r}, {tuple(shape)!r}, {batch}, {settings!r},"
-        f" {warmup}, {steps}, {repeats}, {errors_for!r}, {instances})))"
+        f" {warmup}, {steps}, {repeats}, {errors_for!r}, {instances}, "
+        f"{[tuple(c) for c in computations]!r})))"
     )
     return json.loads(_run_child(code))
 
 
-def _median_memory(name, shape, batch, settings, runs: int) -> tuple[float, float]:
+def _median_memory(name, shape, batch, settings, runs: int,
+                   computation=REFERENCE) -> tuple[float, float]:
     """:func:`peak_memory_mb` of ``runs`` children, the median of each figure:
     the executor's schedule moves a single run's tensor peak by several %."""
-    peaks, rsses = zip(*(peak_memory_mb(name, shape, batch, settings, 3) for _ in range(runs)))
+    peaks, rsses = zip(*(peak_memory_mb(name, shape, batch, settings, 3, computation)
+                         for _ in range(runs)))
     return statistics.median(peaks), statistics.median(rsses)
 
 
@@ -242,6 +278,21 @@ def _counts(minimum: int):
     return parse
 
 
+def _words(options: dict):
+    """argparse type: a comma-separated list of the keys of ``options``, as
+    their values."""
+
+    def parse(text: str) -> list:
+        words = [word.strip().lower() for word in text.split(",")]
+        if not words or any(word not in options for word in words):
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values of {', '.join(options)}, got {text!r}"
+            )
+        return [options[word] for word in words]
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     """The command line of this script (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -256,6 +307,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--every", type=_counts(1), default=None,
                         help="comma-separated --lcr-every values (LCR on every k-th step); "
                         "default: the library default only")
+    precisions = {name: name for name in optimizers.MIXED_PRECISION}
+    parser.add_argument("--mixed-precision", type=_words(precisions), default=["off"],
+                        help="comma-separated --mixed-precision choices (off, float16, "
+                        "bfloat16) to time each variant under; off (float32) is always timed")
+    parser.add_argument("--xla", type=_words({"false": False, "true": True}), default=[False],
+                        help="comma-separated: false, true: each computation without and/or "
+                        "with XLA (jit_compile)")
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="each computation also with XLA (--xla false,true)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2,
                         help="steps per timed turn (raised to a multiple of every --every)")
@@ -283,57 +343,94 @@ def _variants(iterations: list[int], samples: list[int], every: list[int]):
     return grid, settings
 
 
+def _computations(args) -> list[tuple[str, bool]]:
+    """``(mixed precision, XLA)`` of every computation asked for, float32
+    without XLA first (the reference, always timed)."""
+    xla = sorted(set(args.xla) | ({True} if args.jit_compile else set()))
+    asked = [(precision, jit) for precision in args.mixed_precision for jit in xla]
+    return [REFERENCE, *(c for c in dict.fromkeys(asked) if c != REFERENCE)]
+
+
 def _model_rows(name: str, args, shape, grid, settings: dict, steps: int,
-                iterations: list[int]) -> list[dict]:
+                iterations: list[int], computations=(REFERENCE,)) -> list[dict]:
     """The table's rows of one model: each variant's memory (with ``--memory``)
-    and its timing in ``--processes`` children against the plain BNN."""
+    and its timing in ``--processes`` children against the plain BNN, under
+    every computation."""
     memory = {}
     if args.memory:
-        memory["plain"] = _median_memory(name, shape, args.batch_size, None, args.memory_runs)
-        for label, setting in settings.items():
-            memory[label] = _median_memory(name, shape, args.batch_size, setting,
-                                           args.memory_runs)
+        memory = {
+            computation_label(*c): {
+                label: _median_memory(name, shape, args.batch_size, setting, args.memory_runs, c)
+                for label, setting in {"plain": None, **settings}.items()
+            }
+            for c in computations
+        }
     runs = [
         timing_in_child(name, shape, args.batch_size, settings, args.warmup, steps,
                         args.repeats, errors_for=iterations if p == 0 else None,
-                        instances=args.instances)
+                        instances=args.instances, computations=computations)
         for p in range(max(1, args.processes))
     ]
     errors = runs[0]["errors"]
-    return [_row(name, variant, label, runs, errors[f"{variant[1]}/{variant[0]}"], memory)
-            for variant, label in zip(grid, settings)]
+    return [_row(name, variant, label, runs, errors[f"{variant[1]}/{variant[0]}"],
+                 memory.get(computation_label(*c), {}), c)
+            for c in computations for variant, label in zip(grid, settings)]
 
 
-def _row(name: str, variant, label: str, runs: list[dict], error, memory: dict) -> dict:
-    """One variant's row: medians over the processes of its step time, ratio to
-    plain and cores; the σ error; its memory figures (``None`` without)."""
+def _row(name: str, variant, label: str, runs: list[dict], error, memory: dict,
+         computation=REFERENCE) -> dict:
+    """One variant's row under one computation: medians over the processes of
+    its step time, its ratio to plain, the plain and LCR step times against
+    float32 without XLA, and cores; the σ error; its memory figures (``None``
+    without)."""
     n, s, k = variant
-    ratios = [run["medians"][label] / run["medians"]["plain"] for run in runs]
+    here, reference = computation_label(*computation), computation_label(*REFERENCE)
+
+    def seconds(run: dict, where: str, what: str) -> float:
+        return run["medians"][f"{where}/{what}"]
+
+    def median(figure) -> float:
+        return statistics.median(figure(run) for run in runs)
+
+    ratios = [seconds(run, here, label) / seconds(run, here, "plain") for run in runs]
     return {
         "model": name,
+        "mixed_precision": computation[0],
+        "jit_compile": computation[1],
         "power_iterations": n,
         "samples": s,
         "every": k,
-        "step_seconds_plain": round(
-            statistics.median(run["medians"]["plain"] for run in runs), 4),
-        "step_seconds_lcr": round(
-            statistics.median(run["medians"][label] for run in runs), 4),
+        "step_seconds_plain": round(median(lambda run: seconds(run, here, "plain")), 4),
+        "step_seconds_lcr": round(median(lambda run: seconds(run, here, label)), 4),
         "overhead_ratio": round(statistics.median(ratios), 4),
         "overhead_ratios": [round(r, 4) for r in ratios],
-        "cores_plain": round(statistics.median(run["cores"]["plain"] for run in runs), 2),
-        "cores_lcr": round(statistics.median(run["cores"][label] for run in runs), 2),
+        "plain_vs_float32": round(median(
+            lambda run: seconds(run, here, "plain") / seconds(run, reference, "plain")), 4),
+        "lcr_vs_float32": round(median(
+            lambda run: seconds(run, here, label) / seconds(run, reference, label)), 4),
+        "cores_plain": round(median(lambda run: run["cores"][f"{here}/plain"]), 2),
+        "cores_lcr": round(median(lambda run: run["cores"][f"{here}/{label}"]), 2),
         "sigma_error_median": float(f"{error[0]:.3g}"),
         "sigma_error_max": float(f"{error[1]:.3g}"),
-        "peak_mb_plain": round(memory["plain"][0], 1) if memory else None,
-        "peak_mb_lcr": round(memory[label][0], 1) if memory else None,
-        "memory_ratio": (
-            round(memory[label][0] / memory["plain"][0], 4) if memory else None
-        ),
-        "rss_mb_plain": round(memory["plain"][1], 1) if memory else None,
-        "rss_mb_lcr": round(memory[label][1], 1) if memory else None,
-        "rss_ratio": (
-            round(memory[label][1] / memory["plain"][1], 4) if memory else None
-        ),
+        **_memory_fields(memory, label),
+    }
+
+
+def _memory_fields(memory: dict, label: str) -> dict:
+    """The memory columns of a row: ``memory`` holds ``(tensor peak, max
+    RSS)`` in MiB of ``"plain"`` and of ``label`` (every figure ``None``
+    when it is empty)."""
+    if not memory:
+        return dict.fromkeys(("peak_mb_plain", "peak_mb_lcr", "memory_ratio", "rss_mb_plain",
+                              "rss_mb_lcr", "rss_ratio"))
+    (peak_plain, rss_plain), (peak, rss) = memory["plain"], memory[label]
+    return {
+        "peak_mb_plain": round(peak_plain, 1),
+        "peak_mb_lcr": round(peak, 1),
+        "memory_ratio": round(peak / peak_plain, 4),
+        "rss_mb_plain": round(rss_plain, 1),
+        "rss_mb_lcr": round(rss, 1),
+        "rss_ratio": round(rss / rss_plain, 4),
     }
 
 
@@ -342,17 +439,24 @@ def _print_table(rows: list[dict], args, shape, steps: int) -> None:
     print(f"batch {args.batch_size}, input {shape}: median over {args.processes} processes of "
           f"the mean over {args.instances} builds of the median of {args.repeats}×{steps} "
           f"steps\n{describe_machine()}")
-    print(f"{'model':10} {'iters':>5} {'samp':>4} {'every':>5} {'plain s':>8} {'LCR s':>8} "
-          f"{'ratio':>6} {'per process':>20} {'cores':>9} {'σ err med':>9} {'σ err max':>9} "
+    print("compute: the layers' dtype (mixed precision: float32 variables, LCR's math and "
+          "logits); plain×, LCR×: step time against float32 without XLA, measured alongside")
+    print(f"{'model':10} {'compute':>8} {'XLA':>3} {'iters':>5} {'samp':>4} {'every':>5} "
+          f"{'plain s':>8} {'LCR s':>8} "
+          f"{'ratio':>6} {'per process':>20} {'plain×':>6} {'LCR×':>6} {'cores':>9} "
+          f"{'σ err med':>9} {'σ err max':>9} "
           f"{'plain MB':>8} {'LCR MB':>8} {'ratio':>6} {'RSS MB':>6} {'LCR RSS':>7} {'ratio':>6}")
     for r in rows:
         mem = (f"{r['peak_mb_plain']:8.0f} {r['peak_mb_lcr']:8.0f} {r['memory_ratio']:6.3f} "
                f"{r['rss_mb_plain']:6.0f} {r['rss_mb_lcr']:7.0f} {r['rss_ratio']:6.3f}"
                if r["peak_mb_plain"] else "  ".join(["-"] * 6))
         spread = ",".join(f"{x:.3f}" for x in r["overhead_ratios"])
-        print(f"{r['model']:10} {r['power_iterations']:5d} {r['samples']:4d} {r['every']:5d} "
+        compute = "float32" if r["mixed_precision"] == "off" else r["mixed_precision"]
+        print(f"{r['model']:10} {compute:>8} {'yes' if r['jit_compile'] else 'no':>3} "
+              f"{r['power_iterations']:5d} {r['samples']:4d} {r['every']:5d} "
               f"{r['step_seconds_plain']:8.4f} {r['step_seconds_lcr']:8.4f} "
               f"{r['overhead_ratio']:6.3f} {spread:>20} "
+              f"{r['plain_vs_float32']:6.3f} {r['lcr_vs_float32']:6.3f} "
               f"{r['cores_plain']:4.2f}→{r['cores_lcr']:4.2f} "
               f"{r['sigma_error_median']:9.2e} {r['sigma_error_max']:9.2e} {mem}")
 
@@ -370,12 +474,15 @@ def main(argv=None) -> int:
     # A turn holds whole schedules, so every turn has the same share of LCR steps.
     period = math.lcm(*every)
     steps = -(-args.steps // period) * period
+    computations = _computations(args)
     rows = [row for name in args.models.split(",")
-            for row in _model_rows(name, args, shape, grid, settings, steps, iterations)]
+            for row in _model_rows(name, args, shape, grid, settings, steps, iterations,
+                                   computations)]
     if args.json:
         default = next(
             (r for r in rows if r["power_iterations"] == default_iterations
-             and r["samples"] == default_samples and r["every"] == default_every), rows[0]
+             and r["samples"] == default_samples and r["every"] == default_every
+             and (r["mixed_precision"], r["jit_compile"]) == REFERENCE), rows[0]
         )
         print(json.dumps({**default, "batch_size": args.batch_size,
                           "input_shape": list(shape), "machine": describe_machine(),

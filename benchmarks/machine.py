@@ -1,5 +1,10 @@
 """What a benchmark ran on, in one line: step-time ratios depend on the CPU
-(its vector units, its caches), so every table says which one it came from."""
+(its vector units, its caches), so every table says which one it came from.
+
+Example:
+    >>> vector_extensions(["avx2", "avx512f", "avx512_bf16"])
+    'avx2 avx512f avx512_bf16; without avx512_fp16 amx_bf16'
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,14 @@ import lcr_larq  # noqa: F401  (before TensorFlow: tf.keras must be Keras 2)
 # isort: split
 import tensorflow as tf
 
-# Vector extensions that change which kernels oneDNN picks, most capable last.
-VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+# Vector extensions that change which kernels oneDNN picks, most capable last
+# (Linux's names in /proc/cpuinfo).
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
+                "amx_bf16")
+#: The extensions 16-bit math needs, named when absent: bfloat16 arithmetic
+#: (AVX-512 BF16, AMX-BF16) and float16 arithmetic (AVX-512 FP16), without
+#: which TensorFlow's float16 convolutions fall back to slow kernels.
+SIXTEEN_BIT_FLAGS = ("avx512_bf16", "avx512_fp16", "amx_bf16")
 
 
 def cpu_name_and_flags(cpuinfo: str) -> tuple[str, list[str]]:
@@ -27,6 +38,16 @@ def cpu_name_and_flags(cpuinfo: str) -> tuple[str, list[str]]:
     return name, [flag for flag in VECTOR_FLAGS if flag in flags]
 
 
+def vector_extensions(flags: list[str]) -> str:
+    """The :data:`VECTOR_FLAGS` present, then the :data:`SIXTEEN_BIT_FLAGS`
+    absent ("without …")."""
+    missing = [flag for flag in SIXTEEN_BIT_FLAGS if flag not in flags]
+    parts = [" ".join(flags)] if flags else []
+    if missing:
+        parts.append(f"without {' '.join(missing)}")
+    return "; ".join(parts)
+
+
 def describe_machine() -> str:
     """CPU, vector extensions, cores, load average and TensorFlow version."""
     try:
@@ -36,7 +57,7 @@ def describe_machine() -> str:
         cpuinfo = ""
     name, flags = cpu_name_and_flags(cpuinfo)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    extensions = f" ({' '.join(flags)})" if flags else ""
+    extensions = f" ({vector_extensions(flags)})" if cpuinfo else ""
     return (
         f"{name}{extensions}, {platform.machine()}, {os.cpu_count()} cores, "
         f"load average {load:.1f}, tensorflow {tf.__version__}"

@@ -35,6 +35,7 @@ from lcr_larq.batchnorm import recalibrate_batchnorm  # noqa: E402
 from lcr_larq.callbacks import schedules_for  # noqa: E402
 from lcr_larq.graph import (  # noqa: E402
     Block,
+    as_float32,
     attach_lcr,
     check_jit_compile,
     find_blocks,
@@ -50,6 +51,7 @@ __version__ = "0.3.0"
 __all__ = [
     "Block",
     "LipschitzRetention",
+    "as_float32",
     "attach_lcr",
     "callbacks",
     "check_jit_compile",

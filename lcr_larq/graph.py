@@ -15,6 +15,8 @@
   reference path plus a :class:`~lcr_larq.layers.LipschitzRetention` layer
   on the logits.
 * :func:`strip_lcr` — the plain BNN back from a training model.
+* :func:`as_float32` — a model trained under a mixed-precision policy,
+  computing in float32 (for converters and float64 references).
 * :func:`make_full_precision_aware` — swaps Larq's quantized layers and Keras'
   batch normalization for this project's full-precision-aware subclasses
   (for models such as Larq-Zoo's that were built with the stock layers).
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import larq as lq
@@ -478,6 +481,74 @@ def _untapped(layer, args, kwargs):
         x = tf.nest.flatten(args)[0]  # [x] or [x, count]
         return [x, x]
     return layer(*args, **kwargs)
+
+
+def computes_in_float32(model: tf.keras.Model) -> bool:
+    """Whether every layer of ``model`` (nested models' included) computes
+    in float32: False for a model built under a mixed-precision policy."""
+    return all(
+        computes_in_float32(layer) if isinstance(layer, tf.keras.Model)
+        else getattr(layer, "compute_dtype", None) in (None, "float32")
+        for layer in model.layers
+    )
+
+
+def as_float32(model: tf.keras.Model) -> tf.keras.Model:
+    """``model`` computing in float32: itself when it does, otherwise a copy
+    (same layers' configs, same weights) whose every layer has the float32
+    dtype policy — what a converter that takes float32 graphs (TensorFlow
+    Lite, Larq Compute Engine) or a float64 reference needs of a model trained
+    under a mixed-precision policy. A model saved under such a policy keeps
+    it when loaded, whatever the global policy then.
+
+    Example:
+        >>> from lcr_larq.optimizers import dtype_policy
+        >>> with dtype_policy("mixed_bfloat16"):
+        ...     inputs = tf.keras.Input((3,))
+        ...     mixed = tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
+        >>> copy = as_float32(mixed)
+        >>> computes_in_float32(mixed), computes_in_float32(copy), copy.output.dtype.name
+        (False, True, 'float32')
+        >>> x = tf.constant([[0.1, 0.2, 0.3]])
+        >>> bool(tf.reduce_all(tf.abs(copy(x) - tf.cast(mixed(x), tf.float32)) < 1e-2))
+        True
+    """
+    if computes_in_float32(model):
+        return model
+
+    def clone(layer):
+        if isinstance(layer, tf.keras.Model):
+            return as_float32(layer)
+        return layer.__class__.from_config(_float32_config(layer.get_config()))
+
+    copy = tf.keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _float32_config(config):
+    """A layer's config with every 16-bit dtype policy in it float32: its own
+    and those of the Keras layers it holds (Larq's quantizers are layers)."""
+    if isinstance(config, Mapping):
+        return {key: "float32" if key == "dtype" and _is_policy(value)
+                else _float32_config(value) for key, value in config.items()}
+    if isinstance(config, tuple):
+        return tuple(_float32_config(value) for value in config)
+    if isinstance(config, Sequence) and not isinstance(config, str):
+        return [_float32_config(value) for value in config]
+    return config
+
+
+#: The dtype policies of 16-bit computation, by name.
+_SIXTEEN_BIT = ("mixed_float16", "mixed_bfloat16", "float16", "bfloat16")
+
+
+def _is_policy(value) -> bool:
+    """Whether a config's ``dtype`` value is a 16-bit dtype policy: its name,
+    or the policy serialized (``{"class_name": "Policy", "config": {"name": …}}``)."""
+    if isinstance(value, Mapping):
+        value = (value.get("config") or {}).get("name")
+    return value in _SIXTEEN_BIT
 
 
 _CONVERSIONS = {

@@ -17,6 +17,11 @@ what PyTorch does with them:
 ``decoupled=True`` on either optimizer is Keras' decoupled weight decay
 (``w ← w − lr·wd·w`` before the update), the same rule as PyTorch's AdamW.
 
+Mixed precision (``--mixed-precision``, :data:`MIXED_PRECISION`): the
+Keras dtype policy of a run (:func:`keras_policy`), set while its model is
+made (:func:`dtype_policy`), and the optimizer with loss scaling where the
+policy computes in float16 (:func:`for_policy`).
+
 Example:
     >>> import tensorflow as tf
     >>> w = tf.Variable([1.0])
@@ -29,7 +34,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -41,6 +48,10 @@ WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 LR_SCHEDULES = ("cosine", "linear", "constant")
 #: When the learning rate changes: once per epoch (the papers' PyTorch schedulers) or every step.
 LR_UPDATES = ("epoch", "step")
+#: ``--mixed-precision``: the Keras dtype policy of each choice. Under a mixed
+#: policy the layers compute in 16 bits on float32 variables (LCR's math and
+#: the logits stay float32); float16 needs loss scaling (:func:`for_policy`).
+MIXED_PRECISION = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
 def _slot(optimizer: tf.keras.optimizers.Optimizer, slots: list, variable) -> tf.Variable:
@@ -292,6 +303,40 @@ def make_optimizer(
     if name == "sgd":
         return SGD(learning_rate, momentum=momentum, **decay)
     return Adam(learning_rate, name="AdamW" if decay["decoupled"] else "Adam", **decay)
+
+
+def keras_policy(mixed_precision: str) -> str:
+    """The Keras dtype policy of a ``--mixed-precision`` choice.
+
+    Example:
+        >>> keras_policy("bfloat16"), keras_policy("off")
+        ('mixed_bfloat16', 'float32')
+    """
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"mixed precision must be one of {', '.join(MIXED_PRECISION)}, got {mixed_precision!r}"
+        )
+    return MIXED_PRECISION[mixed_precision]
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str | tf.keras.mixed_precision.Policy) -> Iterator[None]:
+    """Keras' global dtype policy is ``policy`` while the block runs (the
+    layers made meanwhile take it) and the one before afterwards, also when
+    the block raises.
+
+    Example:
+        >>> with dtype_policy("mixed_bfloat16"):
+        ...     dense = tf.keras.layers.Dense(2)
+        >>> dense.compute_dtype, dense.variable_dtype, tf.keras.mixed_precision.global_policy().name
+        ('bfloat16', 'float32', 'float32')
+    """
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def for_policy(

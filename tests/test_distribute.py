@@ -29,7 +29,10 @@ shuffling, LCR attached with :func:`lcr_larq.attach_lcr` (λ = 4, ratio form):
   device run, which must differ from LCR on every step.
 * ``run``: :func:`lcr_larq.training.run` with ``--strategy mirrored`` end to
   end (train, evaluate the stripped BNN, save) on the 2 replicas, in a child
-  of its own: two mirrored strategies in one process share collective keys.
+  of its own: two mirrored strategies in one process share collective keys;
+  the same under ``--mixed-precision bfloat16`` and ``float16`` (LCR on, whose
+  gradients overflow float16 at the first loss scale, so the dynamic loss
+  scale moves), each in its own child.
 """
 
 import json
@@ -136,18 +139,37 @@ if sys.argv[1] == "run":
     from lcr_larq import training
     from lcr_larq.training import TrainConfig
 
+    from lcr_larq.training import runs
+
     class Replicas(tf.keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.count = self.model.distribute_strategy.num_replicas_in_sync
+            self.optimizer = type(self.model.optimizer).__name__
+            blocks = lcr_larq.find_blocks(lcr_larq.strip_lcr(self.model))
+            self.dtypes = sorted({b.output.dtype.name for b in blocks})
+            self.scales = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            scale = getattr(self.model.optimizer, "loss_scale", None)
+            if scale is not None:
+                self.scales.append(float(scale))
 
     replicas = Replicas()
-    config = TrainConfig(strategy="mirrored", model="resnet8", epochs=2, steps_per_epoch=1,
-                         batch_size=16, input_size=8, lcr_lambda=0.0, verbose=0,
+    precision = sys.argv[3] if len(sys.argv) > 3 else "off"
+    config = TrainConfig(strategy="mirrored", model="resnet8", epochs=2,
+                         steps_per_epoch=2 if precision == "float16" else 1,
+                         batch_size=16, input_size=8, verbose=0, mixed_precision=precision,
+                         lcr_lambda=4.0 if precision == "float16" else 0.0, lcr_samples=8,
                          output_dir=sys.argv[2])
     results = training.run(config, extra_callbacks=[replicas])
+    bnn = runs.load_model(sys.argv[2])
     print("REPORT " + json.dumps({
         "replicas": replicas.count, "test_accuracy": results["test_accuracy"],
-        "files": sorted(os.listdir(sys.argv[2])),
+        "files": sorted(os.listdir(sys.argv[2])), "optimizer": replicas.optimizer,
+        "dtypes": replicas.dtypes, "scales": replicas.scales,
+        "mixed_precision": results["mixed_precision"],
+        "finite": bool(all(np.isfinite(w).all() for w in bnn.get_weights())),
+        "policy_after": tf.keras.mixed_precision.global_policy().name,
     }))
     sys.exit(0)
 
@@ -207,15 +229,17 @@ def report(tmp_path_factory):
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     reports = {}
-    for mode, args in (("compare", []), ("run", [str(work / "run")])):
+    modes = [("compare", "compare", []), ("run", "run", [str(work / "run")])]
+    modes += [(f"run_{p}", "run", [str(work / f"run_{p}"), p]) for p in ("bfloat16", "float16")]
+    for name, mode, args in modes:
         proc = subprocess.run(
             [sys.executable, str(script), mode, *args], cwd=ROOT, env=env,
             capture_output=True, text=True, timeout=900,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         line = [x for x in proc.stdout.splitlines() if x.startswith("REPORT ")][-1]
-        reports[mode] = json.loads(line[len("REPORT "):])
-    return {**reports["compare"], "run": reports["run"]}
+        reports[name] = json.loads(line[len("REPORT "):])
+    return {**reports.pop("compare"), **reports}
 
 
 def weights(run, skip=()):
@@ -315,3 +339,18 @@ def test_training_run_with_the_mirrored_strategy(report):
     assert 0.0 <= run["test_accuracy"] <= 1.0
     assert {"results.json", "bnn.keras", "model.keras", "history.csv"} <= set(run["files"])
     assert "backup" not in run["files"]
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mirrored_training_run_under_mixed_precision(report, precision):
+    run = report[f"run_{precision}"]
+    assert run["replicas"] == 2 and run["mixed_precision"] == precision
+    assert run["dtypes"] == [precision]  # every block computes in 16 bits
+    assert {"results.json", "bnn.keras", "model.keras"} <= set(run["files"])
+    assert run["finite"] and run["policy_after"] == "float32"
+    if precision == "float16":
+        assert run["optimizer"] == "LossScaleOptimizerV3"
+        # Overflowing steps were skipped and the scale halved, not the weights ruined.
+        assert len(run["scales"]) == 2 and run["scales"][-1] < 2.0**15, run["scales"]
+    else:
+        assert run["optimizer"] == "SGD" and run["scales"] == []

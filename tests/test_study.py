@@ -138,6 +138,26 @@ def test_an_interrupted_study_completes_with_exactly_the_missing_runs(tmp_path, 
         assert (tmp_path / name).is_file()
 
 
+def test_a_study_varies_mixed_precision(tmp_path, capsys):
+    """``--vary mixed_precision=off,bfloat16``: each arm's runs train under
+    its policy (results.json says so) and are compared as any other arm."""
+    code = command.main(["--vary", "mixed_precision=off,bfloat16", "--seeds", "1",
+                         "--lcr-lambda", "0", "--output-dir", str(tmp_path), *TINY])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "study.json").read_text())
+    assert [a["arm"] for a in report["arms"]] == ["mixed_precision=off",
+                                                   "mixed_precision=bfloat16"]
+    for arm in ("off", "bfloat16"):
+        with open(tmp_path / f"mixed_precision={arm}" / "seed_0" / "results.json") as handle:
+            assert json.load(handle)["mixed_precision"] == arm
+    assert all(r["status"] == "finished" for r in report["runs"])
+    bfloat16 = report["arms"][1]
+    assert bfloat16["test_accuracy_vs_control"]["seeds"] == [0]
+    code = command.main(["--vary", "mixed_precision=off,float8", "--output-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--mixed-precision must be one of" in err and "float8" in err
+
+
 def test_failed_runs_are_listed_never_dropped(tmp_path, capsys):
     # Teachers that exist but hold no model: the runs fail when they load them.
     empty = [tmp_path / "teacher_a", tmp_path / "teacher_b"]

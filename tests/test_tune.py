@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import lcr_larq
 import train
 from lcr_larq import cli
 from lcr_larq import settings as cfg
@@ -332,6 +333,38 @@ def test_interrupted_search_continues_from_the_last_finished_epoch(tmp_path):
     tf.keras.backend.clear_session()
     again = tuning.run_search(config)  # nothing left to do
     assert again.executed == [] and len(again.rows) == 3
+
+
+class Dtypes(tf.keras.callbacks.Callback):
+    """The compute dtypes of every fit's blocks and LCR layer (kept on the
+    class: Keras Tuner copies callbacks)."""
+
+    seen: list = []
+
+    def on_train_begin(self, logs=None):
+        blocks = lcr_larq.find_blocks(lcr_larq.strip_lcr(self.model))
+        lcr = lcr_larq.lcr_layer(self.model)
+        Dtypes.seen.append((sorted({b.output.dtype.name for b in blocks}),
+                            lcr.compute_dtype if lcr is not None else None))
+
+
+def test_a_trial_trains_under_bfloat16(tmp_path):
+    """``lcr-tune --mixed-precision bfloat16``: the baseline and the trial
+    train 16-bit blocks (LCR in float32) and are scored; the global policy
+    is left as it was."""
+    Dtypes.seen = []
+    config = TuneConfig(epochs=1, max_trials=1, mixed_precision="bfloat16",
+                        output_dir=str(tmp_path / "tune"), **FAST)
+    result = tuning.run_search(config, callbacks=[Dtypes()])
+    assert Dtypes.seen == [(["bfloat16"], None), (["bfloat16"], "float32")]
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    rows = read_rows(tmp_path / "tune" / "trials.csv")
+    assert [(r["trial"], r["status"]) for r in rows] == [("baseline", "COMPLETED"),
+                                                         ("0", "COMPLETED")]
+    assert all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
+    assert result.executed == ["baseline", "0"]
+    best = cfg.load_recipe(str(tmp_path / "tune" / "best.yaml"), TrainConfig)
+    assert best["mixed_precision"] == "bfloat16"  # lcr-train --config best.yaml trains so
 
 
 class WeightLog(tf.keras.callbacks.Callback):

@@ -105,6 +105,7 @@ from lcr_larq.analysis.retention import (
     sample_images,
 )
 from lcr_larq.errors import RunError
+from lcr_larq.graph import as_float32
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.settings import expand_names, setting
 from lcr_larq.training import runs
@@ -362,6 +363,11 @@ NOTES = [
     "(block-level, mean over test samples); compare blocks[*] for the block-level view",
 ]
 
+FLOAT32_COPY_NOTE = (
+    "the model was trained under a mixed-precision policy: everything here is measured on "
+    "its float32 copy (same weights), the network lcr-export converts"
+)
+
 
 def diagnose(
     model,
@@ -378,9 +384,14 @@ def diagnose(
     """The Lipschitz report of ``model``'s binary convolutions (see module doc).
 
     ``images`` (normalized model inputs) feed the retention estimate; they
-    may be ``None`` when ``retention_estimate`` is not among ``methods``.
+    may be ``None`` when ``retention_estimate`` is not among ``methods``. A
+    model trained under a mixed-precision policy is measured as its float32
+    copy (:func:`~lcr_larq.graph.as_float32`, the same weights): the operator
+    check and the estimates compare with float64 and would otherwise measure
+    16-bit rounding.
     """
     start = time.perf_counter()
+    trained, model = model, as_float32(model)
     convs = quantized_convolutions(model)
     if not convs:
         raise RunError(
@@ -417,7 +428,7 @@ def diagnose(
             "power_iterations": rm_iterations,
             "seconds": round(sum(r["seconds"] + r["forward_seconds"] for r in retention), 4),
         },
-        "notes": NOTES,
+        "notes": NOTES + ([FLOAT32_COPY_NOTE] if model is not trained else []),
         "seconds": round(time.perf_counter() - start, 2),
     }
 

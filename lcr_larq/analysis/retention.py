@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from lcr_larq import spectral
 from lcr_larq.errors import ConfigError, RunError
-from lcr_larq.graph import find_blocks, full_precision_path
+from lcr_larq.graph import as_float32, find_blocks, full_precision_path
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.training import runs
 
@@ -71,8 +71,10 @@ def latent_weights(model) -> dict[str, np.ndarray]:
 
 def block_activations(model, images: np.ndarray, block: str | None = None):
     """``(block name, binary, latent)`` activations entering a block (default:
-    the last one) for ``images``, binary path in inference mode."""
+    the last one) for ``images``, binary path in inference mode (a model
+    trained under a mixed-precision policy: of its float32 copy)."""
 
+    model = as_float32(model)
     blocks = find_blocks(model)
     if block is None:
         chosen = blocks[-1]
@@ -114,7 +116,9 @@ def retention_sigmas(
     :func:`lcr_larq.graph.full_precision_path` (latent weights, real-valued
     activations, batch statistics), run on the same batches. Per block:
     mean and std over samples of ``sigma_B`` and ``sigma_F``, the mean of the
-    per-sample ratio, and the seconds the power iterations took.
+    per-sample ratio, and the seconds the power iterations took. A model
+    trained under a mixed-precision policy is measured as its float32 copy
+    (:func:`~lcr_larq.graph.as_float32`), as LCR measures it in float32.
 
     Example:
         >>> from models import build_model
@@ -124,6 +128,7 @@ def retention_sigmas(
         (9, ['block', 'forward_seconds', 'layers'])
     """
 
+    model = as_float32(model)
     blocks = find_blocks(model)
     tensors = [t for b in blocks for t in (b.input, b.output)]
     try:

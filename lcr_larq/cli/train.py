@@ -81,6 +81,25 @@ def model_list() -> str:
                      ["--model", "network"])
 
 
+def describe_computation(results: dict) -> str:
+    """How a run computed, when not in float32 without XLA (the defaults; a
+    run from before these settings had them): ``""`` then.
+
+    Example:
+        >>> describe_computation({"mixed_precision": "bfloat16", "jit_compile": True})
+        'mixed bfloat16 (16-bit layers; variables, LCR, logits float32), compiled by XLA'
+        >>> describe_computation({"mixed_precision": "off"})
+        ''
+    """
+    parts = []
+    if results.get("mixed_precision", "off") != "off":
+        parts.append(f"mixed {results['mixed_precision']} (16-bit layers; variables, LCR, "
+                     "logits float32)")
+    if results.get("jit_compile"):
+        parts.append("compiled by XLA")
+    return ", ".join(parts)
+
+
 def results_table(results: dict) -> str:
     """A run's results in a few rows."""
     calibration = results.get("bn_recalibration")
@@ -100,6 +119,9 @@ def results_table(results: dict) -> str:
         ["seconds", f"{results['seconds']:.1f}"],
         ["weights", f"sha256 {results['weights_sha256'][:16]}…"],
     ]
+    computation = describe_computation(results)
+    if computation:
+        rows.insert(4, ["computation", computation])
     ratios = [v for k, v in results["final_epoch_metrics"].items()
               if k.startswith("sigma_ratio_") and k[12:].isdigit()]
     if ratios:

@@ -155,6 +155,18 @@ class TrainConfig(Settings):
         "default", "tf.distribute strategy: default, mirrored or multiworker (reads TF_CONFIG)",
         choices=STRATEGIES,
     )
+    mixed_precision: str = setting(
+        "off",
+        "compute in 16 bits on float32 variables (Keras' mixed precision): float16 (dynamic "
+        "loss scaling; fast on NVIDIA GPUs with Tensor Cores, slow on CPUs without AVX-512 "
+        "FP16) or bfloat16 (float32's range, no loss scaling; TPUs, NVIDIA GPUs from Ampere "
+        "on, CPUs with AVX-512 BF16 or AMX); LCR's math and the logits stay float32",
+        choices=tuple(optimizers.MIXED_PRECISION),
+    )
+    jit_compile: bool = setting(
+        False, "compile the training step with XLA (Keras' jit_compile): fused ops; the "
+        "first step waits for the compilation"
+    )
     seed: int = setting(0, "random seed (weights, data order, augmentation)", low=0,
                         high=SEED_MAX)
     output_dir: str | None = setting(

@@ -40,9 +40,15 @@ from lcr_larq import data as lcr_data
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.callbacks import schedules_for
 from lcr_larq.errors import ConfigError, RunError, no_space_left
-from lcr_larq.graph import attach_lcr, find_blocks, strip_lcr
+from lcr_larq.graph import attach_lcr, check_jit_compile, find_blocks, strip_lcr
 from lcr_larq.losses import SparseCrossEntropy
-from lcr_larq.optimizers import WarmupDecay, make_optimizer
+from lcr_larq.optimizers import (
+    WarmupDecay,
+    dtype_policy,
+    for_policy,
+    keras_policy,
+    make_optimizer,
+)
 from lcr_larq.quantizers import quantizers_of
 from lcr_larq.settings import save_recipe
 from lcr_larq.training import runs
@@ -73,11 +79,17 @@ def prepare_output_dir(path: str) -> bool:
 
 
 def build_training_model(config: TrainConfig, input_shape, num_classes):
-    """The BNN (or its full-precision version) with LCR attached when λ > 0.
+    """The BNN (or its full-precision version) with LCR attached when λ > 0,
+    its layers made under the dtype policy of ``--mixed-precision``.
 
     With ``--input-size S`` the model takes S×S images of the dataset's
     channels instead of the dataset's own size.
     """
+    with dtype_policy(keras_policy(config.mixed_precision)):
+        return _build_training_model(config, input_shape, num_classes)
+
+
+def _build_training_model(config: TrainConfig, input_shape, num_classes):
     if config.input_size:
         input_shape = (config.input_size, config.input_size, input_shape[-1])
     model = build_model(
@@ -142,7 +154,11 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int) -> WarmupDecay:
 
 def compile_model(model: tf.keras.Model, config: TrainConfig, steps_per_epoch: int):
     """Compiles ``model`` with the optimizer, schedule and loss of ``config``
-    (the papers' PyTorch semantics, see :mod:`lcr_larq.optimizers`)."""
+    (the papers' PyTorch semantics, see :mod:`lcr_larq.optimizers`): with
+    loss scaling under ``--mixed-precision float16``
+    (:func:`~lcr_larq.optimizers.for_policy`), the training step compiled by
+    XLA with ``--jit-compile`` (a model XLA cannot compile is a one-line
+    :class:`ConfigError`)."""
     optimizer = make_optimizer(
         config.optimizer,
         learning_rate(config, steps_per_epoch),
@@ -151,10 +167,16 @@ def compile_model(model: tf.keras.Model, config: TrainConfig, steps_per_epoch: i
         momentum=config.momentum,
         decay_on=config.weight_decay_on,
     )
+    if config.jit_compile:
+        try:
+            check_jit_compile(model)
+        except ValueError as error:
+            raise ConfigError(f"--jit-compile: {error}") from None
     model.compile(
-        optimizer=optimizer,
+        optimizer=for_policy(optimizer, keras_policy(config.mixed_precision)),
         loss=SparseCrossEntropy(config.label_smoothing),
         metrics=["accuracy"],
+        jit_compile=config.jit_compile,
     )
 
 
@@ -194,8 +216,11 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
             previous = _previous_run(config, out, checkpoint)
             if previous is not None:
                 return previous
-            return _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks,
-                          start)
+            # Under the run's dtype policy: what Keras makes while training,
+            # testing and saving (the stripped BNN among them) takes it too.
+            with dtype_policy(keras_policy(config.mixed_precision)):
+                return _train(config, out, dataset, strategy, chief, checkpoint,
+                              extra_callbacks, start)
     except (tf.errors.ResourceExhaustedError, OSError) as error:
         raise _resources_error(error, config, out) from None
     finally:
@@ -347,6 +372,8 @@ def _settings_of(config: TrainConfig) -> dict:
         "epochs": config.epochs,
         "batch_size": config.batch_size,
         "seed": config.seed,
+        "mixed_precision": config.mixed_precision,
+        "jit_compile": config.jit_compile,
     }
 
 

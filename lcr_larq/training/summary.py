@@ -26,12 +26,15 @@ def last_epoch_metrics(history: tf.keras.callbacks.History, directory: str | Non
 
 def compile_description(optimizer: tf.keras.optimizers.Optimizer) -> str:
     """``optimizer`` in a few words, e.g. ``SGD (momentum 0.9, coupled weight
-    decay 0.0001 on all)``."""
-    config = optimizer.get_config()
+    decay 0.0001 on all)``; wrapped for float16, ``…, dynamic loss scaling)``."""
+    scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    config = (optimizer.inner_optimizer if scaled else optimizer).get_config()
     parts = [f"momentum {config['momentum']:g}"] if "momentum" in config else []
     if config.get("weight_decay"):
         kind = "decoupled" if config.get("decoupled") else "coupled"
         parts.append(f"{kind} weight decay {config['weight_decay']:g} on {config['decay_on']}")
+    if scaled:
+        parts.append("dynamic loss scaling" if optimizer.dynamic else "loss scaling")
     return f"{config['name']} ({', '.join(parts) or 'no weight decay'})"
 
 
