@@ -12,14 +12,11 @@ by ``lcr-train`` and writes, in ``DIR`` (or ``--output-dir``):
   logits against the Keras BNN's (``argmax_agreement``,
   ``max_logit_difference``), the file sizes (``binary_bytes``,
   ``float_bytes``), the op counts of both files, and ``lcr_trace``: anything
-  of LCR found in the flatbuffer (an empty list for a clean export);
-  for a run trained under a mixed-precision policy, ``float32_copy``: how far
-  the float32 copy that is converted follows the 16-bit model as trained.
+  of LCR found in the flatbuffer (an empty list for a clean export).
 
-A model trained under a mixed-precision policy keeps its 16-bit layers when
-loaded, and neither converter takes 16-bit ops: it is converted as its
-float32 copy (:func:`lcr_larq.graph.as_float32`, the same weights), which is
-the network the flatbuffer and every check here compute.
+Neither converter takes 16-bit ops: the ``bnn.keras`` of a run trained under
+``--mixed-precision`` already computes in float32 (its float32 copy, whose
+accuracy the run reports beside the 16-bit network's).
 
 Nothing of LCR is exported: the model is stripped of its
 :class:`~lcr_larq.layers.LipschitzRetention` layer and of the full-precision
@@ -57,7 +54,6 @@ import tensorflow as tf
 from lcr_larq.analysis import RunSettings
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.errors import ConfigError, RunError
-from lcr_larq.graph import as_float32
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.settings import setting
 from lcr_larq.training import runs
@@ -504,26 +500,13 @@ def compare(
     return report
 
 
-def float32_copy_report(trained: tf.keras.Model, bnn: tf.keras.Model, images) -> dict | None:
-    """The float32 copy ``bnn`` against the model as trained, on ``images``
-    (None when the model was trained in float32: the copy is the model)."""
-    if bnn is trained:
-        return None
-    policies = sorted({layer.dtype_policy.name for layer in trained.layers
-                       if layer.compute_dtype not in (None, "float32")})
-    trained_logits = trained.predict(images, batch_size=64, verbose=0)
-    float32_logits = bnn.predict(images, batch_size=64, verbose=0)
-    return {"trained_policy": ", ".join(policies),
-            **_agreement(np.asarray(trained_logits, np.float32), float32_logits)}
-
-
 def export(settings: ExportSettings) -> dict:
     """Converts, checks and writes the run of ``settings.model_dir``; returns
     the report (``export.json``)."""
     import larq_compute_engine
 
     run = runs.load_run(settings.model_dir, data_dir=settings.data_dir)
-    bnn, out = as_float32(run.model), settings.out
+    bnn, out = run.model, settings.out
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as error:
@@ -550,7 +533,6 @@ def export(settings: ExportSettings) -> dict:
         "input_shape": list(shape),
         "bn_recalibration": run.bn_recalibration,
         **compare(bnn, binary, images, labels),
-        "float32_copy": float32_copy_report(run.model, bnn, images),
         "binary_file": BINARY_FILE,
         "float_file": FLOAT_FILE,
         "binary_bytes": len(binary),

@@ -49,12 +49,6 @@ def summary(report: dict) -> str:
                            "binary file)"],
         ["LCR in export", "; ".join(report["lcr_trace"]) or "none"],
     ]
-    copy = report.get("float32_copy")
-    if copy:
-        rows.insert(1, ["converted", (
-            f"the float32 copy of the {copy['trained_policy']} model as trained: argmax "
-            f"agreement {100 * copy['argmax_agreement']:.2f}% with it (max logit difference "
-            f"{copy['max_logit_difference']:.3g})")])
     text = cli.table(rows)
     if missing > 0:
         text += (

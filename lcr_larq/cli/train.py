@@ -119,6 +119,11 @@ def results_table(results: dict) -> str:
         ["seconds", f"{results['seconds']:.1f}"],
         ["weights", f"sha256 {results['weights_sha256'][:16]}…"],
     ]
+    if "test_accuracy_as_trained" in results:
+        rows.insert(5, ["as trained", (
+            f"{100 * results['test_accuracy_as_trained']:.2f}% computed in "
+            f"{results['mixed_precision']}, same weights and statistics (the accuracy above is "
+            "the float32 network's, the one bnn.keras holds and lcr-export converts)")])
     computation = describe_computation(results)
     if computation:
         rows.insert(4, ["computation", computation])

@@ -8,11 +8,16 @@ killed run resumes, re-estimates the BN statistics of the final weights
 writes the run directory (:mod:`lcr_larq.training.runs`):
 
 * ``results.json`` — test accuracy and loss (of the deployed network, BN
-  re-estimated; also with the moving averages of training), settings, seconds;
+  re-estimated; also with the moving averages of training, and for a run
+  under ``--mixed-precision`` computed in 16 bits as trained), settings,
+  seconds;
 * ``history.csv`` — the per-epoch History (loss, accuracy, L_lip, σ_B/σ_F…,
   and the ``val_`` metrics of the validation split);
 * ``model.keras`` — the trained model with its LCR layer;
-* ``bnn.keras`` — the plain BNN, everything of LCR stripped;
+* ``bnn.keras`` — the plain BNN, everything of LCR stripped, computing in
+  float32 (under ``--mixed-precision``: the float32 copy of the 16-bit
+  network, :func:`~lcr_larq.graph.as_float32`, which is what converters
+  deploy);
 * ``config.yaml`` — the recipe of the run (``lcr-train --config`` reads it);
 * ``logs/`` — TensorBoard; ``backup/`` — the resume checkpoint while training.
 
@@ -40,7 +45,7 @@ from lcr_larq import data as lcr_data
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.callbacks import schedules_for
 from lcr_larq.errors import ConfigError, RunError, no_space_left
-from lcr_larq.graph import attach_lcr, check_jit_compile, find_blocks, strip_lcr
+from lcr_larq.graph import as_float32, attach_lcr, check_jit_compile, find_blocks, strip_lcr
 from lcr_larq.losses import SparseCrossEntropy
 from lcr_larq.optimizers import (
     WarmupDecay,
@@ -308,8 +313,13 @@ def _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks, s
         validation_data=dataset.validation,
     )
     with strategy.scope():  # built in scope: it evaluates under the same strategy
-        bnn = compile_for_evaluation(strip_lcr(model))
+        trained = strip_lcr(model)
+        # The deployed network computes in float32 (LCE and TFLite take no
+        # 16-bit layers): under mixed precision it is the float32 copy.
+        bnn = compile_for_evaluation(as_float32(trained))
     scores = _test(bnn, config, dataset, steps)
+    if bnn is not trained:
+        scores["test_accuracy_as_trained"] = _accuracy_as_trained(trained, bnn, dataset)
     save_dir = out if chief else os.path.join(out, f".{checkpoint.worker}-models")
     os.makedirs(save_dir, exist_ok=True)
     model.save(os.path.join(save_dir, runs.MODEL))
@@ -353,6 +363,14 @@ def _test(bnn: tf.keras.Model, config: TrainConfig, dataset, steps: int) -> dict
         "test_accuracy_moving_statistics": float(moving_accuracy),
         "bn_recalibration": calibration,
     }
+
+
+def _accuracy_as_trained(trained: tf.keras.Model, bnn: tf.keras.Model, dataset) -> float:
+    """The test accuracy of the 16-bit network as trained, with the weights
+    and re-estimated BN statistics of its float32 copy ``bnn``: what
+    computing in 16 bits alone changes."""
+    trained.set_weights(bnn.get_weights())
+    return float(compile_for_evaluation(trained).evaluate(dataset.test, verbose=0)[1])
 
 
 def _settings_of(config: TrainConfig) -> dict:

@@ -10,7 +10,7 @@ from lcr_larq.analysis.plots.style import (
     axis_labels,
     category_ticks,
     finish,
-    legend_beside,
+    legend_inside,
     new_figure,
     save,
 )
@@ -53,7 +53,7 @@ def build_study(report: dict, metric: str = "test_accuracy") -> Figure:
     category_ticks(left, names, rotation=0 if len(fields) == 1 and len(arms) <= 6 else 90)
     axis_labels(left, fields[0] if len(fields) == 1 else "arm", unit,
                 f"{unit} per arm, {report['confidence']:.0%} Student-t interval")
-    legend_beside(left)
+    legend_inside(left)
     control = next(a for a in arms if a["control"])
     others = [a for a in arms if not a["control"]]
     for j, arm in enumerate(others):
@@ -67,7 +67,7 @@ def build_study(report: dict, metric: str = "test_accuracy") -> Figure:
     axis_labels(right, f"{control['arm']} (control) → arm, per seed", unit,
                 "paired per seed: one line per seed")
     if others:
-        legend_beside(right)
+        legend_inside(right)
     return finish(fig, f"study: {', '.join(report['vary'])} over seeds {report['seeds']}")
 
 

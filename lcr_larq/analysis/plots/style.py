@@ -116,6 +116,12 @@ def legend_beside(ax, **kwargs):
                      fontsize=FONT, **kwargs)
 
 
+def legend_inside(ax, **kwargs):
+    """A legend in the emptiest corner of ``ax`` (for panels side by side,
+    where a legend beside one would push its neighbour away)."""
+    return ax.legend(loc="best", fontsize=FONT, framealpha=0.85, **kwargs)
+
+
 def category_ticks(ax, names: Sequence[str], rotation: int = 90) -> None:
     """Names on the x axis at 0..n-1, rotated (90°: their boxes are one line
     high, so neighbours only collide when really crowded; :func:`finish` thins)."""
