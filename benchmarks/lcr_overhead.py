@@ -17,7 +17,7 @@ variant (2 on a busy 2-core machine: then added work is added time). The σ
 columns give the relative error of the power-iteration estimate against exact
 SVD, over every block's cross matrix on both paths (of the float32 model).
 
-``--mixed-precision`` and ``--xla`` (or ``--jit-compile``) add computations:
+``--mixed-precision`` and ``--jit-compile`` add computations:
 every variant is also built under each mixed-precision policy and with each
 XLA setting, and all of them are timed in the same turns of the same
 processes. Each row gives, under its computation, the LCR/plain ratio and the
@@ -311,11 +311,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mixed-precision", type=_words(precisions), default=["off"],
                         help="comma-separated --mixed-precision choices (off, float16, "
                         "bfloat16) to time each variant under; off (float32) is always timed")
-    parser.add_argument("--xla", type=_words({"false": False, "true": True}), default=[False],
-                        help="comma-separated: false, true: each computation without and/or "
-                        "with XLA (jit_compile)")
     parser.add_argument("--jit-compile", action="store_true",
-                        help="each computation also with XLA (--xla false,true)")
+                        help="each computation also compiled by XLA (jit_compile)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=2,
                         help="steps per timed turn (raised to a multiple of every --every)")
@@ -346,7 +343,7 @@ def _variants(iterations: list[int], samples: list[int], every: list[int]):
 def _computations(args) -> list[tuple[str, bool]]:
     """``(mixed precision, XLA)`` of every computation asked for, float32
     without XLA first (the reference, always timed)."""
-    xla = sorted(set(args.xla) | ({True} if args.jit_compile else set()))
+    xla = (False, True) if args.jit_compile else (False,)
     asked = [(precision, jit) for precision in args.mixed_precision for jit in xla]
     return [REFERENCE, *(c for c in dict.fromkeys(asked) if c != REFERENCE)]
 

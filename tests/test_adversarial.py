@@ -257,6 +257,28 @@ def test_epsilon_zero_gives_the_clean_accuracy_for_every_attack(rng):
         np.testing.assert_array_equal(same, images.astype(np.float32))
 
 
+def test_an_image_wrong_when_clean_is_never_robust(rng):
+    """Robust accuracy counts an image when it is right clean and attacked:
+    PGD on the float counterpart, transferred, turns some of the images the
+    BNN gets wrong into right ones, which must not count (the clean image is
+    in the ball)."""
+    model = small_bnn(2)
+    images, labels = pixels(rng, 60), rng.integers(0, 3, 60)
+    normalize = lambda p: tf.cast(p, tf.float32) / 64.0 - 2.0  # noqa: E731
+    target = adv.AttackTarget(model, normalize)
+    source = adv.AttackTarget(float_counterpart(model), normalize)
+    clean = target.predict(images) == labels
+    epsilon = 40.0
+    moved = adv.adversarial_images("transfer", target, images, labels, epsilon, source, 3,
+                                   seed=0)
+    assert np.any((target.predict(moved) == labels) & ~clean)  # the case in question
+    rows = adv.attack_accuracy(target, images, labels, ["all"], [epsilon], source=source,
+                               pgd_steps=3)
+    for row in rows:
+        assert not np.any(row["correct"] & ~clean), row["attack"]
+        assert row["accuracy"] <= np.mean(clean)
+
+
 def test_seeds_fix_the_random_attacks(rng):
     model = small_bnn(2)
     images, labels = pixels(rng, 10), rng.integers(0, 3, 10)

@@ -48,11 +48,10 @@ def test_lcr_overhead_computations_put_float32_without_xla_first(benchmark_scrip
     assert computations() == [("off", False)]
     assert computations("--mixed-precision", "bfloat16", "--jit-compile") == [
         ("off", False), ("bfloat16", False), ("bfloat16", True)]
-    assert computations("--mixed-precision", "float16,off", "--xla", "true") == [
-        ("off", False), ("float16", True), ("off", True)]
-    assert computations("--mixed-precision", "off,bfloat16", "--xla", "false,true") == [
+    assert computations("--mixed-precision", "float16,off") == [("off", False), ("float16", False)]
+    assert computations("--mixed-precision", "off,bfloat16", "--jit-compile") == [
         ("off", False), ("off", True), ("bfloat16", False), ("bfloat16", True)]
-    for argv in (["--mixed-precision", "float8"], ["--xla", "yes"]):
+    for argv in (["--mixed-precision", "float8"], ["--jit-compile", "yes"]):
         with pytest.raises(SystemExit):
             overhead._parser().parse_args(argv)
 

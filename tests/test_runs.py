@@ -250,3 +250,14 @@ def test_results_are_standard_json(uninterrupted):
     text = (whole / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard {name}"))
+
+
+def test_a_run_without_lcr_reports_and_saves_its_own_optimizer(uninterrupted):
+    """Scoring the plain BNN compiles a model of its own: the training model
+    of a run without LCR (its BNN) keeps the papers' SGD, in results.json and
+    in model.keras, not the optimizer Keras compiles by default."""
+    whole, results = uninterrupted
+    assert results["optimizer"].startswith("SGD (momentum 0.9")
+    saved = tf.keras.models.load_model(whole / runs.MODEL)
+    assert saved.optimizer.get_config()["name"] == "SGD"
+    assert saved.optimizer.get_config()["momentum"] == 0.9

@@ -86,6 +86,7 @@ PGD_STEP_FACTOR = 2.5
 #: the BNN's gradient.
 WHITE_BOX = ("fgsm", "pgd")
 GRADIENT_FREE = ("random", "transfer")
+#: Every attack by name: the white-box ones, then the gradient-free ones.
 ATTACKS = WHITE_BOX + GRADIENT_FREE
 #: The name of the per-image worst case over the attacks run (:func:`worst_case`).
 WORST = "worst"
@@ -355,10 +356,12 @@ def attack_accuracy(
     progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """``[{"attack", "epsilon", "accuracy", "seconds", "correct"}, …]``: the
-    accuracy (fraction) of ``target``'s model under each attack at each ε
-    (pixel levels), on the first ``max_samples`` images; ``seconds`` is the
-    attack's wall time with its scoring, ``correct`` whether each image is
-    still classified correctly. ``progress`` gets a line per attack.
+    robust accuracy (fraction) of ``target``'s model under each attack at
+    each ε (pixel levels), on the first ``max_samples`` images: the share
+    classified correctly both clean and attacked (the clean image is in the
+    ball, so it is never above the clean accuracy); ``seconds`` is the
+    attack's wall time with its scoring, ``correct`` that per image.
+    ``progress`` gets a line per attack.
 
     Example:
         >>> model = tf.keras.Sequential([tf.keras.Input((1, 1, 2)), tf.keras.layers.Flatten()])
@@ -370,6 +373,9 @@ def attack_accuracy(
     """
     images, labels = _checked(images, labels, max_samples)
     names = attack_names(attacks)
+    # The clean image lies in every ball: an image the model gets wrong is
+    # not robust, whatever a perturbation of it gives.
+    clean = _correct(target, images, labels, batch_size)
     rows = []
     for attack in names:
         for epsilon in epsilons:
@@ -377,7 +383,7 @@ def attack_accuracy(
             adversarial = adversarial_images(
                 attack, target, images, labels, epsilon, source, pgd_steps, seed, batch_size
             )
-            correct = _correct(target, adversarial, labels, batch_size)
+            correct = clean & _correct(target, adversarial, labels, batch_size)
             rows.append({
                 "attack": attack,
                 "epsilon": _check_epsilon(epsilon),

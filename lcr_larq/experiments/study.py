@@ -84,7 +84,8 @@ class StudySettings(TrainConfig):
     )
     seeds: int = setting(5, "seeds per arm: --seed, --seed + 1, …", low=1, high=1000)
     robustness: bool = setting(
-        False, "also measure each run's corruption mCE (lcr-evaluate, generated corruptions)"
+        False, "also measure each run's corruption mCE (lcr-evaluate, generated corruptions) "
+        "and its accuracy under --attacks"
     )
     mce_severities: tuple[int, ...] = setting(
         (1, 3, 5), "severities of --robustness", choices=(1, 2, 3, 4, 5), metavar="S"

@@ -314,6 +314,8 @@ def _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks, s
     )
     with strategy.scope():  # built in scope: it evaluates under the same strategy
         trained = strip_lcr(model)
+        if trained is model:  # no LCR: a model of its own, compiled apart
+            trained = tf.keras.Model(model.inputs, model.outputs, name=model.name)
         # The deployed network computes in float32 (LCE and TFLite take no
         # 16-bit layers): under mixed precision it is the float32 copy.
         bnn = compile_for_evaluation(as_float32(trained))
