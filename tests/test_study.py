@@ -153,6 +153,16 @@ def test_a_study_varies_mixed_precision(tmp_path, capsys):
     assert all(r["status"] == "finished" for r in report["runs"])
     bfloat16 = report["arms"][1]
     assert bfloat16["test_accuracy_vs_control"]["seeds"] == [0]
+    # Computed as trained: the bfloat16 network's own accuracy, the float32
+    # run's test accuracy (it computes as trained), paired as any metric.
+    runs = {r["arm"]: r for r in report["runs"]}
+    with open(tmp_path / "mixed_precision=bfloat16" / "seed_0" / "results.json") as handle:
+        as_trained = json.load(handle)["test_accuracy_as_trained"]
+    assert runs["mixed_precision=bfloat16"]["test_accuracy_as_trained"] == as_trained
+    off = runs["mixed_precision=off"]
+    assert off["test_accuracy_as_trained"] == off["test_accuracy"]
+    assert bfloat16["test_accuracy_as_trained_vs_control"]["mean"] == pytest.approx(
+        as_trained - off["test_accuracy"])
     code = command.main(["--vary", "mixed_precision=off,float8", "--output-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "--mixed-precision must be one of" in err and "float8" in err

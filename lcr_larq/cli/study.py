@@ -27,6 +27,7 @@ from lcr_larq.experiments import study
 METRIC_NAMES = {
     "test_accuracy": "test accuracy (%)",
     "test_accuracy_moving_statistics": "test accuracy, training BN statistics (%)",
+    "test_accuracy_as_trained": "test accuracy computed as trained (%)",
     "mce": "corruption mCE",
     "retention_rank_correlation": "retention rank corr.",
     "empirical_lipschitz": "empirical Lipschitz estimate",

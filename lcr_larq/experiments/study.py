@@ -64,9 +64,12 @@ PLOT = "study.png"
 #: only say where and how a run reports.
 NOT_VARIED = ("seed", "output_dir", "verbose", "overwrite")
 #: ``test_accuracy_moving_statistics``: the same weights with the BN statistics
-#: of training, before re-estimation (what most BNN code reports).
-METRICS = ("test_accuracy", "test_accuracy_moving_statistics", "mce",
-           "retention_rank_correlation", "empirical_lipschitz", "log10_exact_norm_product")
+#: of training, before re-estimation (what most BNN code reports);
+#: ``test_accuracy_as_trained``: computed as trained, in 16 bits under
+#: ``--mixed-precision`` (a study where some arm has it; a float32 run's is its
+#: test accuracy).
+METRICS = ("test_accuracy", "test_accuracy_moving_statistics", "test_accuracy_as_trained",
+           "mce", "retention_rank_correlation", "empirical_lipschitz", "log10_exact_norm_product")
 #: The Lipschitz estimates of ``diagnose`` that are correlated with robust accuracy.
 LIPSCHITZ_ESTIMATES = ("empirical_lipschitz", "log10_exact_norm_product")
 
@@ -511,11 +514,11 @@ def metric_names(settings: StudySettings) -> list[str]:
     :data:`METRICS` with the robust accuracies after the mCE.
 
     Example:
-        >>> metric_names(StudySettings(robustness=True, epsilons=(2.0,)))[2:6]
+        >>> metric_names(StudySettings(robustness=True, epsilons=(2.0,)))[3:7]
         ['mce', 'robust_accuracy_pgd_eps2', 'robust_accuracy_worst_eps2', \
 'retention_rank_correlation']
     """
-    return [*METRICS[:3], *settings.robust_metrics, *METRICS[3:]]
+    return [*METRICS[:4], *settings.robust_metrics, *METRICS[4:]]
 
 
 def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) -> dict:
@@ -533,6 +536,7 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
             row.update(
                 test_accuracy=results["test_accuracy"],
                 test_accuracy_moving_statistics=results.get("test_accuracy_moving_statistics"),
+                test_accuracy_as_trained=results.get("test_accuracy_as_trained"),
                 seconds=results.get("seconds"),
                 **{m: outcome.get(m) for m in names if not m.startswith("test_accuracy")},
             )
@@ -542,6 +546,10 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
             failed.append({"arm": job.arm.name, "seed": job.seed, "directory": job.directory,
                            "message": outcome.get("message", outcome["status"])})
         rows.append(row)
+    if any(r.get("test_accuracy_as_trained") is not None for r in rows):
+        for row in rows:  # a float32 run computes as trained: its own accuracy
+            if row["status"] == "finished" and row["test_accuracy_as_trained"] is None:
+                row["test_accuracy_as_trained"] = row["test_accuracy"]
     metrics = [m for m in names if any(r.get(m) is not None for r in rows)]
     per_arm = []
     for arm in arm_list:
