@@ -69,7 +69,8 @@ def attack_run(
     (pixels) and ``labels``.
 
     Returns ``{"adversarial": [{"attack", "epsilon", "accuracy"}, …]`` (with
-    two attacks or more, rows of the attack ``worst``: :func:`~lcr_larq.analysis.adversarial.worst_case`),
+    two attacks or more, rows of the attack ``worst``:
+    :func:`~lcr_larq.analysis.adversarial.worst_case`),
     "gradient_masking": flags of :func:`~lcr_larq.analysis.adversarial.gradient_masking`,
     "float_clean_accuracy": the float counterpart's accuracy on the same images
     (None without the transfer attack), "adversarial_setup": how they were
