@@ -76,9 +76,13 @@ def echo(value: Any, limit: int = ECHO_LIMIT) -> str:
     The value may be huge (a recipe's nested YAML aliases stand for gigabytes
     of text): only as much of it as the message shows is ever formatted.
 
-    Example:
-        >>> echo("x" * 500)[-4:], echo([[1, 2]] * 10**9, limit=20)
-        ('xxx…', '[[1, 2], [1, 2], [1…')
+    Example (``nested`` shares its halves, as YAML aliases do: it stands
+    for 2⁶⁰ numbers in a few hundred bytes):
+        >>> nested = [1, 2]
+        >>> for _ in range(60):
+        ...     nested = [nested, nested]
+        >>> echo("x" * 500)[-4:], echo(nested, limit=20)
+        ('xxx…', '[[[[[[[[[[[[[[[[[[[…')
     """
     text = _bounded_repr(value, limit + 1)
     return text if len(text) <= limit else text[: limit - 1] + "…"
