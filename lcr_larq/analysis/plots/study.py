@@ -43,8 +43,9 @@ def build_study(report: dict, metric: str = "test_accuracy") -> Figure:
             ci = stats.get("ci")
             err = None if ci is None else [[stats["mean"] * scale - ci[0] * scale],
                                            [ci[1] * scale - stats["mean"] * scale]]
+            label = f"mean, {report['confidence']:.0%} interval" if i == 0 else None
             left.errorbar(i + 0.25, stats["mean"] * scale, yerr=err, fmt="o", color="tab:blue",
-                          capsize=4, zorder=3, label="mean, 95 % interval" if i == 0 else None)
+                          capsize=4, zorder=3, label=label)
     # One varied setting: its values name the arms, the setting the axis.
     fields = list(arms[0].get("values") or {})
     names = [_value_name(a["values"][fields[0]]) if len(fields) == 1 else a["arm"]
@@ -68,7 +69,8 @@ def build_study(report: dict, metric: str = "test_accuracy") -> Figure:
                 "paired per seed: one line per seed")
     if others:
         legend_inside(right)
-    return finish(fig, f"study: {', '.join(report['vary'])} over seeds {report['seeds']}")
+    seeds = ", ".join(str(seed) for seed in report["seeds"])
+    return finish(fig, f"study: {', '.join(report['vary'])} over seeds {seeds}")
 
 
 def _value_name(value) -> str:
