@@ -93,22 +93,24 @@ def killed_and_resumed(out, settings):
     return trained(out, settings, resumed), killed, resumed
 
 
+def whole_and_resumed(tmp_path_factory, name, settings):
+    """``(directory, results, what it saw, killed_and_resumed(...))`` of a run
+    of ``settings`` trained whole, and of the same run killed and resumed."""
+    whole_dir = tmp_path_factory.mktemp(f"{name}-whole")
+    observed = Observed()
+    whole = trained(whole_dir, settings, observed)
+    resumed = killed_and_resumed(tmp_path_factory.mktemp(f"{name}-resumed"), settings)
+    return whole_dir, whole, observed, resumed
+
+
 @pytest.fixture(scope="module")
 def bfloat16_runs(tmp_path_factory):
-    whole_dir = tmp_path_factory.mktemp("bf16-whole")
-    observed = Observed()
-    whole = trained(whole_dir, BFLOAT16, observed)
-    resumed = killed_and_resumed(tmp_path_factory.mktemp("bf16-resumed"), BFLOAT16)
-    return whole_dir, whole, observed, resumed
+    return whole_and_resumed(tmp_path_factory, "bf16", BFLOAT16)
 
 
 @pytest.fixture(scope="module")
 def float16_runs(tmp_path_factory):
-    whole_dir = tmp_path_factory.mktemp("f16-whole")
-    observed = Observed()
-    whole = trained(whole_dir, FLOAT16, observed)
-    resumed = killed_and_resumed(tmp_path_factory.mktemp("f16-resumed"), FLOAT16)
-    return whole_dir, whole, observed, resumed
+    return whole_and_resumed(tmp_path_factory, "f16", FLOAT16)
 
 
 def test_a_bfloat16_run_trains_in_16_bits_and_resumes_exactly(bfloat16_runs):
