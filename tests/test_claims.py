@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -175,3 +176,16 @@ def test_a_command_started_by_a_worker_ends_with_it(tmp_path, parent_alive):
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_terminated_worker_stops_as_if_interrupted():
+    """SIGTERM (a scheduler's preemption) raises KeyboardInterrupt in a worker, so its
+    claim is released on the way out; the handler is put back afterwards."""
+    from lcr_larq.experiments import workers
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with workers.terminate_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
@@ -45,18 +47,19 @@ POLL = 2.0
 
 
 class Cell(Protocol):
-    """What a worker needs of a cell."""
+    """What a worker needs of a cell: its index, a label for progress lines
+    (``lcr_lambda=4 seed 1``), the folder of its claims and its log."""
 
     index: int
 
     @property
-    def label(self) -> str: ...  # noqa: D102  ("lcr_lambda=4 seed 1")
+    def label(self) -> str: ...
 
     @property
-    def claims(self) -> str: ...  # noqa: D102  (the folder of its claims)
+    def claims(self) -> str: ...
 
     @property
-    def log_path(self) -> str: ...  # noqa: D102  (its log, JSON lines)
+    def log_path(self) -> str: ...
 
 
 def name(cell: Cell) -> str:
@@ -87,7 +90,7 @@ def work(
     say = progress or (lambda line: None)
     began = time.time()
     failures, seconds, waiting = 0, [], None
-    with children_end_with_this_process():
+    with children_end_with_this_process(), terminate_as_interrupt():
         while True:
             left = [cell for cell in mine if state(cell, began) == "open"]
             if not left:
@@ -212,6 +215,27 @@ def children_end_with_this_process() -> Iterator[None]:
             os.environ.pop(claims.PARENT_ENV, None)
         else:
             os.environ[claims.PARENT_ENV] = before
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Meanwhile, SIGTERM (a scheduler's preemption, ``scancel``, a pod's
+    deletion) stops this process as Ctrl-C does: the cell's claim is
+    released and its last finished epoch kept, so that the next worker takes
+    it over at once instead of after the lease. Only in the main thread,
+    where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def device_environments(workers: int, gpus: int, visible: str | None) -> list[dict[str, str]]:
