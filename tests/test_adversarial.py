@@ -365,6 +365,19 @@ def masking_rows(epsilon: float, **attacks) -> list[dict]:
             for a, c in attacks.items()]
 
 
+def test_a_gradient_free_attack_stronger_by_chance_only_is_not_flagged():
+    """360 attacked digits: random noise breaking 1 or 2 images more than PGD
+    (0.3 and 0.6 points, the smallest flag once seen) is within chance and
+    flags no ε; 20 images more that PGD leaves (5.6 points) are far beyond it."""
+    cases = {1.0: (1, False), 2.0: (2, False), 8.0: (20, True)}  # ε: (images more, flagged)
+    rows = []
+    for epsilon, (more, _) in cases.items():
+        rows += masking_rows(epsilon, pgd=correct(100, 360), random=correct(100 + more, 360))
+    flags = adv.gradient_masking(rows)
+    assert [(f["epsilon"], f["possible_masking"]) for f in flags] == [
+        (e, flagged) for e, (_, flagged) in cases.items()]
+
+
 def test_the_masking_test_is_mcnemars_exact_one_sided_test():
     """Against the closed form: b images broken by the gradient-free attack
     alone, c by PGD alone, p = Σ_{k≥b} C(b+c, k) / 2^(b+c)."""

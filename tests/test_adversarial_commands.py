@@ -321,66 +321,85 @@ def test_a_robustness_report_of_other_settings_is_measured_again_in_its_stale_pa
     assert study.stale_parts(None, without) == ["corruptions"]
 
 
-def test_a_study_generates_each_corrupted_set_once_and_measures_again_only_what_is_stale(
-        tiny_run, tmp_path, monkeypatch):
-    """Two finished runs of a study: each corrupted set generated once for both;
-    a change of --epsilons measures the attacks again and keeps the corruptions,
-    a change of --mce-severities the reverse."""
-    work = {"generated": 0, "measured": 0, "attacked": 0}
+class CountedStudy:
+    """Two finished runs of a study (copies of the tiny run, two seeds) whose
+    ``lcr-evaluate`` runs in this process, counting per study run the
+    corrupted sets generated (by a cheap stand-in), the corrupted sets
+    classified and the adversarial batches computed."""
 
-    def counted(key, function):
-        def call(*args, **kwargs):
-            work[key] += 1
-            return function(*args, **kwargs)
-        return call
-
-    def fake_corruption(images, corruption, severity, seed=0, **kwargs):  # cheap, distinct
-        return np.roll(images, severity, axis=1)
-
-    def in_process(name, flags):  # lcr-evaluate as its process would run it
-        code = importlib.import_module(f"lcr_larq.cli.{name}").main(flags)
-        assert code == 0, flags
-
-    monkeypatch.setattr(robustness, "corrupt_images", counted("generated", fake_corruption))
-    monkeypatch.setattr(robustness, "corrupted", counted("measured", robustness.corrupted))
-    monkeypatch.setattr(adv, "adversarial_images", counted("attacked", adv.adversarial_images))
-    monkeypatch.setattr(study, "_run_command", in_process)
     # the tiny run's own settings, two seeds
-    base = ["--vary", "lcr_lambda=4", "--seeds", "2", "--model", "resnet20", "--input-size",
+    BASE = ["--vary", "lcr_lambda=4", "--seeds", "2", "--model", "resnet20", "--input-size",
             "16", "--epochs", "2", "--steps-per-epoch", "10", "--batch-size", "32",
             "--validation-split", "0", "--robustness", "--attack-samples", "16",
-            "--pgd-steps", "1", "--output-dir", str(tmp_path)]
-    settings = study_settings(*base, "--mce-severities", "1", "--epsilons", "2")
-    for job in study.jobs(settings):
-        shutil.copytree(tiny_run, job.directory, ignore=shutil.ignore_patterns(
-            "robustness.json", "lipschitz.json", "*.png"))
-        cfg.save_recipe(job.config, os.path.join(job.directory, "config.yaml"))
+            "--pgd-steps", "1"]
 
-    def run_study(*changes):
-        for key in work:
-            work[key] = 0
-        report = study.run_study(study_settings(*base, *changes))
+    def __init__(self, tiny_run, directory, monkeypatch):
+        self.directory = directory
+        self.work = {"generated": 0, "measured": 0, "attacked": 0}
+
+        def counted(key, function):
+            def call(*args, **kwargs):
+                self.work[key] += 1
+                return function(*args, **kwargs)
+            return call
+
+        def fake_corruption(images, corruption, severity, seed=0, **kwargs):  # cheap, distinct
+            return np.roll(images, severity, axis=1)
+
+        def in_process(name, flags):  # lcr-evaluate as its process would run it
+            code = importlib.import_module(f"lcr_larq.cli.{name}").main(flags)
+            assert code == 0, flags
+
+        monkeypatch.setattr(robustness, "corrupt_images", counted("generated", fake_corruption))
+        monkeypatch.setattr(robustness, "corrupted", counted("measured", robustness.corrupted))
+        monkeypatch.setattr(adv, "adversarial_images", counted("attacked", adv.adversarial_images))
+        monkeypatch.setattr(study, "_run_command", in_process)
+        self.jobs = study.jobs(study_settings(*self.BASE, "--output-dir", str(directory)))
+        for job in self.jobs:
+            shutil.copytree(tiny_run, job.directory, ignore=shutil.ignore_patterns(
+                "robustness.json", "lipschitz.json", "*.png"))
+            cfg.save_recipe(job.config, os.path.join(job.directory, "config.yaml"))
+
+    def run(self, *flags) -> list[dict]:
+        """``lcr-study`` with ``flags``: each run's robustness.json, the work in ``work``."""
+        for key in self.work:
+            self.work[key] = 0
+        report = study.run_study(study_settings(*self.BASE, *flags,
+                                                "--output-dir", str(self.directory)))
         assert report["failed"] == [] and all(r["status"] == "finished" for r in report["runs"])
-        return [runs.load_json(os.path.join(j.directory, "robustness.json"))
-                for j in study.jobs(settings)]
+        return [runs.load_json(os.path.join(j.directory, "robustness.json")) for j in self.jobs]
 
+
+def test_a_study_generates_each_corrupted_set_once(tiny_run, tmp_path, monkeypatch):
+    """Both runs are evaluated on the same images with the same corruption
+    seed: each set is generated once for the study, kept in its cache."""
+    counted = CountedStudy(tiny_run, tmp_path, monkeypatch)
     sets = len(robustness.CORRUPTIONS)  # the 15 of the mCE, at one severity
-    first = run_study("--mce-severities", "1", "--epsilons", "2")
-    assert work == {"generated": sets, "measured": 2 * sets, "attacked": 2 * 3}  # pgd + checks
+    counted.run("--mce-severities", "1", "--attacks", "none")
+    assert counted.work == {"generated": sets, "measured": 2 * sets, "attacked": 0}
     assert len(os.listdir(tmp_path / study.CORRUPTION_CACHE)) == sets
-    assert run_study("--mce-severities", "1", "--epsilons", "2") == first
-    assert work == {"generated": 0, "measured": 0, "attacked": 0}
+
+
+def test_a_study_measures_again_only_what_is_stale(tiny_run, tmp_path, monkeypatch):
+    """A change of --epsilons on a finished study measures the attacks again and
+    keeps the corruptions; a change of --mce-severities the reverse."""
+    counted = CountedStudy(tiny_run, tmp_path, monkeypatch)
+    first = counted.run("--mce-severities", "1", "--epsilons", "2")
+    assert counted.work["attacked"] == 2 * 3  # pgd and its two checks, per run
+    assert counted.run("--mce-severities", "1", "--epsilons", "2") == first
+    assert counted.work == {"generated": 0, "measured": 0, "attacked": 0}
     # other ε: the attacks again (3 attacks × 2 ε per run), the corruptions kept
-    attacks = run_study("--mce-severities", "1", "--epsilons", "2,4")
-    assert work == {"generated": 0, "measured": 0, "attacked": 2 * 3 * 2}
+    attacks = counted.run("--mce-severities", "1", "--epsilons", "2,4")
+    assert counted.work == {"generated": 0, "measured": 0, "attacked": 2 * 3 * 2}
     for before, after in zip(first, attacks):
         for key in evaluation.PART_KEYS["corruptions"]:
             assert after[key] == before[key], key
         assert sorted({r["epsilon"] for r in after["adversarial"]}) == [2.0, 4.0]
         assert after["seconds"]["corrupt"] == before["seconds"]["corrupt"]
     # another severity: the corruptions again (severity 1 from the cache), the attacks kept
-    severities = run_study("--mce-severities", "1,2", "--epsilons", "2,4")
-    assert work == {"generated": sets, "measured": 2 * 2 * sets, "attacked": 0}
+    severities = counted.run("--mce-severities", "1,2", "--epsilons", "2,4")
+    sets = len(robustness.CORRUPTIONS)
+    assert counted.work == {"generated": sets, "measured": 2 * 2 * sets, "attacked": 0}
     for before, after in zip(attacks, severities):
         for key in evaluation.PART_KEYS["attacks"]:
             assert after[key] == before[key], key

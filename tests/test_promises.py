@@ -223,8 +223,8 @@ def test_the_summary_of_every_model_works_at_the_defaults(name, capsys):
     first = out.splitlines()[0]
     least = MODELS[name].min_input_size
     if least > 16:  # the default dataset's 16×16 digits, raised as a run raises them
-        assert first.startswith(f"{name} for digits: {least}×{least} images (digits' 16×16 "
-                                f"resized: {name} needs at least {least}×{least}), "), first
+        assert first.startswith(f"{name} for digits: {least}×{least} images (resized from "
+                                f"16×16: {name} needs at least {least}×{least}), "), first
     else:
         assert first.startswith(f"{name} for digits: 16×16 images"), first
     assert "Total" in out or "MACs" in out

@@ -53,20 +53,22 @@ def print_summary(config: TrainConfig) -> None:
         resnet20 for digits: 16×16 images, 1 channel, 10 classes
         +resnet20_1w1a stats...
         >>> print_summary(TrainConfig(model="reactnet"))  # doctest: +ELLIPSIS
-        reactnet for digits: 32×32 images (digits' 16×16 resized: reactnet needs at least ...
+        reactnet for digits: 32×32 images (resized from 16×16: reactnet needs at least 32×32), ...
     """
     if config.input_size is not None:
         check_input_size(config.model, config.input_size)
     shape, classes = dataset_shape(config)
-    check_input_size(config.model, *shape[:2], images=config.dataset)
-    size = training.with_input_size(config).input_size or shape[0]
+    size = training.with_input_size(config).input_size
+    if size is None:  # the user's files, at their own size
+        check_input_size(config.model, *shape[:2], images=config.dataset)
+        size = shape[0]
     channels = f"{shape[-1]} channel{'s' if shape[-1] > 1 else ''}"
     least = MODELS[config.model].min_input_size
     if config.input_size:
         how = f" (resized with --input-size {size})"
     elif size != shape[0]:
-        how = (f" ({config.dataset}'s {shape[0]}×{shape[1]} resized: {config.model} needs at "
-               f"least {least}×{least})")
+        how = (f" (resized from {shape[0]}×{shape[1]}: {config.model} needs at least "
+               f"{least}×{least})")
     else:
         how = ""
     print(f"{config.model} for {config.dataset}: {size}×{size} images{how}, {channels}, "
