@@ -329,12 +329,12 @@ def differing_settings(old: TrainConfig, new: TrainConfig) -> list[str]:
 
 
 class RunLock:
-    """One run per directory: an exclusive ``flock`` on ``DIR/.lock`` for as
-    long as the run holds it (the system drops it when the process ends,
-    killed or not)."""
+    """One run per directory: an exclusive ``flock`` on ``DIR/.lock`` (or
+    ``DIR/name``) for as long as the run holds it (the system drops it when
+    the process ends, killed or not)."""
 
-    def __init__(self, directory: str):
-        self.path = os.path.join(directory, LOCK)
+    def __init__(self, directory: str, name: str = LOCK):
+        self.path = os.path.join(directory, name)
         self.handle = None
 
     def __enter__(self) -> RunLock:
