@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -215,3 +216,24 @@ def scratch_dir(task: Task) -> str:
     ``MultiWorkerMirroredStrategy`` is collective, so every worker saves;
     only the chief's files are kept). Removed by its owner."""
     return tempfile.mkdtemp(prefix=f"lcr-larq-{task.name}-")
+
+
+def lost_worker(task: Task, error: tf.errors.UnavailableError) -> RunError:
+    """The one line of a worker whose cluster lost a worker (TensorFlow
+    aborts the collectives when a peer's connection drops): TensorFlow's
+    line that speaks of it, and how to resume.
+
+    Example:
+        >>> error = tf.errors.UnavailableError(None, None, "Graph execution error:\\n\\n"
+        ...     "{{node x}} Collective ops is aborted by: Socket closed\\nAdditional GRPC …")
+        >>> print(lost_worker(Task(True, "worker-0", "a:1"), error))  # doctest: +ELLIPSIS
+        worker-0 lost a worker of the cluster (Collective ops is aborted by: Socket closed): ...
+    """
+    lines = [re.sub(r"^\{\{.*?\}\}\s*", "", line).strip()
+             for line in error.message.splitlines()]
+    lines = [line for line in lines if line and not line.endswith(":")] or ["unavailable"]
+    named = [line for line in lines if re.search(r"abort|closed|down|unavailable", line, re.I)]
+    return RunError(
+        f"{task.name} lost a worker of the cluster ({(named or lines)[0][:160]}): rerun every "
+        "worker's command; the run resumes from the chief's last finished epoch"
+    )

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import socket
 import time
@@ -67,6 +66,7 @@ from lcr_larq.training.distribute import (
     Task,
     chief_says,
     get_strategy,
+    lost_worker,
     scratch_dir,
     task_of,
     wait_for_chief,
@@ -229,25 +229,7 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
         with ChiefDecision(strategy, task) as decision:
             return _run_as_chief(config, strategy, decision, extra_callbacks)
     except tf.errors.UnavailableError as error:  # a worker of the cluster went away
-        raise RunError(
-            f"{task.name} lost a worker of the cluster ({_lost_worker(error.message)}): rerun "
-            "every worker's command; the run resumes from the chief's last finished epoch"
-        ) from None
-
-
-def _lost_worker(message: str) -> str:
-    """What TensorFlow says of a lost worker, in a line: the first line of
-    its message that speaks of it, else the first with something to say.
-
-    Example:
-        >>> _lost_worker("Graph execution error:\\n\\n{{node x}} Collective ops is aborted by: "
-        ...              "Socket closed\\nAdditional GRPC error information …")
-        'Collective ops is aborted by: Socket closed'
-    """
-    lines = [re.sub(r"^\{\{.*?\}\}\s*", "", line).strip() for line in message.splitlines()]
-    lines = [line for line in lines if line and not line.endswith(":")] or ["unavailable"]
-    named = [line for line in lines if re.search(r"abort|closed|down|unavailable", line, re.I)]
-    return (named or lines)[0][:160]
+        raise lost_worker(task, error) from None
 
 
 def _run_as_chief(config: TrainConfig, strategy, decision: ChiefDecision,

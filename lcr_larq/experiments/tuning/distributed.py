@@ -153,15 +153,17 @@ def oracle_state(oracle: kt.Oracle) -> OracleState:
                        bool(oracle.ongoing_trials), failed)
 
 
-def serve(tuner, write: Callable[[list], Any], baseline_settled: Callable[[], bool],
+def serve(tuner, write: Callable[[list], Any], baseline: Callable[[], str | None],
           verbose: int) -> OracleState:
     """The chief: Keras Tuner serves the oracle (``tuner.search``) in a
     thread while this one calls ``write(trials)`` whenever a trial or the
-    baseline changes. Returns the final state once every worker that asked
-    has been told the search is over (Keras Tuner's own end, without its
-    20-second polls) and ``baseline_settled()``, or once too many trials
-    failed in a row (Keras Tuner's oracle then raises to the worker that
-    ended the last one and never ends that trial)."""
+    baseline (``baseline()``: its status, ``COMPLETED`` when there is none)
+    changes. Returns the final state once every worker that asked has been
+    told the search is over (Keras Tuner's own end, without its 20-second
+    polls) and the baseline has completed; or once the baseline has failed
+    (that stops a search, as in one process), or too many trials failed in a
+    row (Keras Tuner's oracle then raises to the worker that ended the last
+    one and never ends that trial)."""
     errors: list[BaseException] = []
 
     def search():
@@ -170,23 +172,32 @@ def serve(tuner, write: Callable[[list], Any], baseline_settled: Callable[[], bo
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             errors.append(error)
 
-    thread = threading.Thread(target=search, name="oracle", daemon=True)
-    thread.start()
+    def start() -> threading.Thread:
+        thread = threading.Thread(target=search, name="oracle", daemon=True)
+        thread.start()
+        return thread
+
+    thread = start()
     asked, shown = False, None
     limit = tuner.oracle.max_consecutive_failed_trials
     while True:
         thread.join(POLL)
         if errors:
             raise errors[0]
+        if not thread.is_alive() and baseline() not in ("COMPLETED", "FAILED"):
+            # Keras Tuner stopped serving while a worker still trains the
+            # baseline: serve on, so that it finds the oracle if it restarts.
+            thread = start()
         state = oracle_state(tuner.oracle)
         asked = asked or bool(state.tuner_ids)
-        settled = baseline_settled()
-        now = ([(t.trial_id, t.status, t.score) for t in state.trials], settled)
+        status = baseline()
+        now = ([(t.trial_id, t.status, t.score) for t in state.trials], status)
         if now != shown:
             write(state.trials)
             shown = now
         over = not thread.is_alive() or (asked and not state.tuner_ids and not state.ongoing)
-        if (over and settled) or (limit and state.failed_in_a_row >= limit):
+        if ((over and status == "COMPLETED") or status == "FAILED"
+                or (limit and state.failed_in_a_row >= limit)):
             return state
 
 
