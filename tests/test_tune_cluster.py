@@ -4,7 +4,8 @@ commands of docs/cluster.md. One worker is killed (kill -9) in the middle of a
 trial and restarted with its id, as a scheduler would: it resumes the trial
 from its last finished epoch, the other worker goes on meanwhile, the λ = 0
 baseline is trained once, and the chief writes the same trials.csv, best.yaml
-and table as one process running the same search. The refusals (an
+and table as one process running the same search. The workers start first and
+the chief only once both say they wait for it. The refusals (an
 unreachable oracle, a worker with other settings, two workers with one id, a
 chief that cannot serve) are one line each, in this process, before any
 training."""
@@ -112,8 +113,19 @@ def test_a_chief_and_two_workers_survive_a_killed_worker_and_write_what_one_proc
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
            "KERASTUNER_ORACLE_PORT": str(free_port()), "CUDA_VISIBLE_DEVICES": ""}
     cluster = with_output_dir(flags, out)
-    processes = {name: Process(name, cluster, env, logs) for name in ("chief", "tuner0", "tuner1")}
+    # The workers first, the chief once both say they wait for it: start order is free.
+    # (The workers wait longer than the default: a loaded machine starts the chief slowly.)
+    workers = [*cluster, "--chief-timeout", "600"]
+    processes = {name: Process(name, workers, env, logs) for name in ("tuner0", "tuner1")}
     try:
+        waiting = f"waiting up to 600 s for the lcr-tune chief at {env['KERASTUNER_ORACLE_IP']}:"
+        deadline = time.monotonic() + 300
+        while not all(waiting in p.err.read_text() for p in processes.values()):
+            assert time.monotonic() < deadline and all(
+                p.popen.poll() is None for p in processes.values()), "no worker waited"
+            time.sleep(0.1)
+        assert not out.exists()
+        processes["chief"] = Process("chief", cluster, env, logs)
         # Kill the worker that does not train the baseline once its trial has a
         # checkpoint, i.e. in the middle of the trial.
         search = out / "tuner" / "search"
@@ -137,7 +149,7 @@ def test_a_chief_and_two_workers_survive_a_killed_worker_and_write_what_one_proc
         assert processes[victim].popen.returncode == -signal.SIGKILL
         resumed = read_json(search / f"trial_{trial}" / "backup" / "state.json")["epoch"]
         assert resumed >= 1
-        restarted = Process(victim, cluster, env, logs)  # as a scheduler restarts it
+        restarted = Process(victim, workers, env, logs)  # as a scheduler restarts it
         stdout = {name: p.finish() for name, p in processes.items() if name != victim}
         stdout[victim] = restarted.finish()
     finally:
