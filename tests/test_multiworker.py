@@ -69,6 +69,8 @@ def test_two_workers_train_identical_weights_and_the_chief_writes(tmp_path):
     at = flags.index("--output-dir")
     flags[at + 1] = str(out)
     command = [sys.executable, "-m", "lcr_larq.cli.train", *flags]
+    # Worker 1 waits longer than the default: a loaded machine starts the chief slowly.
+    patient = [*command, "--chief-timeout", "600"]
     workers, logs = [], []
     try:
         for index in (1, 0):  # the other worker first, the chief once it waits
@@ -77,8 +79,9 @@ def test_two_workers_train_identical_weights_and_the_chief_writes(tmp_path):
             env = {**os.environ, "TF_CONFIG": tf_config(cluster, index),
                    "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(log / "tmp")}
             with open(log / "out", "w") as stdout, open(log / "err", "w") as stderr:
-                workers.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=stdout,
-                                                stderr=stderr, text=True))
+                workers.append(subprocess.Popen(patient if index == 1 else command, env=env,
+                                                cwd=ROOT, stdout=stdout, stderr=stderr,
+                                                text=True))
             logs.append(log)
             if index == 1:
                 wait_for_text(log / "err", f"for the chief at {cluster['worker'][0]}",
