@@ -8,6 +8,11 @@
     lcr-tune --config runs/tune/search.yaml --max-trials 20   # continue with more trials
     lcr-train --config runs/tune/best.yaml                    # train the best trial
 
+    # on many machines, one shared --output-dir: Keras Tuner's chief and workers
+    export KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000
+    KERASTUNER_TUNER_ID=chief  lcr-tune --output-dir /shared/tune --max-trials 12
+    KERASTUNER_TUNER_ID=tuner0 lcr-tune --output-dir /shared/tune --max-trials 12
+
 Every flag of ``lcr-train`` but the four searched settings sets every trial
 and the λ = 0 baseline; the search is :func:`lcr_larq.experiments.tuning.run_search`.
 """
@@ -30,6 +35,10 @@ INTERRUPTED = "interrupted: rerun the same command to continue the search"
 def tune(config: tuning.TuneConfig) -> None:
     """Runs the search, prints the trials and says what it wrote."""
     result = tuning.run_search(config, progress=cli.progress(config.verbose == 0))
+    if result.role.kind == "worker":
+        print(f"{result.role.tuner_id} trained {trained(result)}; the chief writes "
+              f"{result.trials_path} and its best.yaml")
+        return
     header = columns(result.rows)
     print()
     print(cli.table([[row.get(k) for k in header] for row in result.rows], header,
@@ -39,6 +48,27 @@ def tune(config: tuning.TuneConfig) -> None:
               result.search_path)
     if result.best_path:
         print(f"train the best trial: lcr-train --config {result.best_path}")
+
+
+def trained(result: tuning.SearchResult) -> str:
+    """What a search process trained, with the epochs it ran of each.
+
+    Example:
+        >>> trained(tuning.SearchResult([], None, "t.csv", None, "s.yaml",
+        ...                             ["baseline", "1", "3"],
+        ...                             {"baseline": [0, 1], "1": [1], "3": []}))
+        'the λ = 0 baseline (epochs 1-2), trial 1 (epoch 2), trial 3 (no epoch left: scored)'
+    """
+    def one(trial: str) -> str:
+        name = "the λ = 0 baseline" if trial == tuning.BASELINE else f"trial {trial}"
+        epochs = result.epochs_run.get(trial, [])
+        if not epochs:
+            return f"{name} (no epoch left: scored)"
+        if len(epochs) == 1:
+            return f"{name} (epoch {epochs[0] + 1})"
+        return f"{name} (epochs {epochs[0] + 1}-{epochs[-1] + 1})"
+
+    return ", ".join(map(one, result.executed)) or "no trial"
 
 
 def searched_flag(argv: Sequence[str]) -> str | None:

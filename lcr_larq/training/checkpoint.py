@@ -37,16 +37,20 @@ class RunCheckpoint(tf.keras.callbacks.Callback):
     uninterrupted one exactly.
 
     Under ``MultiWorkerMirroredStrategy`` every worker saves (reading
-    synchronized variables is collective); only the chief keeps its files.
+    synchronized variables is collective); only the chief keeps its files:
+    the others (``chief=False``) read the chief's backup to resume and write
+    theirs in ``scratch``, a folder of their own, never in ``directory``.
     """
 
-    def __init__(self, directory: str, chief: bool = True, worker: str = "chief"):
+    def __init__(self, directory: str, chief: bool = True, scratch: str | None = None):
         super().__init__()
         self.directory = directory
-        self.worker = worker
         self.backup = os.path.join(directory, runs.BACKUP)
         self.chief = chief
-        self.target = self.backup if chief else os.path.join(directory, f".{worker}-backup")
+        self.scratch = scratch
+        if not (chief or scratch):
+            raise ValueError("a worker that is not the chief writes in a scratch folder")
+        self.target = self.backup if chief else os.path.join(scratch, runs.BACKUP)
         self.history: runs.History | None = None
         self.diverged: tuple[int, int, float] | None = None
         self._epoch = 0

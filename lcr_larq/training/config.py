@@ -156,6 +156,11 @@ class TrainConfig(Settings):
         "default", "tf.distribute strategy: default, mirrored or multiworker (reads TF_CONFIG)",
         choices=STRATEGIES,
     )
+    chief_timeout: float = setting(
+        60.0, "a worker that is not the chief (--strategy multiworker, or an lcr-tune worker): "
+        "seconds it waits for the chief to answer before it gives up, naming the chief's "
+        "address", above=0, high=86_400, recipe=False,
+    )
     mixed_precision: str = setting(
         "off",
         "compute in 16 bits on float32 variables (Keras' mixed precision): float16 (dynamic "

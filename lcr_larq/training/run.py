@@ -34,10 +34,10 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
+import socket
 import time
 from collections.abc import Sequence
 
@@ -62,7 +62,19 @@ from lcr_larq.settings import save_recipe
 from lcr_larq.training import provenance, runs
 from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
 from lcr_larq.training.config import TrainConfig, with_input_size
-from lcr_larq.training.distribute import get_strategy, is_chief
+from lcr_larq.training.distribute import (
+    FINISHED,
+    STOPPED,
+    ChiefDecision,
+    Task,
+    chief_says,
+    get_strategy,
+    lost_worker,
+    scratch_dir,
+    task_of,
+    wait_for_chief,
+    wait_until,
+)
 from lcr_larq.training.progress import ProgressBar, verbosity
 from lcr_larq.training.runs import weights_digest
 from lcr_larq.training.summary import compile_description, last_epoch_metrics
@@ -75,7 +87,7 @@ def prepare_output_dir(path: str) -> bool:
     created = not os.path.isdir(path)
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write-test")
+        probe = os.path.join(path, f".write-test-{socket.gethostname()}-{os.getpid()}")
         with open(probe, "w", encoding="utf-8") as handle:
             handle.write("ok")
         os.remove(probe)
@@ -204,14 +216,31 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
     ``config.overwrite``; one with other settings is refused, naming them.
     Nothing is written before the data has been loaded and checked against
     the model; a run that fails before its first checkpoint leaves no
-    directory behind.
+    directory behind. Under ``--strategy multiworker`` the chief owns the
+    run directory and the other workers follow it
+    (:mod:`lcr_larq.training.distribute`).
     """
     config = with_input_size(config)  # recorded as used: config.yaml, results.json
+    task = task_of(config.strategy)
+    if not task.chief:
+        wait_for_chief(task.chief_address, config.chief_timeout, "the chief",
+                       "start it (the same command, with TF_CONFIG naming its task), check "
+                       "TF_CONFIG's addresses, or wait longer with --chief-timeout")
     strategy = get_strategy(config.strategy)
-    chief, worker = is_chief(strategy)
+    try:
+        if not task.chief:
+            return _follow_chief(config, strategy, task, extra_callbacks)
+        with ChiefDecision(strategy, task) as decision:
+            return _run_as_chief(config, strategy, decision, extra_callbacks)
+    except tf.errors.UnavailableError as error:  # a worker of the cluster went away
+        raise lost_worker(task, error) from None
+
+
+def _run_as_chief(config: TrainConfig, strategy, decision: ChiefDecision,
+                  extra_callbacks) -> dict:
     out = config.run_dir
     if os.path.isdir(out) and not config.overwrite:  # a look first, before any work
-        previous = _previous_run(config, out, RunCheckpoint(out, chief, worker))
+        previous = _previous_run(config, out, RunCheckpoint(out))
         if previous is not None:
             return previous
     start = time.time()
@@ -220,21 +249,55 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
     dataset = checked_data(config).for_replicas(strategy.num_replicas_in_sync)
     created = prepare_output_dir(out)
     try:
-        with runs.RunLock(out) if chief else contextlib.nullcontext():
-            checkpoint = RunCheckpoint(out, chief, worker)
+        with runs.RunLock(out):
+            checkpoint = RunCheckpoint(out)
             previous = _previous_run(config, out, checkpoint)
             if previous is not None:
                 return previous
+            decision.tell(checkpoint.finished_epochs())  # the others resume from it too
             # Under the run's dtype policy: what Keras makes while training,
             # testing and saving (the stripped BNN among them) takes it too.
             with dtype_policy(keras_policy(config.mixed_precision)):
-                return _train(config, out, dataset, strategy, chief, checkpoint,
+                return _train(config, out, dataset, strategy, True, checkpoint,
                               extra_callbacks, start)
     except (tf.errors.ResourceExhaustedError, OSError) as error:
         raise _resources_error(error, config, out) from None
     finally:
-        if created and chief:
+        if created:
             runs.remove_if_unused(out)
+
+
+def _follow_chief(config: TrainConfig, strategy, task: Task, extra_callbacks) -> dict:
+    """A worker other than the chief: trains as the chief decided, from the
+    epoch it resumes from, writing nothing in the run directory (its own
+    checkpoints and models go to a scratch folder)."""
+    out = config.run_dir
+    start = time.time()
+    epoch = chief_says(strategy, 0)
+    shared = (f"--output-dir {out} must be one directory that every worker sees (a shared "
+              "filesystem)")
+    if epoch == STOPPED:
+        raise RunError(f"the chief at {task.chief_address} stopped before training: its "
+                       "output says why")
+    if epoch == FINISHED:
+        if not wait_until(lambda: runs.read_results(out) is not None, config.chief_timeout):
+            raise RunError(f"the chief at {task.chief_address} found the run finished, but "
+                           f"this worker sees no {runs.RESULTS} in {out}: {shared}")
+        return {**runs.read_results(out), "already_finished": True}
+    scratch = scratch_dir(task)
+    try:
+        checkpoint = RunCheckpoint(out, chief=False, scratch=scratch)
+        if not wait_until(lambda: os.path.isdir(out) and checkpoint.finished_epochs() == epoch,
+                          config.chief_timeout):
+            raise RunError(f"the chief at {task.chief_address} trains {out} from epoch "
+                           f"{epoch + 1}, which this worker does not see: {shared}")
+        tf.keras.utils.set_random_seed(config.seed)
+        dataset = checked_data(config).for_replicas(strategy.num_replicas_in_sync)
+        with dtype_policy(keras_policy(config.mixed_precision)):
+            return _train(config, out, dataset, strategy, False, checkpoint, extra_callbacks,
+                          start)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def checked_data(config: TrainConfig) -> lcr_data.Dataset:
@@ -332,7 +395,7 @@ def _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks, s
     if bnn is not trained:
         scores["test_accuracy_as_trained"] = _accuracy_as_trained(trained, bnn, dataset)
     height, width = dataset.input_shape[:2]
-    save_dir = out if chief else os.path.join(out, f".{checkpoint.worker}-models")
+    save_dir = out if chief else os.path.join(checkpoint.scratch, "models")
     os.makedirs(save_dir, exist_ok=True)
     model.save(os.path.join(save_dir, runs.MODEL))
     bnn.save(os.path.join(save_dir, runs.BNN))

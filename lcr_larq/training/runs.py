@@ -360,9 +360,9 @@ def differing_settings(old: TrainConfig, new: TrainConfig) -> list[str]:
 
 
 class RunLock:
-    """One run per directory: an exclusive ``flock`` on ``DIR/.lock`` for as
-    long as the run holds it (the system drops it when the process ends,
-    killed or not).
+    """One run per directory: an exclusive ``flock`` on ``DIR/.lock`` (or
+    ``DIR/name``) for as long as the run holds it (the system drops it when
+    the process ends, killed or not).
 
     Where the filesystem has no ``flock`` (Lustre mounted without ``-o
     flock``, some FUSE filesystems: the call fails with ``ENOSYS``,
@@ -370,8 +370,8 @@ class RunLock:
     unguarded; a study's cells are guarded by their claims
     (:mod:`lcr_larq.experiments.claims`) there too."""
 
-    def __init__(self, directory: str):
-        self.path = os.path.join(directory, LOCK)
+    def __init__(self, directory: str, name: str = LOCK):
+        self.path = os.path.join(directory, name)
         self.handle = None
         self.locked = True
 

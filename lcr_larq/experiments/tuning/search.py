@@ -27,13 +27,24 @@ from lcr_larq import data as lcr_data
 from lcr_larq.analysis import evaluation, robustness
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.errors import ConfigError, DataError, RunError, UserError
+from lcr_larq.experiments.tuning.distributed import (
+    ALONE,
+    TUNER_ID,
+    Role,
+    check_port,
+    check_worker_settings,
+    claim_baseline,
+    role_of,
+    serve,
+    wait_for_oracle,
+    worker_lock,
+)
 from lcr_larq.experiments.tuning.report import last_line, trial_rows, write_best, write_table
 from lcr_larq.experiments.tuning.settings import (
     BASELINE,
     BEST_FILE,
     CACHE_DIR,
     ERROR_FILE,
-    NOT_COMPARED,
     OBJECTIVES,
     PROJECT,
     RESULT_FILE,
@@ -43,14 +54,15 @@ from lcr_larq.experiments.tuning.settings import (
     TUNER_DIR,
     TuneConfig,
     baseline_config,
+    changed_settings,
     trial_config,
 )
 from lcr_larq.experiments.tuning.space import kt, search_space
 from lcr_larq.graph import strip_lcr
-from lcr_larq.settings import echo, flag_name, load_recipe, recipe_dict, save_recipe
+from lcr_larq.settings import echo, load_recipe, recipe_dict, save_recipe
 from lcr_larq.training import TrainConfig, input_size_note, runs
 from lcr_larq.training.checkpoint import RunCheckpoint
-from lcr_larq.training.distribute import get_strategy
+from lcr_larq.training.distribute import get_strategy, wait_for_chief
 from lcr_larq.training.run import (
     build_training_model,
     checked_data,
@@ -214,17 +226,37 @@ class SearchHooks:
       trial's message (``Oracle.end_trial``'s protocol), written to
       ``error.txt`` in its directory and reported in one line, instead of
       Keras Tuner printing the traceback;
+    * ``before_trials()`` is called once: when the first trial begins (this
+      tuner then holds a trial, so a distributed oracle keeps serving), or at
+      the end of the search when the oracle gave this tuner none;
+    * ``check_oracle()`` is called before every request for a trial and every
+      report of one (a distributed worker checks that its chief answers);
     * ``after_trial()`` is called once a trial has ended.
 
     ``executed`` and ``epochs_run`` record what this process ran.
     """
 
-    def __init__(self, *args, after_trial: Callable[[], None] | None = None, **kwargs):
+    def __init__(self, *args, after_trial: Callable[[], None] | None = None,
+                 before_trials: Callable[[], None] | None = None,
+                 check_oracle: Callable[[], None] | None = None, **kwargs):
         self.executed: list[str] = []
         self.epochs_run: dict[str, list[int]] = {}
         self.failures: dict[str, str] = {}
         self.after_trial = after_trial
+        self.before_trials = before_trials
+        self.check_oracle = check_oracle
         super().__init__(*args, **kwargs)
+
+    def run_before_trials(self) -> None:
+        """Calls ``before_trials()`` the first time only."""
+        before, self.before_trials = self.before_trials, None
+        if before is not None:
+            before()
+
+    def pre_create_trial(self):
+        if self.check_oracle is not None:
+            self.check_oracle()
+        super().pre_create_trial()
 
     def run_trial(self, trial, *args, **kwargs):
         self.executed.append(trial.trial_id)
@@ -242,6 +274,7 @@ class SearchHooks:
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         self.save()
+        self.run_before_trials()
 
     def on_epoch_begin(self, trial, model, epoch, logs=None):
         self.epochs_run.setdefault(trial.trial_id, []).append(epoch)
@@ -258,12 +291,21 @@ class SearchHooks:
                 handle.write(trial.message or "")
             print(f"trial {trial.trial_id} failed: {last_line(trial.message)} (traceback in "
                   f"{path})", file=sys.stderr, flush=True)
+        reported = False
         try:
+            if self.check_oracle is not None:
+                self.check_oracle()  # else the trial's checkpoint stays for its rerun
+            reported = True
             super().on_trial_end(trial)  # raises once too many trials failed in a row
         finally:
-            shutil.rmtree(os.path.join(directory, runs.BACKUP), ignore_errors=True)
+            if reported:
+                shutil.rmtree(os.path.join(directory, runs.BACKUP), ignore_errors=True)
             if self.after_trial is not None:
                 self.after_trial()
+
+    def on_search_end(self):
+        self.run_before_trials()  # the oracle gave this tuner no trial
+        super().on_search_end()
 
 
 class RandomSearch(SearchHooks, kt.RandomSearch):
@@ -288,10 +330,10 @@ def tuner_seed(seed: int) -> int:
 
 
 def make_tuner(config: TuneConfig, hypermodel: kt.HyperModel, directory: str,
-               strategy: tf.distribute.Strategy | None = None,
-               after_trial: Callable[[], None] | None = None):
-    """The stock tuner of ``config.tuner`` over :func:`search_space`; an
-    existing search in ``directory`` is reloaded (and continued by ``search``)."""
+               strategy: tf.distribute.Strategy | None = None, **hooks):
+    """The stock tuner of ``config.tuner`` over :func:`search_space`, with
+    the ``hooks`` of :class:`SearchHooks`; an existing search in
+    ``directory`` is reloaded (and continued by ``search``)."""
     common = dict(
         hypermodel=hypermodel,
         objective=kt.Objective(config.objective, OBJECTIVES[config.objective]),
@@ -302,7 +344,7 @@ def make_tuner(config: TuneConfig, hypermodel: kt.HyperModel, directory: str,
         project_name=PROJECT,
         overwrite=False,
         distribution_strategy=strategy,
-        after_trial=after_trial,
+        **hooks,
     )
     if config.tuner == "random":
         return RandomSearch(max_trials=config.trial_budget, **common)
@@ -376,25 +418,6 @@ def train_baseline(
 
 
 # --------------------------------------------------------------------------- resuming
-def changed_settings(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """The settings (as flags, with their old and new values) a rerun changes,
-    those in :data:`NOT_COMPARED` aside.
-
-    Example:
-        >>> changed_settings({"epochs": 3, "lr": 0.1, "max_trials": 2},
-        ...                  {"epochs": 4, "lr": 0.1, "max_trials": 9})
-        ['--epochs (3, now 4)']
-    """
-    def shown(value):
-        return " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-
-    return [
-        f"{flag_name(name)} ({shown(previous.get(name))}, now {shown(current[name])})"
-        for name in current
-        if name not in NOT_COMPARED and previous.get(name) != current[name]
-    ]
-
-
 def prepare_search(config: TuneConfig) -> str:
     """Creates (or, with ``overwrite``, empties) the output directory, refuses
     to continue a search made with other settings, and writes ``search.yaml``;
@@ -455,6 +478,9 @@ class SearchResult:
     executed: list[str]
     #: The epochs each of them began in this call.
     epochs_run: dict[str, list[int]]
+    #: This process's part: alone, the chief (its ``rows`` are the search's)
+    #: or a worker (it writes no tables: ``rows`` is empty).
+    role: Role = dataclasses.field(default_factory=lambda: Role(ALONE, "tuner0"))
 
 
 def run_search(
@@ -469,52 +495,123 @@ def run_search(
     rewritten after every trial and when the search is interrupted. Trials
     that keep failing end the search with a :class:`~lcr_larq.errors.RunError`;
     one search at a time uses an output directory.
+
+    In Keras Tuner's distributed mode (its environment variables, see
+    :mod:`~lcr_larq.experiments.tuning.distributed`) every process runs this
+    with the same settings and ``--output-dir``: the chief serves the oracle
+    and writes the tables, the workers train the trials and the baseline.
     """
+    role = role_of(os.environ)
+    say = progress or (lambda line: None)
+    if role.kind == "worker":
+        wait_for_oracle(role, config.chief_timeout)
+        check_worker_settings(config, role)
+    elif role.kind == "chief":
+        check_port(role)
     strategy = get_strategy(config.strategy)
-    # The data is checked before anything is written.
+    # The seed first, as lcr-train: the evaluation pipelines (the BN
+    # statistics' batches) draw their fixed order from it, in every process
+    # alike. The data is checked before anything is written.
+    tf.keras.utils.set_random_seed(config.seed)
     dataset = load_split(config).for_replicas(strategy.num_replicas_in_sync)
     note = input_size_note(config)
     if note and progress:
         progress(note)
+    if role.kind == "worker":
+        with worker_lock(config, role):
+            return _search(config, role, dataset, strategy, callbacks, say)
     prepare_output_dir(config.run_dir)
     with runs.RunLock(config.run_dir):
-        return _search(config, dataset, strategy, callbacks, progress or (lambda line: None))
+        if role.kind == "chief":
+            return _serve(config, role, dataset, strategy, say)
+        return _search(config, role, dataset, strategy, callbacks, say)
 
 
-def _search(config: TuneConfig, dataset: lcr_data.Dataset, strategy,
+def _search(config: TuneConfig, role: Role, dataset: lcr_data.Dataset, strategy,
             callbacks: Sequence[tf.keras.callbacks.Callback],
             say: Callable[[str], None]) -> SearchResult:
+    """The trials (and the baseline) this process trains, alone or as a worker."""
     out = config.run_dir
-    search_path = prepare_search(config)
+    worker = role.kind == "worker"
+    search_path = os.path.join(out, SEARCH_FILE) if worker else prepare_search(config)
     data = _trial_data(config, dataset, strategy, say)
-    executed: list[str] = []
-    epochs_run: dict[str, list[int]] = {}
     outputs = _Outputs(config)
+    baseline = _Baseline(config, role, data, callbacks, say)
+    hooks: dict[str, Any] = {"before_trials": baseline}
+    if worker:
+        hooks["check_oracle"] = lambda: wait_for_chief(
+            role.oracle, config.chief_timeout, "the chief", "it stopped answering (its own "
+            "output says why); rerun this worker once it runs again")
+    else:
+        hooks["after_trial"] = outputs
+    tuner = None
     try:
-        _train_missing_baseline(config, outputs, data, callbacks, executed, epochs_run, say)
-        hypermodel = LCRHyperModel(config, data)
-        outputs.tuner = make_tuner(
-            config, hypermodel, os.path.join(out, TUNER_DIR),
-            strategy=None if config.strategy == "default" else strategy,
-            after_trial=outputs,
+        tuner = outputs.tuner = make_tuner(
+            config, LCRHyperModel(config, data), os.path.join(out, TUNER_DIR),
+            strategy=None if config.strategy == "default" else strategy, **hooks,
         )
-        outputs.tuner.search(callbacks=list(callbacks), verbose=config.verbose)
+        tuner.search(callbacks=list(callbacks), verbose=config.verbose)
     except RuntimeError:
         # Keras Tuner gives up after max_consecutive_failed_trials failures.
-        error = _failed_trials_error(outputs)
+        error = None if worker else _failed_trials_error(outputs)
         if error is None:
             raise
         raise error from None
+    except UserError:
+        if not worker:
+            outputs()
+        raise
+    except Exception as error:
+        details = getattr(error, "details", None)  # a gRPC error: the chief's oracle raised
+        if worker and callable(details):
+            raise RunError(f"the chief at {role.oracle} ended the search: "
+                           f"{last_line(details())}") from None
+        if not worker:
+            outputs()
+        raise
     except BaseException:
-        outputs()  # an interrupted trial shows as RUNNING
+        if not worker:
+            outputs()  # an interrupted trial shows as RUNNING
         raise
     finally:
-        if outputs.tuner is not None:
-            executed += outputs.tuner.executed
-            epochs_run.update(outputs.tuner.epochs_run)
+        executed = baseline.executed + (tuner.executed if tuner is not None else [])
+        epochs_run = {**baseline.epochs_run, **(tuner.epochs_run if tuner is not None else {})}
+    trials_path = os.path.join(out, TRIALS_FILE)
+    if worker:
+        return SearchResult([], None, trials_path, None, search_path, executed, epochs_run, role)
     rows, best, best_path = outputs()
-    return SearchResult(rows, best, os.path.join(out, TRIALS_FILE), best_path, search_path,
-                        executed, epochs_run)
+    return SearchResult(rows, best, trials_path, best_path, search_path, executed, epochs_run,
+                        role)
+
+
+def _serve(config: TuneConfig, role: Role, dataset: lcr_data.Dataset, strategy,
+           say: Callable[[str], None]) -> SearchResult:
+    """The chief: serves the oracle until the search is over (it trains
+    nothing) and writes the tables as the workers report."""
+    out = config.run_dir
+    search_path = prepare_search(config)  # before serving: a worker that reaches us reads it
+    outputs = _Outputs(config)
+    # The chief builds the model once, as every Keras Tuner tuner does, and trains nothing.
+    outputs.tuner = make_tuner(config, LCRHyperModel(config, TrialData(dataset, strategy)),
+                               os.path.join(out, TUNER_DIR))
+    say(f"serving the search's oracle on {role.oracle}: start the workers "
+        f"({TUNER_ID}=tuner0, tuner1, …) with the same command")
+    try:
+        state = serve(outputs.tuner, outputs, outputs.baseline_state, config.verbose)
+    except BaseException:
+        outputs()
+        raise
+    rows, best, best_path = outputs(state.trials)
+    limit = outputs.tuner.oracle.max_consecutive_failed_trials
+    if limit and state.failed_in_a_row >= limit:
+        raise _failed_trials_error(outputs, state.trials)
+    if outputs.baseline_state() == "FAILED":
+        path = os.path.join(outputs.baseline_dir, ERROR_FILE)
+        with open(path, encoding="utf-8") as handle:
+            raise RunError(f"the λ = 0 baseline failed: {last_line(handle.read())} (traceback "
+                           f"in {path}; --baseline false searches without it)")
+    return SearchResult(rows, best, os.path.join(out, TRIALS_FILE), best_path, search_path, [],
+                        {}, role)
 
 
 def _trial_data(config: TuneConfig, dataset: lcr_data.Dataset, strategy,
@@ -532,65 +629,93 @@ def _trial_data(config: TuneConfig, dataset: lcr_data.Dataset, strategy,
 
 
 class _Outputs:
-    """Writes ``trials.csv`` and ``best.yaml`` from the tuner's trials and the
-    baseline's state; called after every trial and when the search stops, it
-    returns ``(rows, best config, best.yaml path)``."""
+    """Writes ``trials.csv`` and ``best.yaml`` from the tuner's trials (or
+    ``trials``, Keras Tuner ``Trial`` objects) and the baseline's state;
+    called after every trial and when the search stops, it returns ``(rows,
+    best config, best.yaml path)``."""
 
     def __init__(self, config: TuneConfig):
         self.config = config
         self.baseline_dir = os.path.join(config.run_dir, BASELINE)
-        self.baseline = baseline_result(self.baseline_dir) if config.baseline else None
+        self.baseline = None
         self.tuner = None
 
-    def __call__(self) -> tuple[list[dict[str, Any]], TrainConfig | None, str | None]:
-        config, out, baseline = self.config, self.config.run_dir, self.baseline
-        state = baseline
-        if config.baseline and baseline is None and os.path.isdir(self.baseline_dir):
-            failed = os.path.exists(os.path.join(self.baseline_dir, ERROR_FILE))
-            state = "FAILED" if failed else "RUNNING"
-        trials = list(self.tuner.oracle.trials.values()) if self.tuner is not None else []
+    def baseline_state(self) -> str | None:
+        """``COMPLETED``, ``FAILED``, ``RUNNING`` (claimed or begun) or None
+        (not begun, or no baseline: ``COMPLETED``)."""
+        if not self.config.baseline:
+            return "COMPLETED"
+        if self.baseline is None:
+            self.baseline = baseline_result(self.baseline_dir)
+        if self.baseline is not None:
+            return "COMPLETED"
+        if os.path.exists(os.path.join(self.baseline_dir, ERROR_FILE)):
+            return "FAILED"
+        return "RUNNING" if os.path.isdir(self.baseline_dir) else None
+
+    def __call__(self, trials: Sequence | None = None
+                 ) -> tuple[list[dict[str, Any]], TrainConfig | None, str | None]:
+        config, out = self.config, self.config.run_dir
+        state = self.baseline_state() if config.baseline else None
+        if state == "COMPLETED":
+            state = self.baseline
+        if trials is None:
+            trials = list(self.tuner.oracle.trials.values()) if self.tuner is not None else []
         rows = trial_rows(config, trials, state)
         write_table(rows, os.path.join(out, TRIALS_FILE))
         ranked = [r for r in rows if r["rank"] == 1]
         if not ranked:
             return rows, None, None
-        values = self.tuner.oracle.get_trial(ranked[0]["trial"]).hyperparameters.values
-        best = dataclasses.replace(trial_config(config, values),
+        (trial,) = [t for t in trials if t.trial_id == ranked[0]["trial"]]
+        best = dataclasses.replace(trial_config(config, trial.hyperparameters.values),
                                    output_dir=os.path.join(out, "best"))
         best_path = os.path.join(out, BEST_FILE)
+        baseline = self.baseline if config.baseline else None
         write_best(best, ranked[0], config, baseline and baseline["metrics"], best_path)
         return rows, best, best_path
 
 
-def _train_missing_baseline(
-    config: TuneConfig, outputs: _Outputs, data: TrialData,
-    callbacks: Sequence[tf.keras.callbacks.Callback], executed: list[str],
-    epochs_run: dict[str, list[int]], say: Callable[[str], None],
-) -> None:
-    """Trains the λ = 0 baseline when the search has one and it has not
-    finished yet (a killed one resumes), recording it as executed."""
-    if config.baseline and outputs.baseline is None:
-        say("training the λ = 0 baseline")
-        epochs_run[BASELINE] = []
-        executed.append(BASELINE)
-        outputs.baseline = train_baseline(
-            config, outputs.baseline_dir, data, callbacks=callbacks,
-            epochs_run=epochs_run[BASELINE],
-        )
-    elif config.baseline:
-        say(f"the λ = 0 baseline has finished "
-            f"({os.path.join(outputs.baseline_dir, RESULT_FILE)})")
+class _Baseline:
+    """Trains the λ = 0 baseline once in the search, in the process that
+    claims it (:func:`~lcr_larq.experiments.tuning.distributed.claim_baseline`);
+    called before this process's first trial (or after its search)."""
+
+    def __init__(self, config: TuneConfig, role: Role, data: TrialData,
+                 callbacks: Sequence[tf.keras.callbacks.Callback], say: Callable[[str], None]):
+        self.config, self.role, self.data = config, role, data
+        self.callbacks, self.say = callbacks, say
+        self.directory = os.path.join(config.run_dir, BASELINE)
+        self.executed: list[str] = []
+        self.epochs_run: dict[str, list[int]] = {}
+
+    def __call__(self) -> None:
+        if not self.config.baseline:
+            return
+        if baseline_result(self.directory) is not None:
+            self.say(f"the λ = 0 baseline has finished "
+                     f"({os.path.join(self.directory, RESULT_FILE)})")
+            return
+        if not claim_baseline(self.directory, self.role):
+            self.say("the λ = 0 baseline is another worker's")
+            return
+        self.say("training the λ = 0 baseline")
+        self.executed.append(BASELINE)
+        self.epochs_run[BASELINE] = []
+        train_baseline(self.config, self.directory, self.data, callbacks=self.callbacks,
+                       epochs_run=self.epochs_run[BASELINE])
 
 
-def _failed_trials_error(outputs: _Outputs) -> RunError | None:
+def _failed_trials_error(outputs: _Outputs, trials: Sequence | None = None) -> RunError | None:
     """After Keras Tuner gave up: writes the outputs and returns the error
     naming the last failed trial, or ``None`` when no trial failed (the
     RuntimeError came from elsewhere)."""
     tuner = outputs.tuner
-    failed = [t for t in tuner.oracle.trials.values() if t.status == "FAILED"] if tuner else []
+    if trials is None:
+        trials = list(tuner.oracle.trials.values()) if tuner else []
+    failed = [t for t in trials if t.status == "FAILED"]
     if not failed:
         return None
-    outputs()
+    outputs(trials)
     last = max(failed, key=lambda t: int(t.trial_id))
     return RunError(
         f"the search stopped after {tuner.oracle.max_consecutive_failed_trials} failed "

@@ -20,7 +20,7 @@ from typing import Any
 
 from lcr_larq.analysis import robustness
 from lcr_larq.errors import ConfigError
-from lcr_larq.settings import setting
+from lcr_larq.settings import flag_name, setting
 from lcr_larq.training import RUNS_DIR, TrainConfig
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -284,4 +284,25 @@ def corners(config: TuneConfig) -> list[dict[str, Any]]:
             dict.fromkeys(config.power_iterations_range),
             dict.fromkeys(config.reference_choices),
         )
+    ]
+
+
+def changed_settings(previous: Mapping[str, Any], current: Mapping[str, Any],
+                     now: str = "now") -> list[str]:
+    """The settings (as flags, with their old and new values) a rerun changes,
+    those in :data:`NOT_COMPARED` aside (a worker's differ from its chief's:
+    ``now="here"``).
+
+    Example:
+        >>> changed_settings({"epochs": 3, "lr": 0.1, "max_trials": 2},
+        ...                  {"epochs": 4, "lr": 0.1, "max_trials": 9})
+        ['--epochs (3, now 4)']
+    """
+    def shown(value):
+        return " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+    return [
+        f"{flag_name(name)} ({shown(previous.get(name))}, {now} {shown(current[name])})"
+        for name in current
+        if name not in NOT_COMPARED and previous.get(name) != current[name]
     ]
