@@ -70,10 +70,12 @@ def problems(site: Path) -> list[str]:
 
 
 def report(found: list[str]) -> str:
-    """The findings as a message of at most :data:`MOST` lines and a count."""
+    """The findings as a message: how many, then at most :data:`MOST` of them."""
     shown = found[:MOST]
     more = len(found) - len(shown)
-    return "\n".join(shown + ([f"… and {more} more"] if more else []))
+    places = f"{len(found)} place" + ("s" if len(found) != 1 else "")
+    return "\n".join([f"the built site shows raw markup in {places}:", *shown]
+                     + ([f"… and {more} more"] if more else []))
 
 
 def main(argv: list[str]) -> int:
@@ -82,8 +84,7 @@ def main(argv: list[str]) -> int:
         return 2
     found = problems(Path(argv[0]))
     if found:
-        print(f"the built site shows raw markup in {len(found)} places:\n{report(found)}",
-              file=sys.stderr)
+        print(report(found), file=sys.stderr)
         return 1
     return 0
 

@@ -235,5 +235,4 @@ def on_post_build(config, **kwargs) -> None:
     spec.loader.exec_module(check_site)
     found = check_site.problems(Path(config["site_dir"]))
     if found:
-        raise PluginError(f"the built site shows raw markup in {len(found)} places "
-                          f"(docs/check_site.py):\n{check_site.report(found)}")
+        raise PluginError(f"docs/check_site.py: {check_site.report(found)}")
