@@ -2,6 +2,7 @@
 be killed in, divergence, locking, finished runs, settings that changed."""
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -215,6 +216,24 @@ def test_one_run_per_directory(tmp_path):
         holder.wait()
     with runs.RunLock(str(tmp_path)):
         pass
+
+
+@pytest.mark.parametrize("code", [errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP])
+def test_a_filesystem_without_flock_runs_unlocked(tmp_path, monkeypatch, code):
+    """Lustre without ``-o flock`` fails the call itself: not another run's lock."""
+
+    def flock_failing_with(failure):
+        def flock(handle, operation):
+            raise OSError(failure, os.strerror(failure))
+        return flock
+
+    monkeypatch.setattr(runs.fcntl, "flock", flock_failing_with(code))
+    with runs.RunLock(str(tmp_path)) as lock:
+        assert not lock.locked
+    # Held by another process: refused as before.
+    monkeypatch.setattr(runs.fcntl, "flock", flock_failing_with(errno.EWOULDBLOCK))
+    with pytest.raises(RunError, match="another run"):
+        runs.RunLock(str(tmp_path)).__enter__()
 
 
 class Poison(tf.keras.callbacks.Callback):

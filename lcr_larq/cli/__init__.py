@@ -12,6 +12,8 @@ here. The shell gives them the same behaviour:
   argparse's errors on one line (no usage block);
 * every :class:`~lcr_larq.errors.UserError` as one line ``error: …`` and exit
   code 2 (a full disk too, naming it), Ctrl-C as one line and exit code 130;
+* a command started by a study's worker ends when the worker ends
+  (:func:`~lcr_larq.experiments.claims.end_with_parent`);
 * output that never fails on the terminal's encoding: where it cannot show
   a character (``σ``, ``λ``, ``×``…) it is spelled in ASCII (``sigma``);
 * text tables (terminaltables, as Larq's model summary) and reports written
@@ -42,6 +44,7 @@ from typing import Any
 from terminaltables import AsciiTable
 
 from lcr_larq.errors import UserError, no_space_left
+from lcr_larq.experiments import claims
 from lcr_larq.settings import add_arguments, build_config, split_lists
 from lcr_larq.training import runs
 
@@ -188,6 +191,7 @@ def command(
     prog, description = command_line(doc)
 
     def main(argv: Sequence[str] | None = None) -> int:
+        claims.end_with_parent()  # started by a study's worker: end with it
         args = parser(prog, description, settings, exclude).parse_args(argv)
         return run(lambda: body(settings_from(args, settings)), interrupted)
 

@@ -3,11 +3,25 @@
 A study is a grid: every combination of the values of one or more ``vary``
 settings (``lcr_lambda=0,4``; the first value of each is the control) is an
 *arm*, trained with ``seeds`` seeds (the run's ``seed``, ``seed + 1``, …).
-Each arm × seed is an ordinary run directory of ``lcr-train`` under the
-study's ``output_dir`` (``lcr_lambda=4/seed_1``), trained in a process of its
-own, one after another (or ``parallel`` at once, one GPU each). A finished
-run is skipped and a killed one resumes, so rerunning the same study command
-completes it.
+Each arm × seed is a *cell*: an ordinary run directory of ``lcr-train``
+under the study's ``output_dir`` (``lcr_lambda=4/seed_1``). The cells are
+listed arm by arm, each arm over the same seeds (so every arm's seed s pairs
+with the control's), and a cell's index is its place in that list
+(:func:`jobs`).
+
+Any number of *workers* train the cells, on one machine or many: each claims
+a cell on the shared ``output_dir`` (:mod:`lcr_larq.experiments.claims`: an
+atomic claim file, a heartbeat, taken over when its worker is gone), trains
+it in the worker's own process and measures what the study asks, then claims
+the next (:func:`work`, on :mod:`lcr_larq.experiments.workers`). A worker
+given a cell index (``cell``, or a scheduler's ``SLURM_ARRAY_TASK_ID`` or
+``JOB_COMPLETION_INDEX``: an array job) trains that cell only. The study's
+recipe is written once, to ``study.yaml``; a worker with other settings is
+refused. ``lcr-study`` itself is one worker followed by the report
+(``parallel`` workers at once, one GPU each, or sharing the CPU), and
+``report`` joins whatever has finished, naming the cells still missing. A
+finished cell is skipped and a killed one resumes from its last finished
+epoch, so rerunning the same study command completes it.
 
 The report (:func:`report`): per arm n, mean, std and the 95 % Student-t
 interval of the test accuracy and, when asked, of
@@ -24,11 +38,15 @@ interval of the test accuracy and, when asked, of
   (``lcr-diagnose``);
 
 per arm against the control, the per-seed paired differences with their
-mean, interval and paired t-test p-value; with both, Spearman's ρ over every
+mean, interval and paired t-test p-value, and how sensitive that test was
+(the smallest difference it detects with 80 % power, the seeds a 1-point
+difference would need: :func:`~lcr_larq.experiments.statistics.sensitivity`);
+with both, Spearman's ρ over every
 finished run between each Lipschitz estimate and each robust accuracy
 (``lipschitz_vs_robustness``); every run that failed or diverged, listed with
-its message. Written as ``study.json``, ``study.csv``, ``study.md`` (Markdown
-tables) and ``study.png``.
+its message; the cells not finished yet; the hardware the cells ran on,
+and which pairs ran on different hardware. Written as ``study.json``,
+``study.csv``, ``study.md`` (Markdown tables) and ``study.png``.
 
 Example:
     >>> settings = StudySettings(vary=("lcr_lambda=0,4", "lcr_beta=2,3"), seeds=2)
@@ -45,18 +63,32 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import tensorflow as tf
 
+from lcr_larq import training
 from lcr_larq.analysis import adversarial
-from lcr_larq.errors import ConfigError
-from lcr_larq.experiments import statistics
-from lcr_larq.settings import convert, echo, kinds, recipe_dict, save_recipe, setting
-from lcr_larq.training import RUNS_DIR, TrainConfig, checked_data, runs
+from lcr_larq.errors import ConfigError, RunError, UserError
+from lcr_larq.experiments import claims, statistics, workers
+from lcr_larq.settings import (
+    convert,
+    echo,
+    flag_name,
+    kinds,
+    load_recipe,
+    recipe_dict,
+    save_recipe,
+    setting,
+)
+from lcr_larq.training import RUNS_DIR, TrainConfig, checked_data, provenance, runs
 
 REPORT = "study.json"
+#: The study's recipe, written once by the first worker.
+RECIPE = "study.yaml"
 TABLE = "study.csv"
 MARKDOWN = "study.md"
 PLOT = "study.png"
@@ -72,6 +104,13 @@ METRICS = ("test_accuracy", "test_accuracy_moving_statistics", "test_accuracy_as
            "mce", "retention_rank_correlation", "empirical_lipschitz", "log10_exact_norm_product")
 #: The Lipschitz estimates of ``diagnose`` that are correlated with robust accuracy.
 LIPSCHITZ_ESTIMATES = ("empirical_lipschitz", "log10_exact_norm_product")
+#: What "1 point" of a metric is, for the seeds a 1-point difference needs:
+#: a percentage point of an accuracy. The other metrics have no common unit
+#: (the report gives their smallest detectable difference only).
+ONE_POINT = {"test_accuracy": 0.01, "robust_accuracy": 0.01}
+#: Settings that say how a study runs, not what it computes: its workers may
+#: differ in them.
+HOW_IT_RUNS = ("output_dir", "verbose", "parallel")
 
 
 @dataclass
@@ -114,8 +153,23 @@ class StudySettings(TrainConfig):
         "robust accuracy over the runs"
     )
     parallel: int = setting(
-        1, "runs at once, one GPU each (with fewer GPUs, runs are sequential)", low=1,
-        high=64,
+        1, "workers at once on this machine, one GPU each (at most one per GPU); without a "
+        "GPU they share the CPU", low=1, high=64,
+    )
+    worker: bool = setting(
+        False, "be one worker of the study in --output-dir (shared by any number of "
+        "workers, on any machines): train the cells it claims there, write no report; with "
+        "--cell (or SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX) that cell only",
+        recipe=False,
+    )
+    cell: int | None = setting(
+        None, "with --worker: the index of the one cell to train, arms × seeds in order from 0 "
+        "(default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set, else every cell "
+        "not yet claimed)", low=0, recipe=False,
+    )
+    report: bool = setting(
+        False, "train nothing: join the cells finished so far into the report, naming the "
+        "cells still missing", recipe=False,
     )
 
     @property
@@ -146,6 +200,11 @@ class StudySettings(TrainConfig):
         for arm in arms(self):
             for seed in range(self.seeds):
                 arm.config(self, seed)  # a TrainConfig is checked when it is made
+        if self.cell is not None and not self.worker:
+            raise ConfigError("--cell N is the cell of a worker: add --worker")
+        if self.report and self.worker:
+            raise ConfigError("--report joins what the workers finished: give it without "
+                              "--worker")
 
 
 @dataclass(frozen=True)
@@ -229,21 +288,41 @@ def arms(settings: StudySettings) -> list[Arm]:
 # --------------------------------------------------------------------------- running
 @dataclass
 class Job:
+    """One cell of a study: an arm's run of one seed."""
+
     arm: Arm
     seed: int
     config: TrainConfig
+    #: Its place in :func:`jobs`, the cell index of ``--cell``.
+    index: int = 0
 
     @property
     def directory(self) -> str:
         return self.config.output_dir
 
+    @property
+    def claims(self) -> str:
+        """The folder of the claims of workers on it, beside its run directory
+        (:mod:`lcr_larq.experiments.claims`)."""
+        return f"{self.directory}.claims"
+
+    @property
+    def log_path(self) -> str:
+        """The cell's record: one JSON line per training that ended (trained,
+        failed, given up) and per claim taken over from a dead worker."""
+        return f"{self.directory}.log"
+
+    @property
+    def label(self) -> str:
+        return f"{self.arm.name} seed {self.seed}"
+
 
 def jobs(settings: StudySettings) -> list[Job]:
-    """Every arm × seed, arm by arm."""
-    return [
-        Job(arm, settings.seed + i, arm.config(settings, i))
-        for arm in arms(settings) for i in range(settings.seeds)
-    ]
+    """Every cell: arm by arm (the order of :func:`arms`), each over the same
+    seeds ``seed``, ``seed + 1``, …; a cell's index is its place here."""
+    cells = [(arm, i) for arm in arms(settings) for i in range(settings.seeds)]
+    return [Job(arm, settings.seed + i, arm.config(settings, i), index)
+            for index, (arm, i) in enumerate(cells)]
 
 
 def finished(job: Job) -> dict | None:
@@ -253,14 +332,6 @@ def finished(job: Job) -> dict | None:
     if recipe is None or runs.differing_settings(recipe, job.config):
         return None
     return results
-
-
-def command(job: Job) -> list[str]:
-    """The ``lcr-train`` command of a job (its settings as a recipe file)."""
-    os.makedirs(job.directory, exist_ok=True)
-    recipe = os.path.join(job.directory, "study-recipe.yaml")
-    save_recipe(job.config, recipe)
-    return [sys.executable, "-m", "lcr_larq.cli.train", "--config", recipe, "--verbose", "0"]
 
 
 def _extras(settings: StudySettings, job: Job) -> dict:
@@ -396,33 +467,39 @@ def gpu_count() -> int:
 def run_study(
     settings: StudySettings, progress: Callable[[str], None] | None = None
 ) -> dict:
-    """Trains every missing run of the study (finished ones are skipped, killed
-    ones resume) and returns :func:`report`."""
-    out = settings.run_dir
+    """``lcr-study``: trains every missing cell of the study (one worker in
+    this process, or ``parallel`` workers at once), then returns
+    :func:`report`; with ``report``, trains nothing and reports what has
+    finished. Cells that other workers hold are waited for."""
+    if settings.report:
+        record_recipe(settings, write=False)
+    else:
+        check_data(settings)
+        note = record_recipe(settings, replace=True)
+        if note and progress:
+            progress(note)
+        if settings.parallel > 1:
+            _run_workers(settings, progress)
+        else:
+            work(settings, progress)
+    todo = jobs(settings)
+    outcomes = outcomes_on_disk(todo)
+    if settings.robustness or settings.diagnose:
+        _add_extras(settings, todo, outcomes)
+    return report(settings, todo, outcomes)
+
+
+def run_worker(settings: StudySettings, progress: Callable[[str], None] | None = None) -> int:
+    """``lcr-study --worker``: trains the cell of :func:`cell_index`, or
+    claims cells until every one is finished (``parallel`` such workers at
+    once); writes no report. Returns the exit code: 1 when a cell it trained
+    failed, else 0."""
+    index = cell_index(settings)
     check_data(settings)
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create --output-dir {out} ({error.strerror})") from None
-    with runs.RunLock(out):
-        save_recipe(settings, os.path.join(out, "study.yaml"))
-        todo = jobs(settings)
-        slots = min(settings.parallel, max(1, gpu_count())) if settings.parallel > 1 else 1
-        if settings.parallel > slots and progress:
-            progress(f"--parallel {settings.parallel}: {slots} device(s), running {slots} at once")
-        outcomes: dict[str, dict] = {}
-        pending = []
-        for job in todo:
-            results = finished(job)
-            if results is None:
-                pending.append(job)
-            else:
-                outcomes[job.directory] = {"status": "finished", "results": results,
-                                           "skipped": True}
-        _train(pending, slots, outcomes, len(todo), progress)
-        if settings.robustness or settings.diagnose:
-            _add_extras(settings, todo, outcomes)
-        return report(settings, todo, outcomes)
+    record_recipe(settings)
+    if settings.parallel > 1:
+        return 0 if _run_workers(settings, progress) else 1
+    return 1 if work(settings, progress, index, worker=True) else 0
 
 
 def check_data(settings: StudySettings) -> None:
@@ -438,49 +515,245 @@ def check_data(settings: StudySettings) -> None:
             checked_data(config)
 
 
-def _train(
-    pending: list[Job], slots: int, outcomes: dict[str, dict], total: int,
-    progress: Callable[[str], None] | None,
-) -> None:
-    """Trains the ``pending`` jobs, ``slots`` at once (one device each), and
-    records each one's outcome; a progress line per finished job."""
-    started = time.time()
-    running: list[tuple[Job, subprocess.Popen, int, float]] = []
-    free = list(range(slots))
-    done = 0
-    while pending or running:
-        while pending and free:
-            job, device = pending.pop(0), free.pop(0)
-            env = dict(os.environ)
-            if slots > 1:
-                env["CUDA_VISIBLE_DEVICES"] = str(device)
-            process = subprocess.Popen(command(job), env=env, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, text=True)
-            running.append((job, process, device, time.time()))
-        job, process, device, began = running[0] if slots == 1 else _first_done(running)
-        _, stderr = process.communicate()
-        running = [r for r in running if r[1] is not process]
-        free.append(device)
-        done += 1
-        outcomes[job.directory], line = _outcome(job, process.returncode, stderr,
-                                                 time.time() - began)
-        if progress:
-            left = len(pending) + len(running)
-            eta = (time.time() - started) / done * left / max(1, slots)
-            progress(f"[{total - left}/{total}] {job.arm.name} seed {job.seed}: "
-                     f"{line}; ETA {_duration(eta)}")
+# --------------------------------------------------------------------------- the study's recipe
+def record_recipe(settings: StudySettings, replace: bool = False,
+                  write: bool = True) -> str | None:
+    """Writes the study's recipe to ``study.yaml`` in its ``output_dir``
+    when there is none (atomically: of workers starting together, one writes
+    it and the others read it), else checks that it is this study's: a
+    :class:`ConfigError` naming the settings that differ (not those of
+    :data:`HOW_IT_RUNS`), or, with ``replace`` (the ``lcr-study`` command,
+    which may grow a study), the recipe rewritten and a note saying what
+    changed. ``write=False`` (``--report``) only checks, and needs one."""
+    out = settings.run_dir
+    path = os.path.join(out, RECIPE)
+    if not os.path.isfile(path):
+        if not write:
+            raise ConfigError(f"{out} holds no study ({RECIPE} is missing): start it with "
+                              "lcr-study or its workers first")
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"cannot create --output-dir {out} ({error.strerror})") from None
+        if _write_once(settings, path):
+            return None
+    differing = recipe_differences(settings, path)
+    if not differing:
+        return None
+    if replace:
+        _write_replacing(settings, path)
+        return (f"{path}: the study's settings changed ({', '.join(differing)}); workers "
+                "started with the old ones are refused")
+    what = "--report" if settings.report else "--worker"
+    raise ConfigError(
+        f"{path} holds a study with other settings ({', '.join(differing)}): give every worker "
+        f"the study's own (lcr-study --config {path} --output-dir {out} {what}), or choose "
+        "another --output-dir"
+    )
 
 
-def _outcome(job: Job, returncode: int, stderr: str | None, seconds: float) -> tuple[dict, str]:
-    """A finished training process's outcome (its results, or the last line it
-    printed to stderr) and the progress text saying it."""
-    results = runs.read_results(job.directory) if returncode == 0 else None
-    if results is None:
-        lines = [line for line in (stderr or "").splitlines() if line.strip()]
-        message = lines[-1] if lines else f"exit code {returncode}"
-        return {"status": "failed", "message": message}, f"failed: {message}"
-    return ({"status": "finished", "results": results},
-            f"{100 * results['test_accuracy']:.2f}% ({seconds:.0f} s)")
+def recipe_differences(settings: StudySettings, path: str) -> list[str]:
+    """The flags whose values differ between ``settings`` and the study
+    recipe at ``path`` (not those of :data:`HOW_IT_RUNS`)."""
+    recorded = recipe_dict(StudySettings(**load_recipe(path, StudySettings)))
+    mine = recipe_dict(settings)
+    return [flag_name(k) for k in mine
+            if k not in HOW_IT_RUNS and mine[k] != recorded.get(k)]
+
+
+def _write_once(settings: StudySettings, path: str) -> bool:
+    """Writes the recipe to ``path`` unless it exists; whether it did. The
+    file appears whole (a hard link of a finished temporary file), or, where
+    the filesystem has no hard links, is created exclusively."""
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    save_recipe(settings, temporary)
+    try:
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as handle, \
+                open(temporary, encoding="utf-8") as source:
+            handle.write(source.read())
+        return True
+    finally:
+        os.remove(temporary)
+
+
+def _write_replacing(settings: StudySettings, path: str) -> None:
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    save_recipe(settings, temporary)
+    os.replace(temporary, path)
+
+
+def cell_index(settings: StudySettings,
+               environ: Mapping[str, str] = os.environ) -> int | None:
+    """The one cell a worker trains: ``--cell``, else the array task's index
+    in :data:`workers.INDEX_VARIABLES` (the first set), else None (every cell). An
+    index past the last cell, or a variable that is not an index, is a
+    :class:`ConfigError` saying how many cells there are."""
+    total = len(arms(settings)) * settings.seeds
+    cells = (f"the study has {total} cells, indices 0 to {total - 1} "
+             f"({len(arms(settings))} arms × {settings.seeds} seeds)")
+    if settings.cell is not None:
+        source, index = f"--cell {settings.cell}", settings.cell
+    else:
+        name = next((v for v in workers.INDEX_VARIABLES if environ.get(v, "").strip()), None)
+        if name is None or not settings.worker:
+            return None
+        text = environ[name].strip()
+        source = f"{name}={echo(text)}"
+        try:
+            index = int(text)
+        except ValueError:
+            raise ConfigError(f"{source} is not a cell index: {cells}") from None
+        if index < 0:
+            raise ConfigError(f"{source} is not a cell index: {cells}")
+    if index >= total:
+        raise ConfigError(f"{source} is past the last cell: {cells}")
+    if settings.parallel > 1:
+        raise ConfigError(f"--parallel {settings.parallel} starts workers that claim cells "
+                          f"themselves: give it without a cell ({source})")
+    return index
+
+
+# --------------------------------------------------------------------------- workers
+def work(
+    settings: StudySettings,
+    progress: Callable[[str], None] | None = None,
+    cell: int | None = None,
+    worker: bool = False,
+) -> int:
+    """One worker of the study (:func:`lcr_larq.experiments.workers.work`):
+    claims the first cell that is neither finished nor held by a live worker
+    (only cell ``cell`` when given), trains it in this process and measures
+    what the study asks (``robustness``, ``diagnose``), records the outcome
+    in the cell's log, and goes on until every cell is finished or failed
+    since it started. Returns the number of cells that failed here."""
+    todo = jobs(settings)
+    me = claims.this_process(provenance.worker()["name"])
+    return workers.work(
+        todo, cell_state, lambda job, claim, holder: _train_cell(settings, job, claim, holder),
+        me, progress, only=None if cell is None else todo[cell],
+        prefix=f"{me.worker}: " if worker else "",
+    )
+
+
+def cell_state(job: Job, since: float) -> str:
+    """``finished`` (results of the cell's settings), ``failed`` (its last
+    training failed after ``since``) or ``open`` (to train)."""
+    try:
+        if finished(job) is not None:
+            return "finished"
+    except RunError:  # unreadable: training it says why
+        return "open"
+    last = workers.last_record(job, ("trained", "failed"))
+    if last is not None and last["event"] == "failed" and last["time"] >= since:
+        return "failed"
+    return "open"
+
+
+def _train_cell(settings: StudySettings, job: Job, claim: claims.Claim,
+                me: claims.Holder) -> tuple[str, bool]:
+    """Trains (or resumes) a claimed cell and measures its extras; records
+    the outcome in its log; returns the progress text and whether it failed."""
+    began = time.time()
+    try:
+        results = training.run(dataclasses.replace(job.config, verbose=0),
+                               extra_callbacks=[workers.ClaimWatch(claim)])
+    except workers.ClaimLost as error:
+        workers.record(job, "lost claim", me, message=str(error))
+        return f"given up: {error}", False
+    except UserError as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        workers.record(job, "failed", me, message=message)
+        return f"failed: {message}", True
+    except Exception as error:  # a bug in one cell must not stop the study
+        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        workers.record(job, "failed", me, message=message, traceback=traceback.format_exc())
+        return f"failed: {message}", True
+    finally:
+        tf.keras.backend.clear_session()
+    seconds = time.time() - began
+    if not results.get("already_finished"):
+        workers.record(job, "trained", me, seconds=round(seconds, 2),
+                       resumed_from_epoch=results.get("resumed_from_epoch"),
+                       weights_sha256=results.get("weights_sha256"))
+    if settings.robustness or settings.diagnose:
+        try:
+            _extras(settings, job)
+        except subprocess.CalledProcessError as error:
+            lines = [x for x in (error.stderr or "").splitlines() if x.strip()]
+            workers.record(job, "extras failed", me,
+                           message=lines[-1] if lines else str(error))
+    return f"{100 * results['test_accuracy']:.2f}% ({seconds:.0f} s)", False
+
+
+def _run_workers(settings: StudySettings, progress: Callable[[str], None] | None) -> bool:
+    """Runs ``parallel`` workers of the study on this machine, one GPU each
+    (:func:`~lcr_larq.experiments.workers.device_environments`; without a
+    GPU they share the CPU), each ``lcr-study --worker`` in a process of its
+    own; whether all of them ended well."""
+    gpus = gpu_count()
+    envs = workers.device_environments(settings.parallel, gpus,
+                                       os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if progress and gpus == 0:
+        progress(f"--parallel {settings.parallel}: no GPU, {len(envs)} workers share the CPU "
+                 f"({os.cpu_count()} cores)")
+    elif progress and len(envs) < settings.parallel:
+        progress(f"--parallel {settings.parallel}: {gpus} device(s), running {len(envs)} at "
+                 "once")
+    out = settings.run_dir
+    argv = [sys.executable, "-m", "lcr_larq.cli.study", "--config", os.path.join(out, RECIPE),
+            "--output-dir", out, "--worker", "--parallel", "1"]
+    return workers.start_local(argv, envs, progress)
+
+
+def outcomes_on_disk(todo: list[Job]) -> dict[str, dict]:
+    """What became of each cell, read from the shared directory: ``finished``
+    (its results), ``running`` (a live worker holds it), ``failed`` (its last
+    training failed: the message) or ``missing`` (not started, stopped after
+    an epoch, or its directory holds another run's settings)."""
+    now, here = time.time(), claims.this_process("report")
+    outcomes = {}
+    for job in todo:
+        live = claims.held(job.claims, here, now)
+        if live is not None:
+            outcomes[job.directory] = {"status": "running",
+                                       "message": claims.describe(*live, now)}
+            continue
+        try:
+            results = finished(job)
+        except RunError as error:
+            outcomes[job.directory] = {"status": "failed", "message": str(error)}
+            continue
+        if results is not None:
+            outcomes[job.directory] = {"status": "finished", "results": results}
+            continue
+        last = workers.last_record(job, ("trained", "failed"))
+        if last is not None and last["event"] == "failed":
+            outcomes[job.directory] = {"status": "failed", "message": last["message"]}
+            continue
+        outcomes[job.directory] = {"status": "missing", "message": _missing(job)}
+    return outcomes
+
+
+def _missing(job: Job) -> str:
+    """Why a cell that no live worker holds has no results."""
+    recipe = runs.read_recipe(job.directory) if os.path.isdir(job.directory) else None
+    if runs.read_results(job.directory) is not None and recipe is not None:
+        differing = runs.differing_settings(recipe, job.config)
+        return f"its directory holds a run with other settings ({', '.join(differing)})"
+    state = runs.load_json(os.path.join(job.directory, runs.BACKUP, runs.STATE))
+    if state and state.get("epoch"):
+        return (f"stopped after epoch {state['epoch']} of {job.config.epochs}: a worker "
+                "resumes it")
+    return "not started"
 
 
 def _add_extras(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) -> None:
@@ -494,18 +767,6 @@ def _add_extras(settings: StudySettings, todo: list[Job], outcomes: dict[str, di
             except subprocess.CalledProcessError as error:
                 lines = [x for x in (error.stderr or "").splitlines() if x.strip()]
                 outcome["extras_error"] = lines[-1] if lines else str(error)
-
-
-def _first_done(running):
-    while True:
-        for entry in running:
-            if entry[1].poll() is not None:
-                return entry
-        time.sleep(0.5)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 # --------------------------------------------------------------------------- report
@@ -526,11 +787,11 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
     arm_list = arms(settings)
     control = arm_list[0]
     names = metric_names(settings)
-    rows, failed = [], []
+    rows, failed, missing = [], [], []
     for job in todo:
-        outcome = outcomes.get(job.directory, {"status": "missing"})
-        row = {"arm": job.arm.name, **{k: v for k, v in job.arm.values}, "seed": job.seed,
-               "directory": job.directory, "status": outcome["status"]}
+        outcome = outcomes.get(job.directory, {"status": "missing", "message": "not started"})
+        row = {"cell": job.index, "arm": job.arm.name, **{k: v for k, v in job.arm.values},
+               "seed": job.seed, "directory": job.directory, "status": outcome["status"]}
         if outcome["status"] == "finished":
             results = outcome["results"]
             row.update(
@@ -542,9 +803,14 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
             )
             if outcome.get("gradient_masking_eps"):
                 row["gradient_masking_eps"] = outcome["gradient_masking_eps"]
+            origin = results.get("provenance")
+            row.update(hardware=provenance.hardware(origin),
+                       worker=((origin or {}).get("worker") or {}).get("name"))
         else:
-            failed.append({"arm": job.arm.name, "seed": job.seed, "directory": job.directory,
-                           "message": outcome.get("message", outcome["status"])})
+            entry = {"cell": job.index, "arm": job.arm.name, "seed": job.seed,
+                     "directory": job.directory,
+                     "message": outcome.get("message", outcome["status"])}
+            (failed if outcome["status"] == "failed" else missing).append(entry)
         rows.append(row)
     if any(r.get("test_accuracy_as_trained") is not None for r in rows):
         for row in rows:  # a float32 run computes as trained: its own accuracy
@@ -561,7 +827,10 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
             if arm != control:
                 base = {r["seed"]: r[metric] for r in rows
                         if r["arm"] == control.name and r.get(metric) is not None}
-                entry[f"{metric}_vs_control"] = statistics.paired(by_seed, base)
+                paired = statistics.paired(by_seed, base)
+                paired["sensitivity"] = statistics.sensitivity(paired["differences"],
+                                                               one_point(metric))
+                entry[f"{metric}_vs_control"] = paired
         per_arm.append(entry)
     return {
         "control": control.name,
@@ -578,5 +847,43 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
         "lipschitz_vs_robustness": lipschitz_correlations(
             [r for r in rows if r["status"] == "finished"], settings.robust_metrics),
         "failed": failed,
+        "missing": missing,
+        "cells": len(todo),
+        "hardware": hardware_of(rows, control.name),
         "settings": recipe_dict(settings),
     }
+
+
+def one_point(metric: str) -> float | None:
+    """What a difference of "1 point" is in ``metric`` (:data:`ONE_POINT`).
+
+    Example:
+        >>> one_point("robust_accuracy_pgd_eps2"), one_point("mce")
+        (0.01, None)
+    """
+    return next((v for prefix, v in ONE_POINT.items() if metric.startswith(prefix)), None)
+
+
+def hardware_of(rows: list[dict], control: str) -> dict:
+    """The hardware the finished cells ran on: ``{"kinds": [{"hardware",
+    "cells"}], "differs", "pairs_across"}`` (the arm's and the control's
+    run of a seed on different hardware: their difference mixes the two).
+
+    Example:
+        >>> rows = [{"cell": 0, "arm": "a", "seed": 0, "status": "finished", "hardware": "X"},
+        ...         {"cell": 1, "arm": "b", "seed": 0, "status": "finished", "hardware": "Y"}]
+        >>> h = hardware_of(rows, "a")
+        >>> h["differs"], h["pairs_across"]
+        (True, [{'arm': 'b', 'seed': 0, 'hardware': 'Y', 'control_hardware': 'X'}])
+    """
+    done = [r for r in rows if r["status"] == "finished"]
+    kinds_seen: dict[str, list[int]] = {}
+    for row in done:
+        kinds_seen.setdefault(row.get("hardware") or "unknown", []).append(row["cell"])
+    base = {r["seed"]: r.get("hardware") for r in done if r["arm"] == control}
+    pairs = [{"arm": r["arm"], "seed": r["seed"], "hardware": r.get("hardware"),
+              "control_hardware": base[r["seed"]]}
+             for r in done if r["arm"] != control and r["seed"] in base
+             and r.get("hardware") != base[r["seed"]]]
+    return {"kinds": [{"hardware": k, "cells": v} for k, v in kinds_seen.items()],
+            "differs": len(kinds_seen) > 1, "pairs_across": pairs}

@@ -10,7 +10,8 @@ writes the run directory (:mod:`lcr_larq.training.runs`):
 * ``results.json`` — test accuracy and loss (of the deployed network, BN
   re-estimated; also with the moving averages of training, and for a run
   under ``--mixed-precision`` computed in 16 bits as trained), settings,
-  seconds;
+  seconds, and where and with what it ran (``provenance``, see
+  :mod:`lcr_larq.training.provenance`);
 * ``history.csv`` — the per-epoch History (loss, accuracy, L_lip, σ_B/σ_F…,
   and the ``val_`` metrics of the validation split);
 * ``model.keras`` — the trained model with its LCR layer;
@@ -56,7 +57,7 @@ from lcr_larq.optimizers import (
 )
 from lcr_larq.quantizers import quantizers_of
 from lcr_larq.settings import save_recipe
-from lcr_larq.training import runs
+from lcr_larq.training import provenance, runs
 from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
 from lcr_larq.training.config import TrainConfig
 from lcr_larq.training.distribute import get_strategy, is_chief
@@ -341,6 +342,7 @@ def _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks, s
         "final_epoch_metrics": last_epoch_metrics(history, out if chief else None),
         "seconds": round(time.time() - start, 2),
         "output_dir": out,
+        "provenance": provenance.describe(),
     }
     if chief:
         runs.save_json(results, os.path.join(out, runs.RESULTS))

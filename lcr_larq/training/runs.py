@@ -4,7 +4,7 @@ A run directory holds
 
 * ``config.yaml`` — the run's recipe (``lcr-train --config`` reads it back);
 * ``results.json`` — test accuracy and loss of the deployed network, settings,
-  seconds (standard JSON: a value that is not finite is ``null``);
+  seconds, provenance (standard JSON: a value that is not finite is ``null``);
 * ``history.csv`` — one row per finished epoch;
 * ``model.keras`` (with its LCR layer) and ``bnn.keras`` (the plain BNN);
 * ``logs/`` (TensorBoard) and, while training, ``backup/`` (the checkpoint of
@@ -23,12 +23,14 @@ Example:
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import hashlib
 import json
 import math
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,11 +73,17 @@ def finite_json(value: Any) -> Any:
 
 def save_json(data: dict, path: str) -> None:
     """Writes ``data`` as indented standard JSON (no ``NaN`` or ``Infinity``),
-    through a temporary file so a crash never leaves half a report."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(finite_json(data), handle, indent=2, allow_nan=False)
-    os.replace(temporary, path)
+    through a temporary file of this process's own so a crash never leaves
+    half a report, and two processes writing the same report (workers of a
+    study) leave one of them whole."""
+    temporary = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(finite_json(data), handle, indent=2, allow_nan=False)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def load_json(path: str) -> dict | None:
@@ -311,6 +319,8 @@ def test_images(dataset, max_images: int | None = None) -> tuple[np.ndarray, np.
 
 # --------------------------------------------------------------------------- writing
 LOCK = ".lock"
+#: The errors of ``flock`` on a filesystem that does not lock.
+NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
 STATE = "state.json"
 #: Settings that do not change what a run computes.
 PRESENTATION = ("output_dir", "verbose", "overwrite")
@@ -331,17 +341,27 @@ def differing_settings(old: TrainConfig, new: TrainConfig) -> list[str]:
 class RunLock:
     """One run per directory: an exclusive ``flock`` on ``DIR/.lock`` for as
     long as the run holds it (the system drops it when the process ends,
-    killed or not)."""
+    killed or not).
+
+    Where the filesystem has no ``flock`` (Lustre mounted without ``-o
+    flock``, some FUSE filesystems: the call fails with ``ENOSYS``,
+    ``ENOLCK`` or ``EOPNOTSUPP``) the lock is not taken and the run goes on
+    unguarded; a study's cells are guarded by their claims
+    (:mod:`lcr_larq.experiments.claims`) there too."""
 
     def __init__(self, directory: str):
         self.path = os.path.join(directory, LOCK)
         self.handle = None
+        self.locked = True
 
     def __enter__(self) -> RunLock:
         self.handle = open(self.path, "a+")
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
+            if error.errno in NO_FLOCK:
+                self.locked = False
+                return self
             self.handle.seek(0)
             owner = self.handle.read().strip() or "?"
             self.handle.close()
@@ -356,7 +376,8 @@ class RunLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        if self.locked:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
 
 
