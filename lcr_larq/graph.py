@@ -216,20 +216,22 @@ def replay(
     ``rewire(tensor, new)`` may replace each new tensor as it is made
     (``tensor`` is the original it stands for).
     """
-    order = []  # producer nodes in topological order
+    order = []  # producer nodes in topological order (depth first, parents in order)
     seen = set()
-
-    def visit(t):
+    # A stack, not recursion: deep graphs (QuickNetLarge's hundreds of layers)
+    # would exceed Python's recursion limit, sooner under autograph's frames.
+    stack = [(t, None) for t in reversed(tensors)]
+    while stack:
+        t, done = stack.pop()
+        if done is not None:
+            order.append(done)
+            continue
         layer, node = _producer(t)
         if id(node) in seen:
-            return
+            continue
         seen.add(id(node))
-        for parent in node.keras_inputs:
-            visit(parent)
-        order.append((layer, node))
-
-    for t in tensors:
-        visit(t)
+        stack.append((None, (layer, node)))
+        stack.extend((parent, None) for parent in reversed(node.keras_inputs))
 
     call_layer = call_layer or (lambda layer, args, kwargs: layer(*args, **kwargs))
     rewire = rewire or (lambda ref, new: new)

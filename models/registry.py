@@ -21,8 +21,8 @@ Example:
     >>> check_input_size("reactnet", 16)
     Traceback (most recent call last):
     ...
-    lcr_larq.errors.ConfigError: --model reactnet needs images of at least 32×32, got 16×16: \
-pass --input-size 32 (or larger) or another --model
+    lcr_larq.errors.ConfigError: --model reactnet needs images of at least 32×32, got \
+--input-size 16: pass --input-size 32 (or larger) or another --model
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from lcr_larq.data import INPUT_SIZES
 from lcr_larq.errors import ConfigError
 from lcr_larq.quantizers import quantization
 from lcr_larq.registry import Registry
@@ -64,9 +65,11 @@ def register_model(name: str, description: str, *, min_input_size: int,
     Args:
         description: one line for ``--list-models``.
         min_input_size: the smallest image side on which no downsampling
-            layer is handed a single pixel (smaller images are refused).
-        published_input_size: the image side of the published network (what
-            ``--summary`` uses for datasets below ``min_input_size``).
+            layer is handed a single pixel: a dataset's own size is raised to
+            it (:func:`lcr_larq.data.resolve_input_size`), smaller images
+            given are refused (:func:`check_input_size`).
+        published_input_size: the image side of the published network
+            (``--list-models`` shows it).
         resnet_options: the builder takes ``bireal`` and ``shortcut`` and its
             binary layers the ``--weight-quantizer``.
     """
@@ -79,14 +82,30 @@ def register_model(name: str, description: str, *, min_input_size: int,
     return add
 
 
-def check_input_size(name: str, size: int) -> None:
+def check_input_size(
+    name: str, height: int, width: int | None = None, *, images: str | None = None
+) -> None:
     """Refuses images smaller than architecture ``name``'s minimum, in one
-    line naming the fix."""
+    line naming the fix: the smallest ``--input-size`` every check accepts.
+
+    ``height`` alone is an ``--input-size`` the user gave; ``height`` and
+    ``width`` the size of the images of ``images`` (a ``--dataset``), as
+    they are.
+
+    Example:
+        >>> check_input_size("resnet8", 1, 4000, images="npz:thin.npz")
+        Traceback (most recent call last):
+        ...
+        lcr_larq.errors.ConfigError: --model resnet8 needs images of at least 4×4, \
+npz:thin.npz has 1×4000: pass --input-size 8 (or larger) or another --model
+    """
     least = MODELS[name].min_input_size
-    if size < least:
+    width = height if width is None else width
+    if min(height, width) < least:
+        got = f"{images} has {height}×{width}" if images else f"got --input-size {height}"
         raise ConfigError(
-            f"--model {name} needs images of at least {least}×{least}, got {size}×{size}: "
-            f"pass --input-size {least} (or larger) or another --model"
+            f"--model {name} needs images of at least {least}×{least}, {got}: pass "
+            f"--input-size {max(least, INPUT_SIZES[0])} (or larger) or another --model"
         )
 
 

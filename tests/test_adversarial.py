@@ -1,10 +1,13 @@
 """Adversarial attacks on BNNs: the STE view against hand-written gradients, the
 attacks against closed forms on linear models, and their invariants."""
 
+import math
+
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy import stats
 
 from lcr_larq import layers as L
 from lcr_larq.analysis import adversarial as adv
@@ -350,20 +353,93 @@ def test_transfer_runs_pgd_on_the_float_model(rng):
 
 
 # --------------------------------------------------------------------- gradient masking
-def test_gradient_masking_flags_a_stronger_gradient_free_attack():
-    rows = [
-        {"attack": "pgd", "epsilon": 1.0, "accuracy": 0.50},
-        {"attack": "random", "epsilon": 1.0, "accuracy": 0.60},
-        {"attack": "transfer", "epsilon": 1.0, "accuracy": 0.55},
-        {"attack": "pgd", "epsilon": 4.0, "accuracy": 0.30},
-        {"attack": "random", "epsilon": 4.0, "accuracy": 0.40},
-        {"attack": "transfer", "epsilon": 4.0, "accuracy": 0.28},
-        {"attack": "fgsm", "epsilon": 8.0, "accuracy": 0.10},
-    ]
+def correct(broken: int, total: int = 100, first: int = 0) -> np.ndarray:
+    """Per image whether an attack left it correct: images first…first+broken−1 broken."""
+    out = np.ones(total, bool)
+    out[first:first + broken] = False
+    return out
+
+
+def masking_rows(epsilon: float, **attacks) -> list[dict]:
+    return [{"attack": a, "epsilon": epsilon, "correct": c, "accuracy": float(np.mean(c))}
+            for a, c in attacks.items()]
+
+
+def test_a_gradient_free_attack_stronger_by_chance_only_is_not_flagged():
+    """360 attacked digits: random noise breaking 1 or 2 images more than PGD
+    (0.3 and 0.6 points, the smallest flag once seen) is within chance and
+    flags no ε; 20 images more that PGD leaves (5.6 points) are far beyond it."""
+    cases = {1.0: (1, False), 2.0: (2, False), 8.0: (20, True)}  # ε: (images more, flagged)
+    rows = []
+    for epsilon, (more, _) in cases.items():
+        rows += masking_rows(epsilon, pgd=correct(100, 360), random=correct(100 + more, 360))
     flags = adv.gradient_masking(rows)
-    assert [(f["epsilon"], f["attack"], f["possible_masking"]) for f in flags] == [
-        (1.0, "transfer", False), (4.0, "transfer", True)]
-    assert not adv.gradient_masking(rows, tolerance=0.05)[1]["possible_masking"]
+    assert [(f["epsilon"], f["possible_masking"]) for f in flags] == [
+        (e, flagged) for e, (_, flagged) in cases.items()]
+
+
+def test_the_masking_test_is_mcnemars_exact_one_sided_test():
+    """Against the closed form: b images broken by the gradient-free attack
+    alone, c by PGD alone, p = Σ_{k≥b} C(b+c, k) / 2^(b+c)."""
+    for b, c in ((1, 0), (5, 0), (7, 1), (12, 3), (30, 25), (0, 4)):
+        tail = sum(math.comb(b + c, k) for k in range(b, b + c + 1)) / 2 ** (b + c)
+        assert adv.sign_test(b, c) == pytest.approx(tail, rel=1e-12)
+        if b + c:
+            expected = stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue
+            assert adv.sign_test(b, c) == pytest.approx(expected, rel=1e-12)
+    # PGD breaks images 0-19 (accuracy 0.80), the noise 0-20 (0.79): one image more is
+    # 1 against 0 among the images they disagree on, p = 1/2: no evidence of masking.
+    one_more = adv.gradient_masking(masking_rows(1.0, pgd=correct(20), random=correct(21)))[0]
+    assert one_more["stronger"] and one_more["accuracy"] == 0.79
+    assert one_more["tests"][0]["broken_only_by_attack"] == 1
+    assert one_more["tests"][0]["p_value"] == 0.5 and not one_more["possible_masking"]
+    # the noise breaks 12 images PGD leaves, PGD 1 the noise leaves: p = 14/8192
+    twelve = adv.gradient_masking(masking_rows(
+        2.0, pgd=correct(20), random=correct(31, first=1)))[0]
+    test = twelve["tests"][0]
+    assert (test["broken_only_by_attack"], test["broken_only_by_pgd"]) == (12, 1)
+    assert test["p_value"] == pytest.approx((math.comb(13, 12) + 1) / 2 ** 13)
+    assert twelve["possible_masking"] and twelve["level"] == adv.MASKING_LEVEL
+
+
+def test_the_masking_level_is_split_over_the_gradient_free_attacks():
+    # 7 against 0: p = 1/128 = 0.0078 < 0.05 alone, and < 0.025 beside another attack
+    rows = masking_rows(4.0, pgd=correct(10), random=correct(17), transfer=correct(5))
+    flag = adv.gradient_masking(rows)[0]
+    assert flag["level"] == adv.MASKING_LEVEL / 2 and flag["possible_masking"]
+    assert [t["attack"] for t in flag["tests"]] == ["random", "transfer"]
+    assert [t["significant"] for t in flag["tests"]] == [True, False]
+    # 5 against 0: p = 1/32 = 0.031: flagged alone, not beside a second attack
+    rows = masking_rows(4.0, pgd=correct(10), random=correct(15), transfer=correct(5))
+    assert not adv.gradient_masking(rows)[0]["possible_masking"]
+    alone = adv.gradient_masking(rows, uninformative=("transfer",))[0]
+    assert alone["possible_masking"] and [t["attack"] for t in alone["tests"]] == ["random"]
+    # FGSM and rows without PGD are no check; every ε with PGD and a check is reported
+    rows += masking_rows(8.0, fgsm=correct(50)) + masking_rows(2.0, pgd=correct(9),
+                                                                random=correct(3))
+    assert [(f["epsilon"], f["stronger"]) for f in adv.gradient_masking(rows)] == [
+        (2.0, False), (4.0, True)]
+
+
+def test_a_transfer_source_near_chance_is_no_check(rng):
+    """The float counterpart of a run scoring below 1/classes makes the transfer
+    rows uninformative: they stay in the table but leave the masking test."""
+    for correct_images, total, classes in ((22, 360, 10), (45, 360, 10), (10, 50, 2)):
+        out = adv.above_chance(correct_images, total, classes)
+        expected = stats.binomtest(correct_images, total, 1 / classes,
+                                   alternative="greater").pvalue
+        assert out["p_value"] == pytest.approx(expected, rel=1e-9)
+        assert out["informative"] == (expected < adv.MASKING_LEVEL)
+    bnn = small_bnn(5)
+    constant = linear_model(np.zeros((36, 3)), np.array([5.0, 0.0, 0.0]), shape=(6, 6, 1))
+    images, labels = pixels(rng, 30), np.array([1, 2] * 15)  # the constant model: 0 %
+    report = adv.adversarial_report(bnn, constant, images, labels, lambda p: p / 255.0,
+                                    ["pgd", "random", "transfer"], [2.0], pgd_steps=1)
+    source = report["transfer_source"]
+    assert report["source_clean_accuracy"] == 0.0 == source["clean_accuracy"]
+    assert not source["informative"] and source["chance"] == pytest.approx(1 / 3)
+    assert {r["attack"] for r in report["accuracy"]} == {"pgd", "random", "transfer"}
+    assert [t["attack"] for t in report["gradient_masking"][0]["tests"]] == ["random"]
 
 
 # --------------------------------------------------------------------- Lipschitz

@@ -3,9 +3,11 @@ the figure, ``lcr-study``'s robust accuracies and their rank correlations with
 the Lipschitz estimates, ``lcr-diagnose``'s empirical estimate."""
 
 import dataclasses
+import importlib
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from test_evaluate import make_tiny_run
 
 from lcr_larq import settings as cfg
 from lcr_larq.analysis import adversarial as adv
-from lcr_larq.analysis import adversarial_run, evaluation, plots
+from lcr_larq.analysis import adversarial_run, evaluation, plots, robustness
 from lcr_larq.analysis.plots import ATTACK_STYLE
 from lcr_larq.cli import diagnose as diagnose_command
 from lcr_larq.cli import evaluate as evaluate_command
@@ -225,7 +227,8 @@ def fake_runs(settings):
                             for a, v in values.items() for i, e in enumerate((2.0, 8.0))],
             "gradient_masking": [{"epsilon": e, "possible_masking": e in flagged}
                                  for e in (2.0, 8.0)],
-            "adversarial_setup": {"pgd_steps": 10, "samples": 360},
+            "adversarial_setup": {"pgd_steps": 10, "samples": 360,
+                                  "masking_test": adv.MASKING_TEST},
         }, os.path.join(job.directory, "robustness.json"))
         blocks = [{"sigma_rm_binary": s, "exact_product": s * 2} for s in (1.0, 2.0, 3.0)]
         runs.save_json({"blocks": blocks, "summary": {"network": {
@@ -285,24 +288,122 @@ def test_the_study_reports_robust_accuracy_and_its_rank_correlations(tmp_path, c
     assert row["robust_accuracy_pgd_eps8"] == 0.40 and row["empirical_lipschitz"] == 0.5
 
 
-def test_a_robustness_report_of_other_settings_is_measured_again():
-    settings = study_settings("--robustness", "--epsilons", "2,8", "--attack-samples", "100")
+def test_a_robustness_report_of_other_settings_is_measured_again_in_its_stale_part():
+    settings = study_settings("--robustness", "--epsilons", "2,8", "--attack-samples", "100",
+                              "--output-dir", "S")
     report = {"mce": 1.0, "severities": [1, 3, 5], "num_images": 360,
               "adversarial": [{"attack": a, "epsilon": e, "accuracy": 0.5}
                               for a in ("pgd", "worst") for e in (2.0, 8.0)],
-              "adversarial_setup": {"pgd_steps": 10, "samples": 100}}
-    assert study.robustness_current(report, settings)
-    for change in ({"severities": [1, 5]}, {"mce": None},
-                   {"adversarial": report["adversarial"][1:]},
-                   {"adversarial_setup": {"pgd_steps": 5, "samples": 100}},
-                   {"adversarial_setup": {"pgd_steps": 10, "samples": 360}}):
-        assert not study.robustness_current({**report, **change}, settings), change
+              "adversarial_setup": {"pgd_steps": 10, "samples": 100,
+                                    "masking_test": adv.MASKING_TEST},
+              "weights_sha256": "abc"}
+    assert study.stale_parts(report, settings, {"weights_sha256": "abc"}) == []
+    assert study.stale_parts(report, settings, {"weights_sha256": "new"}) == [
+        "corruptions", "attacks"]  # another network: everything
+    for change, stale in (
+            ({"severities": [1, 5]}, ["corruptions"]), ({"mce": None}, ["corruptions"]),
+            ({"adversarial": report["adversarial"][1:]}, ["attacks"]),
+            ({"adversarial_setup": {**report["adversarial_setup"], "pgd_steps": 5}}, ["attacks"]),
+            ({"adversarial_setup": {**report["adversarial_setup"], "samples": 360}}, ["attacks"]),
+            ({"adversarial_setup": {"pgd_steps": 10, "samples": 100}}, ["attacks"])):  # old test
+        assert study.stale_parts({**report, **change}, settings) == stale, change
+    cache = os.path.join("S", study.CORRUPTION_CACHE)
     assert study.evaluate_flags(settings, "RUN") == [
-        "--model-dir", "RUN", "--severities", "1", "3", "5", "--quiet", "--no-plot",
-        "--attacks", "pgd", "--epsilons", "2", "8", "--pgd-steps", "10",
+        "--model-dir", "RUN", "--quiet", "--no-plot", "--severities", "1", "3", "5",
+        "--cache-dir", cache, "--attacks", "pgd", "--epsilons", "2", "8", "--pgd-steps", "10",
         "--attack-samples", "100"]
+    assert study.evaluate_flags(settings, "RUN", ["attacks"])[4:7] == [
+        "--corruptions", "none", "--attacks"]
+    uncached = study_settings("--robustness", "--corruption-cache", "false")
+    assert "--cache-dir" not in study.evaluate_flags(uncached, "RUN", ["corruptions"])
     without = study_settings("--robustness", "--attacks", "none")
     assert without.robust_metrics == [] and "--attacks" not in study.evaluate_flags(without, "R")
+    assert study.stale_parts(None, without) == ["corruptions"]
+
+
+class CountedStudy:
+    """Two finished runs of a study (copies of the tiny run, two seeds) whose
+    ``lcr-evaluate`` runs in this process, counting per study run the
+    corrupted sets generated (by a cheap stand-in), the corrupted sets
+    classified and the adversarial batches computed."""
+
+    # the tiny run's own settings, two seeds
+    BASE = ["--vary", "lcr_lambda=4", "--seeds", "2", "--model", "resnet20", "--input-size",
+            "16", "--epochs", "2", "--steps-per-epoch", "10", "--batch-size", "32",
+            "--validation-split", "0", "--robustness", "--attack-samples", "16",
+            "--pgd-steps", "1"]
+
+    def __init__(self, tiny_run, directory, monkeypatch):
+        self.directory = directory
+        self.work = {"generated": 0, "measured": 0, "attacked": 0}
+
+        def counted(key, function):
+            def call(*args, **kwargs):
+                self.work[key] += 1
+                return function(*args, **kwargs)
+            return call
+
+        def fake_corruption(images, corruption, severity, seed=0, **kwargs):  # cheap, distinct
+            return np.roll(images, severity, axis=1)
+
+        def in_process(name, flags):  # lcr-evaluate as its process would run it
+            code = importlib.import_module(f"lcr_larq.cli.{name}").main(flags)
+            assert code == 0, flags
+
+        monkeypatch.setattr(robustness, "corrupt_images", counted("generated", fake_corruption))
+        monkeypatch.setattr(robustness, "corrupted", counted("measured", robustness.corrupted))
+        monkeypatch.setattr(adv, "adversarial_images", counted("attacked", adv.adversarial_images))
+        monkeypatch.setattr(study, "_run_command", in_process)
+        self.jobs = study.jobs(study_settings(*self.BASE, "--output-dir", str(directory)))
+        for job in self.jobs:
+            shutil.copytree(tiny_run, job.directory, ignore=shutil.ignore_patterns(
+                "robustness.json", "lipschitz.json", "*.png"))
+            cfg.save_recipe(job.config, os.path.join(job.directory, "config.yaml"))
+
+    def run(self, *flags) -> list[dict]:
+        """``lcr-study`` with ``flags``: each run's robustness.json, the work in ``work``."""
+        for key in self.work:
+            self.work[key] = 0
+        report = study.run_study(study_settings(*self.BASE, *flags,
+                                                "--output-dir", str(self.directory)))
+        assert report["failed"] == [] and all(r["status"] == "finished" for r in report["runs"])
+        return [runs.load_json(os.path.join(j.directory, "robustness.json")) for j in self.jobs]
+
+
+def test_a_study_generates_each_corrupted_set_once(tiny_run, tmp_path, monkeypatch):
+    """Both runs are evaluated on the same images with the same corruption
+    seed: each set is generated once for the study, kept in its cache."""
+    counted = CountedStudy(tiny_run, tmp_path, monkeypatch)
+    sets = len(robustness.CORRUPTIONS)  # the 15 of the mCE, at one severity
+    counted.run("--mce-severities", "1", "--attacks", "none")
+    assert counted.work == {"generated": sets, "measured": 2 * sets, "attacked": 0}
+    assert len(os.listdir(tmp_path / study.CORRUPTION_CACHE)) == sets
+
+
+def test_a_study_measures_again_only_what_is_stale(tiny_run, tmp_path, monkeypatch):
+    """A change of --epsilons on a finished study measures the attacks again and
+    keeps the corruptions; a change of --mce-severities the reverse."""
+    counted = CountedStudy(tiny_run, tmp_path, monkeypatch)
+    first = counted.run("--mce-severities", "1", "--epsilons", "2")
+    assert counted.work["attacked"] == 2 * 3  # pgd and its two checks, per run
+    assert counted.run("--mce-severities", "1", "--epsilons", "2") == first
+    assert counted.work == {"generated": 0, "measured": 0, "attacked": 0}
+    # other ε: the attacks again (3 attacks × 2 ε per run), the corruptions kept
+    attacks = counted.run("--mce-severities", "1", "--epsilons", "2,4")
+    assert counted.work == {"generated": 0, "measured": 0, "attacked": 2 * 3 * 2}
+    for before, after in zip(first, attacks):
+        for key in evaluation.PART_KEYS["corruptions"]:
+            assert after[key] == before[key], key
+        assert sorted({r["epsilon"] for r in after["adversarial"]}) == [2.0, 4.0]
+        assert after["seconds"]["corrupt"] == before["seconds"]["corrupt"]
+    # another severity: the corruptions again (severity 1 from the cache), the attacks kept
+    severities = counted.run("--mce-severities", "1,2", "--epsilons", "2,4")
+    sets = len(robustness.CORRUPTIONS)
+    assert counted.work == {"generated": sets, "measured": 2 * 2 * sets, "attacked": 0}
+    for before, after in zip(attacks, severities):
+        for key in evaluation.PART_KEYS["attacks"]:
+            assert after[key] == before[key], key
+        assert after["severities"] == [1, 2] and after["mce"] != before["mce"]
 
 
 def test_bad_study_attacks_are_one_line_errors(capsys):

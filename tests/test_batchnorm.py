@@ -145,3 +145,19 @@ def test_training_model_recalibrates_the_bnn_only(rng):
                                atol=1e-6)
     for before, after in zip(teacher_stats, teacher.non_trainable_weights):
         np.testing.assert_array_equal(before, after.numpy())
+
+
+def test_a_deep_network_is_recalibrated(rng):
+    """The graph is walked with a stack: QuickNetLarge's depth once exceeded the
+    recursion limit under autograph (several frames a level), as this chain does."""
+    inputs = tf.keras.Input((3,))
+    x = inputs
+    for _ in range(400):
+        x = tf.keras.layers.Activation("linear")(x)
+    bn = tf.keras.layers.BatchNormalization()
+    model = tf.keras.Model(inputs, bn(x))
+    x = rng.normal(2.0, 3.0, (40, 3)).astype("float32")
+    assert recalibrate_batchnorm(model, [x[:25], x[25:]]) == {
+        "layers": 1, "batches": 2, "samples": 40}
+    np.testing.assert_allclose(bn.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), x.var(axis=0), rtol=1e-4)

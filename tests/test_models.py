@@ -1,7 +1,7 @@
 """The model zoo: every network builds, trains with LCR and profiles as published."""
 
+import importlib
 import json
-import os
 
 import larq as lq
 import numpy as np
@@ -12,13 +12,25 @@ from larq.layers_base import BaseLayer
 import lcr_larq
 import train
 from lcr_larq import layers
-from lcr_larq.training import TrainConfig, build_training_model
+from lcr_larq.data import load_dataset
+from lcr_larq.data.digits import DIGITS_SIZE
+from lcr_larq.experiments import study
+from lcr_larq.experiments.tuning import TuneConfig
+from lcr_larq.experiments.tuning.search import load_split
+from lcr_larq.training import (
+    TrainConfig,
+    build_training_model,
+    input_size_note,
+    with_input_size,
+)
 from lcr_larq.training.runs import load_model as load_trained_model
-from models import build_model
+from lcr_larq.training.runs import read_recipe
+from models import MODELS, build_model
 from models.resnet_cifar import DEPTHS, IMAGENET_STAGES
 from models.zoo import logits_model, without_quantizers
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+run_module = importlib.import_module("lcr_larq.training.run")  # the package exports run()
 CIFAR, IMAGENET = ((32, 32, 1), 10), ((224, 224, 3), 1000)
 
 
@@ -348,18 +360,96 @@ def test_input_size_sets_the_model_input_and_errors_are_one_line(capsys):
     assert code == 2 and len(err.splitlines()) == 1 and "--bireal applies to" in err
 
 
-def test_zoo_model_trains_from_the_command_line(tmp_path):
-    out = tmp_path / "run"
-    code = train.main(["--model", "birealnet", "--lcr-lambda", "4", "--epochs", "1",
-                       "--input-size", "32", "--steps-per-epoch", "1", "--batch-size", "8",
-                       "--verbose", "0",
-                       "--validation-split", "0", "--output-dir", str(out)])
-    assert code == 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["model"] == "birealnet_1w1a" and results["blocks"] == 16
-    assert 0 <= results["test_accuracy"] <= 1 and os.path.isfile(out / "bnn.keras")
-    loaded = load_trained_model(str(out))
-    assert lcr_larq.lcr_layer(loaded) is None and len(lcr_larq.find_blocks(loaded)) == 16
+#: The design card's command, as typed (with one epoch).
+DESIGN_CARD = ["--model=birealnet", "--lcr-lambda=4", "--epochs", "1"]
+
+
+def smallest_downsampled(model):
+    """The smallest image side any strided layer of ``model`` is handed."""
+    sides = []
+    for layer in model.layers:
+        strides = getattr(layer, "strides", None)
+        strides = (strides, strides) if isinstance(strides, int) else strides
+        if strides and max(strides) > 1:
+            shape = layer.input_shape[0] if isinstance(layer.input_shape, list) \
+                else layer.input_shape
+            sides.append(min(shape[1:3]))
+    return min(sides)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registered_model_trains_at_the_defaults(name, tmp_path, monkeypatch, capsys):
+    """``python train.py --model NAME`` trains at the dataset's 16×16 raised to
+    the model's minimum, said in the run's first line and recorded; the
+    minimum is the smallest side on which no downsampling layer is handed a
+    single pixel (at half of it one is).
+
+    ``birealnet`` runs the design card's own command, one epoch, LCR on (λ = 4).
+    The others take one step of the default batch (a smaller one costs more: the
+    360 test images are evaluated twice at the run's batch size) with λ = 0:
+    tracing LCR's reference path costs some 2.5 times a run, and LCR on every
+    model is ``test_every_model_builds_and_trains_with_lcr``'s."""
+    entry = MODELS[name]
+    size = max(DIGITS_SIZE, entry.min_input_size)
+    built = []  # the network of the run, as train.py builds it
+    monkeypatch.setattr(run_module, "build_model",
+                        lambda *args, **kwargs: built.append(build_model(*args, **kwargs))
+                        or built[-1])
+    monkeypatch.chdir(tmp_path)  # the default output directory: ./runs/
+    argv = DESIGN_CARD if name == "birealnet" else [
+        "--model", name, "--epochs", "1", "--steps-per-epoch", "1", "--lcr-lambda", "0",
+        "--bn-recalibration-batches", "1"]
+    lcr_lambda = 4.0 if name == "birealnet" else 0.0
+    assert train.main(argv, prog="train.py") == 0
+    printed = capsys.readouterr().out
+    first = printed.splitlines()[0]
+    if size > DIGITS_SIZE:
+        assert first == (f"{name} needs images of at least {size}×{size}: digits (16×16) "
+                         f"resized to {size}×{size} (--input-size N for another size)")
+    else:  # the epoch's own line (Keras names no epoch of a single one)
+        assert first.startswith("1/1 - "), first
+    run_dir = tmp_path / "runs" / f"{name}_digits_1w1a_lambda{lcr_lambda:g}_seed0"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["input_size"] == size and results["input_shape"] == [size, size, 1]
+    assert read_recipe(str(run_dir)).input_size == size
+    assert f"{results['model']} on digits" in printed and 0 <= results["test_accuracy"] <= 1
+    assert (run_dir / "bnn.keras").is_file() and results["lcr_lambda"] == lcr_lambda
+    bnn = built[0]
+    assert bnn.input_shape == (None, size, size, 1)
+    if name in BLOCKS:
+        assert results["blocks"] == BLOCKS[name] == len(lcr_larq.find_blocks(bnn))
+    least = entry.min_input_size
+    at_least = bnn if size == least else build_model(name, (least, least, 1), 10)
+    assert smallest_downsampled(at_least) >= 2
+    if least > 2:
+        try:
+            half = build_model(name, (least // 2, least // 2, 1), 10)
+        except ValueError:
+            half = None  # it cannot even be built there
+        assert half is None or smallest_downsampled(half) == 1
+    if name == "birealnet":  # the design card's run reads back; the same command again
+        assert results["model"] == "birealnet_1w1a" and results["epochs"] == 1
+        loaded = load_trained_model(str(run_dir))
+        assert lcr_larq.lcr_layer(loaded) is None and len(lcr_larq.find_blocks(loaded)) == 16
+        assert train.main(DESIGN_CARD, prog="train.py") == 0  # finished, not "other settings"
+        assert "already holds this run, finished" in capsys.readouterr().out
+
+
+def test_the_library_path_serves_the_size_lcr_train_trains_at():
+    """The README's load_dataset(…, min_input_size=MODELS[name].min_input_size) then
+    build_model(name, data.input_shape, …): the size a run of the model uses."""
+    served = {}  # digits at each minimum, loaded once
+    for name, entry in MODELS.items():
+        least = entry.min_input_size
+        if least not in served:
+            served[least] = load_dataset("digits", batch_size=32, min_input_size=least)
+        size = with_input_size(TrainConfig(model=name)).input_size
+        assert served[least].input_shape == (size, size, 1) and size == max(16, least)
+    assert load_dataset("digits", input_size=48, min_input_size=64).input_shape == (48, 48, 1)
+    # lcr-tune and lcr-study check their data as a run does, and say the size
+    assert load_split(TuneConfig(model="reactnet")).input_shape == (32, 32, 1)
+    notes = study.check_data(study.StudySettings(model="reactnet", seeds=2))
+    assert notes == [input_size_note(TrainConfig(model="reactnet"))] and "32×32" in notes[0]
 
 
 def test_zero_pad_shortcut_is_option_a_of_he_et_al(rng):

@@ -4,6 +4,7 @@ name the right cause, a run's own model, output that never fails, nothing left b
 import dataclasses
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from lcr_larq.cli import train as train_command
 from lcr_larq.errors import ConfigError, DataError
 from lcr_larq.experiments.study import StudySettings
 from lcr_larq.experiments.tuning import TuneConfig
-from lcr_larq.training import TrainConfig, run
+from lcr_larq.training import TrainConfig, checked_data, run, runs
 from lcr_larq.training.checkpoint import RunCheckpoint
 from models import MODELS, build_model
 
@@ -106,6 +107,26 @@ def test_a_command_refuses_a_model_file_that_is_not_the_runs(finished_run, tmp_p
 
 
 # ------------------------------------------------------------------ 4. the right cause
+def test_a_run_being_trained_is_said_so_by_every_command_that_reads_it(finished_run, tmp_path,
+                                                                        capsys):
+    """An --overwrite training in progress: its models are gone, its lock names it."""
+    run_dir = tmp_path / "training"
+    shutil.copytree(finished_run, run_dir)
+    for name in ("bnn.keras", "model.keras", "results.json"):
+        (run_dir / name).unlink()
+    with runs.RunLock(str(run_dir)):  # as a training holds it, from another descriptor
+        for command in ("export", "evaluate", "diagnose", "plots"):
+            main = importlib.import_module(f"lcr_larq.cli.{command}").main
+            assert main(["--model-dir", str(run_dir)]) == 2
+            assert one_line_error(capsys) == (
+                f"error: {run_dir} is being trained right now (pid {os.getpid()}, named in its "
+                ".lock): wait for the training to end, then rerun this command"), command
+    assert runs.training_pid(str(run_dir)) is None  # the training ended: the lock is free
+    assert export_command.main(["--model-dir", str(run_dir)]) == 2
+    assert "holds no bnn.keras or model.keras" in one_line_error(capsys)
+
+
+
 @pytest.mark.parametrize("full", ["disk", "memory"])
 def test_a_full_disk_and_a_full_memory_are_told_apart(tmp_path, capsys, monkeypatch, full):
     """TensorFlow raises ResourceExhaustedError for both; only its message tells."""
@@ -164,40 +185,31 @@ def test_an_offline_tfds_dataset_fails_at_once_leaving_nothing(tmp_path, monkeyp
 
 
 # ------------------------------------------------------------------ 7. images too small
-def test_every_model_states_its_minimum_input_size_and_it_holds():
-    """The minimum is the smallest image side on which no downsampling layer is
-    handed a single pixel; at half of it one is."""
-
-    def smallest_downsampled(model):
-        sides = []
-        for layer in model.layers:
-            strides = getattr(layer, "strides", None)
-            strides = (strides, strides) if isinstance(strides, int) else strides
-            if strides and max(strides) > 1:
-                shape = layer.input_shape[0] if isinstance(layer.input_shape, list) \
-                    else layer.input_shape
-                sides.append(min(shape[1:3]))
-        return min(sides)
-
-    for name, entry in MODELS.items():
-        size = entry.min_input_size
-        assert smallest_downsampled(build_model(name, (size, size, 3), 10)) >= 2, name
-        if size > 2:
-            try:
-                half = build_model(name, (size // 2, size // 2, 3), 10)
-            except ValueError:
-                continue  # it cannot even be built there
-            assert smallest_downsampled(half) == 1, name
-        tf.keras.backend.clear_session()
-
-
-def test_images_below_a_models_minimum_are_refused_before_anything_is_built(tmp_path):
-    tiny = tmp_path / "tiny.npz"
-    np.savez(tiny, x=np.zeros((40, 1, 1, 1), np.uint8), y=np.arange(40) % 4)
+def test_images_below_a_models_minimum_are_refused_with_advice_that_works(tmp_path, capsys):
+    """Images of the user's smaller than the model takes, and an --input-size
+    below it, are refused before anything is built, naming their real size
+    and the smallest --input-size every check accepts, which then works."""
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match=r"resnet20 needs images of at least 4×4, got 1×1"):
-        run(TrainConfig(dataset=f"npz:{tiny}", output_dir=str(out), verbose=0))
-    assert not out.exists()
+    for shape, model, least in (((1, 1), "resnet20", 8), ((1, 4000), "resnet8", 8),
+                                ((20, 20), "quicknet", 64)):
+        tiny = tmp_path / f"{shape[0]}x{shape[1]}.npz"
+        np.savez(tiny, x=np.zeros((40, *shape, 1), np.uint8), y=np.arange(40) % 4)
+        config = TrainConfig(model=model, dataset=f"npz:{tiny}", output_dir=str(out), verbose=0)
+        with pytest.raises(ConfigError) as error:
+            run(config)
+        minimum = MODELS[model].min_input_size
+        assert str(error.value) == (
+            f"--model {model} needs images of at least {minimum}×{minimum}, npz:{tiny} has "
+            f"{shape[0]}×{shape[1]}: pass --input-size {least} (or larger) or another --model")
+        assert not out.exists()
+        advised = int(re.search(r"--input-size (\d+)", str(error.value)).group(1))
+        followed = dataclasses.replace(config, input_size=advised)  # the setting takes it
+        assert checked_data(followed).input_shape == (least, least, 1)  # and so does the model
+    # a size the user gives below the model's minimum: one line, before any data is read
+    code = train_command.main(["--model", "birealnet", "--input-size", "16"])
+    assert code == 2 and one_line_error(capsys) == (
+        "error: --model birealnet needs images of at least 32×32, got --input-size 16: pass "
+        "--input-size 32 (or larger) or another --model")
     empty = tmp_path / "empty.npz"
     np.savez(empty, x=np.zeros((40, 0, 0, 1), np.uint8), y=np.arange(40) % 4)
     with pytest.raises(DataError, match="H, W ≥ 1"):
@@ -209,10 +221,10 @@ def test_the_summary_of_every_model_works_at_the_defaults(name, capsys):
     assert train_command.main(["--model", name, "--summary"]) == 0
     out = capsys.readouterr().out
     first = out.splitlines()[0]
-    entry = MODELS[name]
-    if entry.min_input_size > 16:  # the default dataset's 16×16 digits
-        published = entry.published_input_size
-        assert first.startswith(f"{name} at its published {published}×{published}"), first
+    least = MODELS[name].min_input_size
+    if least > 16:  # the default dataset's 16×16 digits, raised as a run raises them
+        assert first.startswith(f"{name} for digits: {least}×{least} images (resized from "
+                                f"16×16: {name} needs at least {least}×{least}), "), first
     else:
         assert first.startswith(f"{name} for digits: 16×16 images"), first
     assert "Total" in out or "MACs" in out

@@ -1,5 +1,6 @@
 """lcr-study: the statistics against scipy, the grid of arms, resume, failures, recipes."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -263,6 +264,24 @@ def test_study_recipes_expand_to_their_arms_and_run_on_digits(path):
     digits = settings("--config", path, "--dataset", "digits", "--epochs", "40",
                       "--validation-split", "0.1")
     assert digits.dataset == "digits" and len(study.jobs(digits)) == len(arms) * s.seeds
+
+
+def test_a_run_recorded_at_the_size_its_model_raised_the_data_to_is_finished(tmp_path):
+    """A run records the input size it used; a study's job without --input-size
+    serves the same size, so the run is finished, not stale."""
+    for model, recorded, finished in (("birealnet", 32, True), ("birealnet", None, True),
+                                      ("birealnet", 48, False), ("resnet20", None, True),
+                                      ("resnet20", 16, True), ("resnet20", 32, False)):
+        s = settings("--vary", "lcr_lambda=0", "--seeds", "1", "--model", model,
+                     "--output-dir", str(tmp_path / f"{model}_{recorded}"))
+        job = study.jobs(s)[0]
+        assert job.config.input_size is None
+        os.makedirs(job.directory)
+        cfg.save_recipe(dataclasses.replace(job.config, input_size=recorded),
+                        os.path.join(job.directory, "config.yaml"))
+        with open(os.path.join(job.directory, "results.json"), "w") as handle:
+            json.dump({"test_accuracy": 0.5}, handle)
+        assert (study.finished(job) is not None) == finished, (model, recorded)
 
 
 def test_bad_vary_from_a_recipe_names_the_key(tmp_path):

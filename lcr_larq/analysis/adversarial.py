@@ -27,10 +27,19 @@ Conventions:
   depend on the batch size.
 * Gradient masking (Athalye et al., ICML 2018). If an attack that does not
   use the BNN's gradient finds more errors than PGD, PGD's gradient misleads
-  it: :func:`gradient_masking` flags that ε. The two such attacks are random
-  sign noise of the same ε (:func:`random_search`: as many draws as PGD scores
-  iterates, so both get as many tries) and PGD on the full-precision
-  counterpart, transferred to the BNN. :func:`worst_case` counts, per ε, the
+  it: :func:`gradient_masking` flags that ε when the difference is more than
+  chance. Both attacks run on the same images, so the comparison is paired:
+  of the images exactly one of the two breaks, the gradient-free attack
+  breaks b and PGD c; were the two equally strong, b would be
+  Binomial(b + c, 1/2). The flag is McNemar's exact test, one-sided (the
+  sign test on the discordant images, :func:`sign_test`), at level
+  :data:`MASKING_LEVEL` per ε, split evenly over the gradient-free attacks
+  compared (Bonferroni). The two such attacks are random sign noise of the
+  same ε (:func:`random_search`: as many draws as PGD scores iterates, so
+  both get as many tries) and PGD on the full-precision counterpart,
+  transferred to the BNN; the transfer attack counts only when that source
+  classifies the attacked images better than chance (:func:`above_chance`),
+  else its rows are uninformative. :func:`worst_case` counts, per ε, the
   images that every attack run leaves correct: each image under its strongest
   attack, the robust accuracy to read when an attack's gradient misleads it.
 * :func:`empirical_lipschitz` — the largest norm of the input gradient of the
@@ -75,7 +84,8 @@ __all__ = [
     "cross_entropy_ascent", "logit_margins", "attack_names", "with_masking_check", "fgsm",
     "pgd", "random_sign_noise", "random_search", "accuracy", "adversarial_images",
     "attack_accuracy", "worst_case", "gradient_masking", "adversarial_report",
-    "empirical_lipschitz", "WORST",
+    "empirical_lipschitz", "WORST", "MASKING_LEVEL", "MASKING_TEST", "TRANSFER_RULE",
+    "sign_test", "above_chance",
 ]
 
 PIXEL_MAX = 255.0
@@ -90,6 +100,23 @@ GRADIENT_FREE = ("random", "transfer")
 ATTACKS = WHITE_BOX + GRADIENT_FREE
 #: The name of the per-image worst case over the attacks run (:func:`worst_case`).
 WORST = "worst"
+#: The gradient-masking check's level per ε: the chance that PGD, as strong as
+#: every gradient-free attack, is flagged at that ε (:func:`gradient_masking`);
+#: also the level at which a transfer source must beat chance (:func:`above_chance`).
+MASKING_LEVEL = 0.05
+#: How :func:`gradient_masking` decides, as ``robustness.json`` states it.
+MASKING_TEST = (
+    "per ε, McNemar's exact test, one-sided, of each gradient-free attack against PGD on the "
+    "images exactly one of the two breaks (b by the attack, c by PGD; P(X >= b), X ~ "
+    f"Binomial(b + c, 1/2)), at level {MASKING_LEVEL:g} split evenly over the gradient-free "
+    "attacks compared (Bonferroni)"
+)
+#: When the transfer attack counts (:func:`above_chance`), as ``robustness.json`` states it.
+TRANSFER_RULE = (
+    "the transfer rows count as a masking check only when the float counterpart classifies the "
+    "attacked images better than chance: a one-sided exact binomial test of its correct images "
+    f"against 1/classes, at level {MASKING_LEVEL:g}"
+)
 #: What ``--masking-check`` adds beside PGD.
 MASKING_CHECKS = {"both": GRADIENT_FREE, "random": ("random",), "transfer": ("transfer",),
                   "none": ()}
@@ -421,33 +448,89 @@ def worst_case(rows: Sequence[dict]) -> list[dict]:
     ]
 
 
-def gradient_masking(rows: Sequence[dict], tolerance: float = 0.0) -> list[dict]:
-    """Per ε with a PGD row and a gradient-free row: the strongest gradient-free
-    attack, and ``possible_masking`` when it leaves a lower accuracy than PGD
-    (by more than ``tolerance``) — PGD's gradient then misleads it.
+def sign_test(wins: int, losses: int, chance: float = 0.5) -> float:
+    """The one-sided exact binomial tail ``P(X ≥ wins)``, ``X ~
+    Binomial(wins + losses, chance)``: with ``chance`` ½, McNemar's exact
+    test that the first of two paired attacks breaks more images than the
+    second (``wins`` images broken by it alone, ``losses`` by the other alone).
 
-    Example:
-        >>> rows = [{"attack": "pgd", "epsilon": 2.0, "accuracy": 0.6},
-        ...         {"attack": "random", "epsilon": 2.0, "accuracy": 0.5},
-        ...         {"attack": "transfer", "epsilon": 2.0, "accuracy": 0.7}]
-        >>> gradient_masking(rows)[0]["possible_masking"], gradient_masking(rows)[0]["attack"]
-        (True, 'random')
+    Example (7 against 1: (C(8,7) + C(8,8)) / 2⁸ = 9/256):
+        >>> sign_test(7, 1) == 9 / 256, sign_test(0, 0)
+        (True, 1.0)
     """
-    by_epsilon: dict[float, dict[str, float]] = {}
+    from scipy import stats
+
+    trials = int(wins) + int(losses)
+    if wins <= 0:
+        return 1.0
+    return float(stats.binom.sf(int(wins) - 1, trials, chance))
+
+
+def above_chance(correct: int, total: int, classes: int,
+                 level: float = MASKING_LEVEL) -> dict:
+    """Whether ``correct`` of ``total`` images is better than guessing among
+    ``classes``: the one-sided exact binomial test against ``1/classes``.
+
+    Example (6.2 % of 360 digits is below the 10 % of chance):
+        >>> out = above_chance(22, 360, 10)
+        >>> out["informative"], out["chance"], out["p_value"] > 0.99
+        (False, 0.1, True)
+    """
+    chance = 1.0 / max(int(classes), 1)
+    p_value = sign_test(int(correct), int(total) - int(correct), chance)
+    return {"chance": chance, "p_value": p_value, "level": level,
+            "informative": p_value < level}
+
+
+def gradient_masking(rows: Sequence[dict], level: float = MASKING_LEVEL,
+                     uninformative: Sequence[str] = ()) -> list[dict]:
+    """Per ε with a PGD row and a gradient-free row (those of ``uninformative``
+    attacks left out): each gradient-free attack against PGD
+    (:data:`MASKING_TEST`), and ``possible_masking`` when one breaks more
+    images than PGD beyond chance: its p-value below ``level`` divided by the
+    number of gradient-free attacks compared. ``stronger`` says, as
+    information, whether the strongest one (``attack``) left a lower accuracy
+    than PGD at all. ``rows`` carry ``correct`` (:func:`attack_accuracy`).
+
+    Example (random breaks 6 images PGD does not, PGD 1 that random does not):
+        >>> pgd = np.array([True] * 6 + [False] + [True] * 3)
+        >>> noise = np.array([False] * 6 + [True] + [True] * 3)
+        >>> rows = [{"attack": "pgd", "epsilon": 2.0, "correct": pgd},
+        ...         {"attack": "random", "epsilon": 2.0, "correct": noise}]
+        >>> (flag,) = gradient_masking(rows)
+        >>> (test,) = flag["tests"]  # p = (C(7,6) + C(7,7)) / 2⁷ = 8/128
+        >>> flag["stronger"], flag["possible_masking"], test["p_value"] == 8 / 128
+        (True, False, True)
+    """
+    by_epsilon: dict[float, dict[str, np.ndarray]] = {}
     for row in rows:
-        by_epsilon.setdefault(float(row["epsilon"]), {})[row["attack"]] = float(row["accuracy"])
+        by_epsilon.setdefault(float(row["epsilon"]), {})[row["attack"]] = np.asarray(
+            row["correct"], bool)
     flags = []
-    for epsilon, accuracies in sorted(by_epsilon.items()):
-        free = {a: v for a, v in accuracies.items() if a in GRADIENT_FREE}
-        if "pgd" not in accuracies or not free:
+    for epsilon, correct in sorted(by_epsilon.items()):
+        free = {a: c for a, c in correct.items()
+                if a in GRADIENT_FREE and a not in uninformative}
+        if "pgd" not in correct or not free:
             continue
-        strongest = min(free, key=free.get)
+        pgd = correct["pgd"]
+        each = level / len(free)
+        tests = []
+        for attack, mine in free.items():
+            wins, losses = int(np.sum(pgd & ~mine)), int(np.sum(~pgd & mine))
+            p_value = sign_test(wins, losses)
+            tests.append({"attack": attack, "accuracy": float(np.mean(mine)),
+                          "broken_only_by_attack": wins, "broken_only_by_pgd": losses,
+                          "p_value": p_value, "significant": p_value < each})
+        strongest = min(tests, key=lambda t: t["accuracy"])
         flags.append({
             "epsilon": epsilon,
-            "pgd_accuracy": accuracies["pgd"],
-            "attack": strongest,
-            "accuracy": free[strongest],
-            "possible_masking": free[strongest] < accuracies["pgd"] - tolerance,
+            "pgd_accuracy": float(np.mean(pgd)),
+            "attack": strongest["attack"],
+            "accuracy": strongest["accuracy"],
+            "stronger": strongest["accuracy"] < float(np.mean(pgd)),
+            "level": each,
+            "tests": tests,
+            "possible_masking": any(t["significant"] for t in tests),
         })
     return flags
 
@@ -481,9 +564,11 @@ def adversarial_report(
 
     Returns:
         ``{"samples", "epsilon_unit", "clean_accuracy", "source_clean_accuracy",
-        "accuracy": rows of :func:`attack_accuracy` (without ``correct``),
-        "worst_case": :func:`worst_case`, "gradient_masking": flags of
-        :func:`gradient_masking`, "seconds"}``.
+        "transfer_source": the source's clean accuracy and :func:`above_chance`
+        (None without ``transfer``), "accuracy": rows of :func:`attack_accuracy`
+        (without ``correct``), "worst_case": :func:`worst_case`,
+        "gradient_masking": flags of :func:`gradient_masking` (the transfer
+        attack left out when its source is not above chance), "seconds"}``.
     """
     began = time.perf_counter()
     names = attack_names(attacks)
@@ -496,16 +581,23 @@ def adversarial_report(
         target, images, labels, names, epsilons, source, pgd_steps, seed, None, batch_size,
         progress,
     )
+    source_check = None
+    if source is not None:
+        source_correct = int(np.sum(_correct(source, images, labels, batch_size)))
+        source_check = {
+            "clean_accuracy": source_correct / len(labels),
+            **above_chance(source_correct, len(labels), model.output_shape[-1]),
+        }
+    uninformative = () if source_check is None or source_check["informative"] else ("transfer",)
     return {
         "samples": len(labels),
         "epsilon_unit": EPSILON_UNIT,
         "clean_accuracy": accuracy(target, images, labels, batch_size),
-        "source_clean_accuracy": (
-            accuracy(source, images, labels, batch_size) if source is not None else None
-        ),
+        "source_clean_accuracy": None if source_check is None else source_check["clean_accuracy"],
+        "transfer_source": source_check,
         "accuracy": [{k: v for k, v in row.items() if k != "correct"} for row in rows],
         "worst_case": worst_case(rows),
-        "gradient_masking": gradient_masking(rows),
+        "gradient_masking": gradient_masking(rows, MASKING_LEVEL, uninformative),
         "seconds": time.perf_counter() - began,
     }
 

@@ -21,8 +21,10 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from lcr_larq.analysis.adversarial import (
+    MASKING_TEST,
     PGD_STEP_FACTOR,
     PGD_STEPS,
+    TRANSFER_RULE,
     WORST,
     adversarial_report,
     with_masking_check,
@@ -73,9 +75,11 @@ def attack_run(
     :func:`~lcr_larq.analysis.adversarial.worst_case`),
     "gradient_masking": flags of :func:`~lcr_larq.analysis.adversarial.gradient_masking`,
     "float_clean_accuracy": the float counterpart's accuracy on the same images
-    (None without the transfer attack), "adversarial_setup": how they were
-    measured (samples, ε unit, the BNN's clean accuracy on the attacked images,
-    PGD's steps, seconds per attack, …)}``.
+    (None without the transfer attack), "transfer_source": that accuracy and
+    whether it is above chance (:func:`~lcr_larq.analysis.adversarial.above_chance`;
+    the transfer rows are no masking check otherwise), "adversarial_setup": how
+    they were measured (samples, ε unit, the BNN's clean accuracy on the
+    attacked images, PGD's steps, the masking test, seconds per attack, …)}``.
     """
     names = with_masking_check(attacks, masking_check)
     source, calibration = float_model(run) if "transfer" in names else (None, None)
@@ -91,12 +95,15 @@ def attack_run(
                         for row in report["accuracy"]] + worst,
         "gradient_masking": report["gradient_masking"],
         "float_clean_accuracy": report["source_clean_accuracy"],
+        "transfer_source": report["transfer_source"],
         "adversarial_setup": {
             "samples": report["samples"],
             "epsilon_unit": report["epsilon_unit"],
             "clean_accuracy": report["clean_accuracy"],
             "attacks": names,
             "masking_check": masking_check,
+            "masking_test": MASKING_TEST,
+            "transfer_rule": TRANSFER_RULE if "transfer" in names else None,
             "pgd_steps": int(pgd_steps),
             "pgd_step_size": f"{PGD_STEP_FACTOR:g}·ε/{int(pgd_steps)}, random start in the ball",
             "random_draws": int(pgd_steps) + 1,

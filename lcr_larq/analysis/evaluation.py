@@ -151,6 +151,55 @@ class EvaluateSettings(ReportSettings):
                 ) from None
 
 
+# --------------------------------------------------------------------------- report parts
+#: The two parts of a report, each measured on its own: the corruptions
+#: (``--corruptions``, ``--severities``) and the attacks (``--attacks``).
+PARTS = ("corruptions", "attacks")
+#: The keys of ``robustness.json`` each part writes (beside its ``seconds``).
+PART_KEYS = {
+    "corruptions": ("source", "corrupted_images", "corruptions", "severities", "accuracy",
+                    "corruption_error", "mce", "mce_corruptions", "mce_extra", "normalized",
+                    "normalization", "mean_corruption_accuracy"),
+    "attacks": ("adversarial", "gradient_masking", "float_clean_accuracy", "transfer_source",
+                "adversarial_setup"),
+}
+_PART_SECONDS = {"corruptions": ("corrupt", "inference"), "attacks": ("attacks",)}
+
+
+def merge_report(kept: dict, fresh: dict, parts) -> dict:
+    """``fresh``, a report of the same run and images that measured only
+    ``parts`` (names of :data:`PARTS`), with the other parts taken from
+    ``kept`` (their entries and seconds); ``seconds.total`` adds the parts'.
+
+    Example:
+        >>> kept = {"mce": 1.2, "adversarial": [1], "seconds": {"corrupt": 5.0, "inference": 1.0,
+        ...         "attacks": 9.0, "total": 16.0}}
+        >>> fresh = {"mce": None, "adversarial": [2], "seconds": {"corrupt": 0.0,
+        ...          "inference": 0.0, "attacks": 3.0, "total": 4.0}}
+        >>> merged = merge_report(kept, fresh, ["attacks"])
+        >>> merged["mce"], merged["adversarial"], merged["seconds"]["total"]
+        (1.2, [2], 9.0)
+    """
+    merged = dict(fresh)
+    seconds = dict(fresh.get("seconds") or {})
+    for part in PARTS:
+        if part in parts:
+            continue
+        for key in PART_KEYS[part]:
+            if key in kept:
+                merged[key] = kept[key]
+            else:
+                merged.pop(key, None)
+        for key in _PART_SECONDS[part]:
+            if key in (kept.get("seconds") or {}):
+                seconds[key] = kept["seconds"][key]
+            else:
+                seconds.pop(key, None)
+    seconds["total"] = round(sum(v for k, v in seconds.items() if k != "total"), 2)
+    merged["seconds"] = seconds
+    return merged
+
+
 # --------------------------------------------------------------------------- inference
 def predictor(model, normalize, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
     """``predict(uint8 images) -> predicted labels`` of ``model`` in inference mode.
@@ -359,6 +408,7 @@ def evaluate(
     report = {
         "model_dir": os.path.abspath(run.directory),
         "model": model.name,
+        "weights_sha256": (run.results or {}).get("weights_sha256"),
         "dataset": dataset.name,
         "lcr_lambda": run.config.lcr_lambda if run.config else None,
         "train_seed": run.config.seed if run.config else None,

@@ -11,8 +11,9 @@ accuracy under each attack at each ε) and ``corruption_accuracy.png`` /
 
 ε is in pixel levels (1/255 of the pixel range). PGD runs with random sign
 noise and a transfer attack from the run's float counterpart beside it
-(``--masking-check``): when one of them is stronger than PGD, the report
-flags possible gradient masking. See :mod:`lcr_larq.analysis.evaluation` for
+(``--masking-check``): when one of them breaks more images than PGD beyond
+chance (a one-sided exact McNemar test per ε), the report flags possible
+gradient masking. See :mod:`lcr_larq.analysis.evaluation` for
 the sources and the metrics, :mod:`lcr_larq.analysis.adversarial` for the attacks.
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from lcr_larq import cli
 from lcr_larq.analysis import evaluation, plots
-from lcr_larq.analysis.adversarial import GRADIENT_FREE, WORST
+from lcr_larq.analysis.adversarial import MASKING_TEST, WORST
 
 
 def evaluate(settings: evaluation.EvaluateSettings) -> None:
@@ -112,27 +113,51 @@ ROW_NAMES = {WORST: "worst (per image)"}
 
 
 def masking_lines(report: dict) -> list[str]:
-    """The float counterpart's clean accuracy and the gradient-masking verdict."""
+    """The float counterpart's clean accuracy (and whether it is above
+    chance), the gradient-masking verdict per ε, and, as information, the ε
+    where a gradient-free attack was stronger than PGD within chance."""
     lines = []
     if report.get("float_clean_accuracy") is not None:
         calibration = report["adversarial_setup"].get("float_bn_recalibration")
         how = (f"BN statistics re-estimated on {calibration['samples']} training images"
                if calibration else "the BNN's BN statistics")
-        lines.append(f"float counterpart (transfer source): clean accuracy "
-                     f"{100 * report['float_clean_accuracy']:.2f}% ({how})")
+        line = (f"float counterpart (transfer source): clean accuracy "
+                f"{100 * report['float_clean_accuracy']:.2f}% ({how})")
+        source = report.get("transfer_source")
+        if source and not source["informative"]:
+            line += (f"; not above chance ({100 * source['chance']:.1f}%; one-sided exact "
+                     f"binomial test p = {source['p_value']:.2g} ≥ {source['level']:g}): the "
+                     "transfer rows are uninformative and no masking check")
+        lines.append(line)
     flags = report.get("gradient_masking") or []
-    flagged = [f for f in flags if f["possible_masking"]]
-    for f in flagged:
-        lines.append(
-            f"POSSIBLE GRADIENT MASKING at ε={f['epsilon']:g}: {f['attack']} leaves "
-            f"{100 * f['accuracy']:.1f}% < PGD's {100 * f['pgd_accuracy']:.1f}%: PGD's gradient "
-            "misleads it; read the worst-case row (each image under its strongest attack)"
-        )
-    if flags and not flagged:
-        free = [a for a in report["adversarial_setup"]["attacks"] if a in GRADIENT_FREE]
+    for f in flags:
+        if f["possible_masking"]:
+            test = min(f["tests"], key=lambda t: t["p_value"])
+            lines.append(
+                f"POSSIBLE GRADIENT MASKING at ε={f['epsilon']:g}: {_versus(test)}, "
+                f"p = {test['p_value']:.2g} < {f['level']:.3g}: {test['attack']} leaves "
+                f"{100 * test['accuracy']:.1f}% < PGD's {100 * f['pgd_accuracy']:.1f}%; PGD's "
+                "gradient misleads it: read the worst-case row (each image under its strongest "
+                "attack)"
+            )
+    within = [f for f in flags if f.get("stronger") and not f["possible_masking"]]
+    if within:
+        lines.append("stronger than PGD within chance (not flagged): " + "; ".join(
+            f"ε={f['epsilon']:g} {f['attack']} {100 * f['accuracy']:.1f}% < "
+            f"{100 * f['pgd_accuracy']:.1f}% ({_versus(t)}, p = {t['p_value']:.2g})"
+            for f in within for t in f["tests"] if t["attack"] == f["attack"]))
+    if flags and not any(f["possible_masking"] or f.get("stronger") for f in flags):
+        compared = dict.fromkeys(t["attack"] for f in flags for t in f.get("tests", ()))
         lines.append(f"gradient masking check: PGD is at least as strong as "
-                     f"{' and '.join(free)} at every ε")
+                     f"{' and '.join(compared)} at every ε")
+    if flags:
+        lines.append(f"  masking test: {MASKING_TEST}")
     return lines
+
+
+def _versus(test: dict) -> str:
+    return (f"{test['attack']} breaks {test['broken_only_by_attack']} images PGD does not, PGD "
+            f"{test['broken_only_by_pgd']} it does not")
 
 
 def _percent(value: float | None) -> str:

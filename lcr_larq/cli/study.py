@@ -28,6 +28,7 @@ import sys
 
 from lcr_larq import cli
 from lcr_larq.analysis import plots
+from lcr_larq.analysis.adversarial import MASKING_TEST
 from lcr_larq.experiments import statistics, study
 
 METRIC_NAMES = {
@@ -166,10 +167,13 @@ def robustness_notes(report: dict) -> list[str]:
     masking = report.get("gradient_masking") or []
     if masking:
         parts.append(
-            "Possible gradient masking (a gradient-free attack left a lower accuracy than PGD; "
-            "the robust accuracies of these runs are upper bounds):\n\n" + "\n".join(
-                f"- {m['arm']} seed {m['seed']}: ε = {', '.join(f'{e:g}' for e in m['epsilons'])}"
-                for m in masking))
+            "Possible gradient masking (a gradient-free attack broke more images than PGD "
+            f"beyond chance: {MASKING_TEST}; the PGD accuracies of these runs at these ε are "
+            "upper bounds, read the worst case):\n\n" + _listed(masking))
+    stronger = report.get("gradient_free_stronger") or []
+    if stronger:
+        parts.append("A gradient-free attack left a lower accuracy than PGD at all (information; "
+                     "flagged above only beyond chance):\n\n" + _listed(stronger))
     correlations = report.get("lipschitz_vs_robustness") or []
     if correlations:
         lines = ["| Lipschitz estimate | robust accuracy | Spearman ρ over runs | p | runs |",
@@ -183,6 +187,13 @@ def robustness_notes(report: dict) -> list[str]:
                      "column)")
         parts.append("\n".join(lines))
     return parts
+
+
+def _listed(runs: list[dict]) -> str:
+    """One line per run: its arm, seed and ε."""
+    return "\n".join(
+        f"- {m['arm']} seed {m['seed']}: ε = {', '.join(f'{e:g}' for e in m['epsilons'])}"
+        for m in runs)
 
 
 def write_csv(report: dict, path: str) -> str:

@@ -24,7 +24,7 @@ import larq as lq
 from lcr_larq import cli, training
 from lcr_larq.data import dataset_source, load_dataset
 from lcr_larq.training import TrainConfig, describe_lcr
-from models import MODELS
+from models import MODELS, check_input_size
 
 DESCRIPTION = "Train a BNN with Lipschitz Continuity Retention (LCR)."
 
@@ -44,41 +44,45 @@ def dataset_shape(config: TrainConfig) -> tuple[tuple[int, int, int], int]:
 
 def print_summary(config: TrainConfig) -> None:
     """Prints ``larq.models.summary`` of the plain network of ``config`` (no
-    LCR) at the dataset's input size, or at ``--input-size``, saying which
-    size, channels and classes it assumed. A model whose minimum input size
-    exceeds the dataset's is summarized at its published size, which the
-    first line says.
+    LCR) at the size a run of it trains at (``--input-size``, else the
+    dataset's own size raised to the model's minimum), saying which size,
+    channels and classes it assumed.
 
     Example:
         >>> print_summary(TrainConfig(model="resnet20"))  # doctest: +ELLIPSIS
         resnet20 for digits: 16×16 images, 1 channel, 10 classes
         +resnet20_1w1a stats...
         >>> print_summary(TrainConfig(model="reactnet"))  # doctest: +ELLIPSIS
-        reactnet at its published 224×224 (it needs at least 32×32; digits has 16×16): ...
+        reactnet for digits: 32×32 images (resized from 16×16: reactnet needs at least 32×32), ...
     """
+    if config.input_size is not None:
+        check_input_size(config.model, config.input_size)
     shape, classes = dataset_shape(config)
-    size = config.input_size or shape[0]
+    size = training.with_input_size(config).input_size
+    if size is None:  # the user's files, at their own size
+        check_input_size(config.model, *shape[:2], images=config.dataset)
+        size = shape[0]
     channels = f"{shape[-1]} channel{'s' if shape[-1] > 1 else ''}"
-    architecture = MODELS[config.model]
-    if size < architecture.min_input_size:
-        given = (f"--input-size {size}" if config.input_size
-                 else f"{config.dataset} has {size}×{size}")
-        size = architecture.published_input_size
-        print(f"{config.model} at its published {size}×{size} (it needs at least "
-              f"{architecture.min_input_size}×{architecture.min_input_size}; {given}): "
-              f"{channels}, {classes} classes")
+    least = MODELS[config.model].min_input_size
+    if config.input_size:
+        how = f" (resized with --input-size {size})"
+    elif size != shape[0]:
+        how = (f" (resized from {shape[0]}×{shape[1]}: {config.model} needs at least "
+               f"{least}×{least})")
     else:
-        note = "" if not config.input_size else f" (resized with --input-size {size})"
-        print(f"{config.model} for {config.dataset}: {size}×{size} images{note}, {channels}, "
-              f"{classes} classes")
+        how = ""
+    print(f"{config.model} for {config.dataset}: {size}×{size} images{how}, {channels}, "
+          f"{classes} classes")
     plain = dataclasses.replace(config, lcr_lambda=0.0, input_size=size)
     lq.models.summary(training.build_training_model(plain, shape, classes))
 
 
 def model_list() -> str:
-    """The architectures of ``--model``, one per line."""
-    return cli.table([[name, entry.description] for name, entry in MODELS.items()],
-                     ["--model", "network"])
+    """The architectures of ``--model``, one per line, with their minimum
+    and published input sizes."""
+    return cli.table([[name, entry.description, entry.min_input_size,
+                       entry.published_input_size] for name, entry in MODELS.items()],
+                     ["--model", "network", "minimum size", "published size"])
 
 
 def describe_computation(results: dict) -> str:
@@ -139,7 +143,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "lcr-train") -> int:
     parser.add_argument(
         "--summary", action="store_true",
         help="print the Larq summary (binary and float MACs, memory) of the model at the "
-        "dataset's input size (or --input-size) and exit",
+        "size it trains at (--input-size, else the dataset's raised to the model's minimum) "
+        "and exit",
     )
     parser.add_argument("--list-models", action="store_true",
                         help="list the architectures of --model and exit")
@@ -153,6 +158,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "lcr-train") -> int:
         if args.summary:
             print_summary(config)
             return 0
+        note = training.input_size_note(config)
+        if note:
+            print(note)  # the run's first line: a size the user did not choose
         results = training.run(config)
         print()
         if results.get("already_finished"):

@@ -28,12 +28,14 @@ from lcr_larq.data.pipeline import (
 )
 from lcr_larq.data.registry import (
     DATASETS,
+    INPUT_SIZES,
     DatasetRequest,
     DatasetSource,
     dataset_names,
     dataset_source,
     load_dataset,
     register_dataset,
+    resolve_input_size,
 )
 from lcr_larq.registry import import_submodules
 
@@ -44,6 +46,7 @@ __all__ = [
     "Dataset",
     "DatasetRequest",
     "DatasetSource",
+    "INPUT_SIZES",
     "arrays_pipeline",
     "dataset_names",
     "dataset_source",
@@ -53,6 +56,7 @@ __all__ = [
     "load_dataset",
     "reaches_every_replica",
     "register_dataset",
+    "resolve_input_size",
     "standardizer",
     "training_epochs",
     "validation_count",

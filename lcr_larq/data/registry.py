@@ -7,11 +7,19 @@ TFDS) and :meth:`~DatasetSource.load`. A source that takes a path is named
 ``NAME:PATH`` (``npz:/data/mine.npz``); :func:`dataset_source` parses a
 ``--dataset`` value once, and everything else asks the source.
 
+The size images are served at is one rule, :func:`resolve_input_size`: the
+``input_size`` asked for, else the dataset's own size raised to the smallest
+side the model takes (``min_input_size``): digits are 16×16, 32×32 for a
+model that needs 32. A dataset of the user's files has no size of its own
+before it is read: its images come at their size.
+
 Example:
     >>> sorted(DATASETS)[:3]
     ['cifar10', 'cifar100', 'digits']
     >>> dataset_source("npz:/data/mine.npz").name
     'npz'
+    >>> resolve_input_size("digits"), resolve_input_size("digits", min_input_size=32)
+    (16, 32)
     >>> dataset_source("mnist")
     Traceback (most recent call last):
     ...
@@ -80,6 +88,9 @@ class DatasetSource:
         raise NotImplementedError
 
 
+#: The square sides images may be resized to (``--input-size``'s range).
+INPUT_SIZES = (8, 2048)
+
 #: The datasets of ``--dataset``, by name.
 DATASETS: Registry[DatasetSource] = Registry("dataset")
 
@@ -111,6 +122,27 @@ def dataset_source(spec: str) -> DatasetSource:
     return source
 
 
+def resolve_input_size(
+    spec: str, min_input_size: int = 0, input_size: int | None = None
+) -> int | None:
+    """The square side :func:`load_dataset` serves the images of ``spec`` at:
+    ``input_size`` when given; else the dataset's own size (its source's
+    ``input_shape``) raised to ``min_input_size``, the smallest side the
+    model takes (``models.MODELS[name].min_input_size``); None for a dataset
+    of the user's files (``npz:``, ``folder:``), served at its images' size.
+
+    Example:
+        >>> resolve_input_size("cifar10", 64), resolve_input_size("cifar10", 8, input_size=48)
+        (64, 48)
+        >>> print(resolve_input_size("npz:/data/mine.npz", 32))
+        None
+    """
+    if input_size is not None:
+        return input_size
+    shape = dataset_source(spec).input_shape
+    return None if shape is None else max(shape[0], min_input_size)
+
+
 def load_dataset(
     name: str,
     batch_size: int = 128,
@@ -118,13 +150,20 @@ def load_dataset(
     data_dir: str | None = None,
     validation_split: float = 0.0,
     input_size: int | None = None,
+    min_input_size: int = 0,
 ) -> Dataset:
-    """Loads dataset ``name`` (see :data:`DATASETS`).
+    """Loads dataset ``name`` (see :data:`DATASETS`) at the size of
+    :func:`resolve_input_size`: ``input_size``, else its own size raised to
+    ``min_input_size`` (pass the model's, ``MODELS[name].min_input_size``,
+    to get the size ``lcr-train`` trains it at).
 
     Example:
         >>> data = load_dataset("digits", batch_size=32, input_size=16)
         >>> data.input_shape, data.num_classes, data.train_size, data.test_size
         ((16, 16, 1), 10, 1437, 360)
+        >>> load_dataset("digits", min_input_size=32).input_shape
+        (32, 32, 1)
     """
-    request = DatasetRequest(name, batch_size, seed, data_dir, validation_split, input_size)
+    size = resolve_input_size(name, min_input_size, input_size)
+    request = DatasetRequest(name, batch_size, seed, data_dir, validation_split, size)
     return dataset_source(name).load(request)

@@ -31,7 +31,13 @@ interval of the test accuracy and, when asked, of
   ε = 2/255, by ``lcr-evaluate --attacks``), and, beside PGD, the per-image
   worst case over PGD and the gradient-free attacks of the masking check
   (``robust_accuracy_worst_eps2``); the runs where a gradient-free attack
-  beat PGD are listed under ``gradient_masking``;
+  beat PGD beyond chance (``lcr-evaluate``'s masking test) are listed under
+  ``gradient_masking``, those where one was stronger at all under
+  ``gradient_free_stronger``. Every run is evaluated on the same test
+  images with the same corruption seed, so each corrupted set is generated
+  once per study (cached in ``corruption-cache/``), and a run's report is
+  measured again only in its stale part: its attacks when only the attack
+  settings changed, its corruptions when only the severities did;
 * ``diagnose``: the rank correlation between the retention estimate and the
   exact norms, the empirical local Lipschitz estimate of the deployed network
   and log10 of the product of the exact norms of its binary convolutions
@@ -71,7 +77,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from lcr_larq import training
-from lcr_larq.analysis import adversarial
+from lcr_larq.analysis import adversarial, evaluation
 from lcr_larq.errors import ConfigError, RunError, UserError
 from lcr_larq.experiments import claims, statistics, workers
 from lcr_larq.settings import (
@@ -84,11 +90,20 @@ from lcr_larq.settings import (
     save_recipe,
     setting,
 )
-from lcr_larq.training import RUNS_DIR, TrainConfig, checked_data, provenance, runs
+from lcr_larq.training import (
+    RUNS_DIR,
+    TrainConfig,
+    checked_data,
+    input_size_note,
+    provenance,
+    runs,
+)
 
 REPORT = "study.json"
 #: The study's recipe, written once by the first worker.
 RECIPE = "study.yaml"
+#: Where a study keeps the corrupted test sets its runs share (``lcr-evaluate --cache-dir``).
+CORRUPTION_CACHE = "corruption-cache"
 TABLE = "study.csv"
 MARKDOWN = "study.md"
 PLOT = "study.png"
@@ -131,6 +146,10 @@ class StudySettings(TrainConfig):
     )
     mce_severities: tuple[int, ...] = setting(
         (1, 3, 5), "severities of --robustness", choices=(1, 2, 3, 4, 5), metavar="S"
+    )
+    corruption_cache: bool = setting(
+        True, f"generate each corrupted test set of --robustness once for the whole study, "
+        f"kept in OUTPUT_DIR/{CORRUPTION_CACHE} (false: every run generates its own)"
     )
     attacks: tuple[str, ...] = setting(
         ("pgd",), "attacks of --robustness whose accuracy at each --epsilons is a metric: "
@@ -334,17 +353,17 @@ def finished(job: Job) -> dict | None:
     return results
 
 
-def _extras(settings: StudySettings, job: Job) -> dict:
+def _extras(settings: StudySettings, job: Job, results: dict | None = None) -> dict:
     """mCE, robust accuracies and the Lipschitz diagnostics of a finished run,
-    when asked (running ``lcr-evaluate`` and ``lcr-diagnose`` where their
-    reports are missing or were made with other settings)."""
+    when asked (running ``lcr-evaluate`` on the stale parts of its report,
+    :func:`stale_parts`, and ``lcr-diagnose`` where its report is missing)."""
     out: dict = {}
     if settings.robustness:
-        path = os.path.join(job.directory, "robustness.json")
+        path = os.path.join(job.directory, evaluation.REPORT_FILE)
         report = runs.load_json(path)
-        if not robustness_current(report, settings):
-            _run_command("evaluate", evaluate_flags(settings, job.directory))
-            report = runs.load_json(path)
+        stale = stale_parts(report, settings, results)
+        if stale:
+            report = _evaluate(settings, job.directory, stale, report or {})
         out.update(robustness_metrics(report, settings))
     if settings.diagnose:
         path = os.path.join(job.directory, "lipschitz.json")
@@ -360,22 +379,47 @@ def _extras(settings: StudySettings, job: Job) -> dict:
     return out
 
 
+def _evaluate(settings: StudySettings, directory: str, parts: list[str], kept: dict) -> dict:
+    """Runs ``lcr-evaluate`` on the ``parts`` of a run's robustness, keeps the
+    other parts of its report ``kept`` and writes the whole report."""
+    fresh_path = os.path.join(directory, f".{evaluation.REPORT_FILE}.{os.getpid()}.part")
+    try:
+        _run_command("evaluate", [*evaluate_flags(settings, directory, parts),
+                                  "--output", fresh_path])
+        report = evaluation.merge_report(kept, runs.load_json(fresh_path), parts)
+    finally:
+        if os.path.exists(fresh_path):
+            os.remove(fresh_path)
+    runs.save_json(report, os.path.join(directory, evaluation.REPORT_FILE))
+    return report
+
+
 def _run_command(name: str, flags: list[str]) -> None:
     subprocess.run([sys.executable, "-m", f"lcr_larq.cli.{name}", *flags],
                    check=True, capture_output=True, text=True)
 
 
-def evaluate_flags(settings: StudySettings, directory: str) -> list[str]:
-    """The ``lcr-evaluate`` flags of a run's robustness: the corruptions at
-    ``mce_severities`` and the attacks.
+def evaluate_flags(settings: StudySettings, directory: str,
+                   parts=evaluation.PARTS) -> list[str]:
+    """The ``lcr-evaluate`` flags of the ``parts`` of a run's robustness (see
+    :data:`~lcr_larq.analysis.evaluation.PARTS`): the corruptions at
+    ``mce_severities`` (generated once for the study, :data:`CORRUPTION_CACHE`),
+    the attacks.
 
     Example:
         >>> evaluate_flags(StudySettings(robustness=True, epsilons=(2.0, 8.0)), "R")[-7:]
         ['--attacks', 'pgd', '--epsilons', '2', '8', '--pgd-steps', '10']
+        >>> evaluate_flags(StudySettings(robustness=True), "R", ["attacks"])[:5]
+        ['--model-dir', 'R', '--quiet', '--no-plot', '--corruptions']
     """
-    flags = ["--model-dir", directory, "--severities", *map(str, settings.mce_severities),
-             "--quiet", "--no-plot"]
-    if settings.attack_list:
+    flags = ["--model-dir", directory, "--quiet", "--no-plot"]
+    if "corruptions" in parts:
+        flags += ["--severities", *map(str, settings.mce_severities)]
+        if settings.corruption_cache:
+            flags += ["--cache-dir", os.path.join(settings.run_dir, CORRUPTION_CACHE)]
+    else:
+        flags += ["--corruptions", "none"]
+    if "attacks" in parts and settings.attack_list:
         flags += ["--attacks", *settings.attack_list,
                   "--epsilons", *(f"{e:g}" for e in settings.epsilons),
                   "--pgd-steps", str(settings.pgd_steps)]
@@ -384,44 +428,69 @@ def evaluate_flags(settings: StudySettings, directory: str) -> list[str]:
     return flags
 
 
-def robustness_current(report: dict | None, settings: StudySettings) -> bool:
-    """Whether a run's ``robustness.json`` holds what the study measures: the
-    mCE at ``mce_severities`` and every attack at every ε, with the study's
-    PGD steps and number of attacked images."""
-    if report is None or report.get("mce") is None:
-        return False
-    if report.get("severities") != list(settings.mce_severities):
-        return False
-    if not settings.attack_list:
-        return True
+def stale_parts(report: dict | None, settings: StudySettings,
+                results: dict | None = None) -> list[str]:
+    """The parts of a run's ``robustness.json`` (names of
+    :data:`~lcr_larq.analysis.evaluation.PARTS`) that do not hold what the
+    study measures, to measure again: every part for a report of other
+    weights than the run's ``results``; ``corruptions`` without the mCE at
+    ``mce_severities``; ``attacks`` without every attack at every ε with the
+    study's PGD steps and number of attacked images, judged by today's
+    masking test.
+
+    Example:
+        >>> settings = StudySettings(robustness=True, epsilons=(2.0,))
+        >>> old = {"mce": 1.0, "severities": [1, 3, 5], "num_images": 360}  # no attacks yet
+        >>> stale_parts(None, settings), stale_parts(old, settings)
+        (['corruptions', 'attacks'], ['attacks'])
+    """
+    wanted = [p for p in evaluation.PARTS if p == "corruptions" or settings.attack_list]
+    if report is None:
+        return wanted
+    digest = (results or {}).get("weights_sha256")
+    if digest and report.get("weights_sha256") not in (None, digest):
+        return wanted
+    stale = []
+    if report.get("mce") is None or report.get("severities") != list(settings.mce_severities):
+        stale.append("corruptions")
+    if "attacks" in wanted and not _attacks_current(report, settings):
+        stale.append("attacks")
+    return stale
+
+
+def _attacks_current(report: dict, settings: StudySettings) -> bool:
     have = {robust_metric(r["attack"], r["epsilon"]) for r in report.get("adversarial") or []}
-    wanted = set(settings.robust_metrics)
     setup = report.get("adversarial_setup") or {}
-    samples = min(settings.attack_samples or report["num_images"], report["num_images"])
-    return (wanted <= have and setup.get("pgd_steps") == settings.pgd_steps
-            and setup.get("samples") == samples)
+    images = report.get("num_images") or 0
+    samples = min(settings.attack_samples or images, images)
+    return (set(settings.robust_metrics) <= have and setup.get("pgd_steps") == settings.pgd_steps
+            and setup.get("samples") == samples
+            and setup.get("masking_test") == adversarial.MASKING_TEST)
 
 
 def robustness_metrics(report: dict, settings: StudySettings) -> dict:
-    """The mCE, each robust accuracy (:func:`robust_metric`) and the ε where a
-    gradient-free attack beat PGD (``gradient_masking_eps``) of a run's
-    ``robustness.json``.
+    """The mCE, each robust accuracy (:func:`robust_metric`), the ε where a
+    gradient-free attack beat PGD beyond chance (``gradient_masking_eps``,
+    ``lcr-evaluate``'s masking test) and those where one was stronger at all
+    (``gradient_free_stronger_eps``, information) of a run's ``robustness.json``.
 
     Example:
         >>> report = {"mce": 1.5, "adversarial": [
         ...     {"attack": "pgd", "epsilon": 2.0, "accuracy": 0.6}],
-        ...     "gradient_masking": [{"epsilon": 2.0, "possible_masking": True}]}
+        ...     "gradient_masking": [{"epsilon": 2.0, "possible_masking": True,
+        ...                           "stronger": True}]}
         >>> robustness_metrics(report, StudySettings(robustness=True, epsilons=(2.0,)))
         {'mce': 1.5, 'robust_accuracy_pgd_eps2': 0.6, 'robust_accuracy_worst_eps2': None, \
-'gradient_masking_eps': [2.0]}
+'gradient_masking_eps': [2.0], 'gradient_free_stronger_eps': [2.0]}
     """
     out = {"mce": report["mce"]}
     if settings.attack_list:
         by = {robust_metric(r["attack"], r["epsilon"]): r["accuracy"]
               for r in report.get("adversarial") or []}
         out.update({m: by.get(m) for m in settings.robust_metrics})
-        out["gradient_masking_eps"] = [f["epsilon"] for f in report.get("gradient_masking") or []
-                                       if f["possible_masking"]]
+        flags = report.get("gradient_masking") or []
+        out["gradient_masking_eps"] = [f["epsilon"] for f in flags if f["possible_masking"]]
+        out["gradient_free_stronger_eps"] = [f["epsilon"] for f in flags if f.get("stronger")]
     return out
 
 
@@ -474,10 +543,9 @@ def run_study(
     if settings.report:
         record_recipe(settings, write=False)
     else:
-        check_data(settings)
-        note = record_recipe(settings, replace=True)
-        if note and progress:
-            progress(note)
+        for line in (*check_data(settings), record_recipe(settings, replace=True)):
+            if line and progress:
+                progress(line)
         if settings.parallel > 1:
             _run_workers(settings, progress)
         else:
@@ -495,24 +563,35 @@ def run_worker(settings: StudySettings, progress: Callable[[str], None] | None =
     once); writes no report. Returns the exit code: 1 when a cell it trained
     failed, else 0."""
     index = cell_index(settings)
-    check_data(settings)
+    notes = check_data(settings)
+    if progress:
+        for note in notes:
+            progress(note)
     record_recipe(settings)
     if settings.parallel > 1:
         return 0 if _run_workers(settings, progress) else 1
     return 1 if work(settings, progress, index, worker=True) else 0
 
 
-def check_data(settings: StudySettings) -> None:
+
+
+def check_data(settings: StudySettings) -> list[str]:
     """Loads and checks the data of every distinct dataset and model of the
     study's arms (:func:`lcr_larq.training.checked_data`) before anything is
-    written: a study of unusable data leaves nothing behind."""
-    seen = set()
+    written: a study of unusable data leaves nothing behind. Returns the
+    lines saying where a model raised a dataset's size
+    (:func:`lcr_larq.training.input_size_note`), once each."""
+    seen, notes = set(), []
     for job in jobs(settings):
         config = job.config
         key = (config.dataset, config.data_dir, config.input_size, config.model, config.teacher)
         if key not in seen:
             seen.add(key)
             checked_data(config)
+            note = input_size_note(config)
+            if note and note not in notes:
+                notes.append(note)
+    return notes
 
 
 # --------------------------------------------------------------------------- the study's recipe
@@ -686,7 +765,7 @@ def _train_cell(settings: StudySettings, job: Job, claim: claims.Claim,
                        weights_sha256=results.get("weights_sha256"))
     if settings.robustness or settings.diagnose:
         try:
-            _extras(settings, job)
+            _extras(settings, job, results)
         except subprocess.CalledProcessError as error:
             lines = [x for x in (error.stderr or "").splitlines() if x.strip()]
             workers.record(job, "extras failed", me,
@@ -763,7 +842,7 @@ def _add_extras(settings: StudySettings, todo: list[Job], outcomes: dict[str, di
         outcome = outcomes[job.directory]
         if outcome["status"] == "finished":
             try:
-                outcome.update(_extras(settings, job))
+                outcome.update(_extras(settings, job, outcome.get("results")))
             except subprocess.CalledProcessError as error:
                 lines = [x for x in (error.stderr or "").splitlines() if x.strip()]
                 outcome["extras_error"] = lines[-1] if lines else str(error)
@@ -801,8 +880,9 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
                 seconds=results.get("seconds"),
                 **{m: outcome.get(m) for m in names if not m.startswith("test_accuracy")},
             )
-            if outcome.get("gradient_masking_eps"):
-                row["gradient_masking_eps"] = outcome["gradient_masking_eps"]
+            for key in ("gradient_masking_eps", "gradient_free_stronger_eps"):
+                if outcome.get(key):
+                    row[key] = outcome[key]
             origin = results.get("provenance")
             row.update(hardware=provenance.hardware(origin),
                        worker=((origin or {}).get("worker") or {}).get("name"))
@@ -843,6 +923,10 @@ def report(settings: StudySettings, todo: list[Job], outcomes: dict[str, dict]) 
         "gradient_masking": [
             {"arm": r["arm"], "seed": r["seed"], "epsilons": r["gradient_masking_eps"]}
             for r in rows if r.get("gradient_masking_eps")
+        ],
+        "gradient_free_stronger": [
+            {"arm": r["arm"], "seed": r["seed"], "epsilons": r["gradient_free_stronger_eps"]}
+            for r in rows if r.get("gradient_free_stronger_eps")
         ],
         "lipschitz_vs_robustness": lipschitz_correlations(
             [r for r in rows if r["status"] == "finished"], settings.robust_metrics),

@@ -12,7 +12,14 @@
   :mod:`~lcr_larq.training.summary` (a finished run in a few numbers).
 """
 
-from lcr_larq.training.config import RUNS_DIR, TrainConfig, default_run_name, parse_args
+from lcr_larq.training.config import (
+    RUNS_DIR,
+    TrainConfig,
+    default_run_name,
+    input_size_note,
+    parse_args,
+    with_input_size,
+)
 from lcr_larq.training.run import (
     build_training_model,
     checked_data,
@@ -36,9 +43,11 @@ __all__ = [
     "default_run_name",
     "describe_lcr",
     "fit",
+    "input_size_note",
     "learning_rate",
     "load_teacher",
     "parse_args",
     "run",
     "weights_digest",
+    "with_input_size",
 ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lcr_larq import optimizers
-from lcr_larq.data import dataset_names, dataset_source
+from lcr_larq.data import INPUT_SIZES, dataset_names, dataset_source, resolve_input_size
 from lcr_larq.errors import ConfigError
 from lcr_larq.graph import DEFAULT_EVERY, DEFAULT_SAMPLES, REFERENCES
 from lcr_larq.quantizers import PRECISIONS, WEIGHT_QUANTIZERS, proxconnect
@@ -68,7 +68,8 @@ class TrainConfig(Settings):
     )
     prox_hard_epochs: int = setting(1, "ProxConnect: final epochs with the hard sign", low=0)
     input_size: int | None = setting(
-        None, "resize images to this square size", low=8, high=2048
+        None, "resize images to this square size (default: the dataset's own size, raised to "
+        "the model's minimum)", low=INPUT_SIZES[0], high=INPUT_SIZES[1],
     )
     lcr_lambda: float = setting(
         4.0, "LCR strength λ (0 trains the plain BNN)", low=0, high=1e3
@@ -212,6 +213,44 @@ class TrainConfig(Settings):
             raise ConfigError(
                 "--lcr-reference teacher needs --teacher DIR (train one with --full-precision)"
             )
+
+
+def with_input_size(config: TrainConfig) -> TrainConfig:
+    """``config`` with the ``input_size`` its run's images are served at:
+    ``--input-size`` when given, else the dataset's own size raised to the
+    model's minimum (:func:`lcr_larq.data.resolve_input_size`); unchanged for
+    a dataset of the user's files, served at the size of its images.
+
+    Example:
+        >>> with_input_size(TrainConfig(model="birealnet")).input_size
+        32
+        >>> with_input_size(TrainConfig(model="resnet20", input_size=48)).input_size
+        48
+    """
+    size = resolve_input_size(config.dataset, MODELS[config.model].min_input_size,
+                              config.input_size)
+    return config if size == config.input_size else dataclasses.replace(config, input_size=size)
+
+
+def input_size_note(config: TrainConfig) -> str | None:
+    """One line when the model raised the dataset's own size (no
+    ``--input-size`` given and the dataset smaller than the model's minimum),
+    else None.
+
+    Example:
+        >>> input_size_note(TrainConfig(model="quicknet"))
+        'quicknet needs images of at least 64×64: digits (16×16) resized to 64×64 \
+(--input-size N for another size)'
+        >>> print(input_size_note(TrainConfig(model="resnet20")))
+        None
+    """
+    shape = dataset_source(config.dataset).input_shape
+    least = MODELS[config.model].min_input_size
+    if config.input_size is not None or shape is None or shape[0] >= least:
+        return None
+    return (f"{config.model} needs images of at least {least}×{least}: {config.dataset} "
+            f"({shape[0]}×{shape[1]}) resized to {least}×{least} (--input-size N for another "
+            "size)")
 
 
 def default_run_name(config: TrainConfig) -> str:

@@ -9,9 +9,9 @@ writes the run directory (:mod:`lcr_larq.training.runs`):
 
 * ``results.json`` — test accuracy and loss (of the deployed network, BN
   re-estimated; also with the moving averages of training, and for a run
-  under ``--mixed-precision`` computed in 16 bits as trained), settings,
-  seconds, and where and with what it ran (``provenance``, see
-  :mod:`lcr_larq.training.provenance`);
+  under ``--mixed-precision`` computed in 16 bits as trained), settings
+  (the input size used among them), seconds, and where and with what it ran
+  (``provenance``, see :mod:`lcr_larq.training.provenance`);
 * ``history.csv`` — the per-epoch History (loss, accuracy, L_lip, σ_B/σ_F…,
   and the ``val_`` metrics of the validation split);
 * ``model.keras`` — the trained model with its LCR layer;
@@ -19,7 +19,9 @@ writes the run directory (:mod:`lcr_larq.training.runs`):
   float32 (under ``--mixed-precision``: the float32 copy of the 16-bit
   network, :func:`~lcr_larq.graph.as_float32`, which is what converters
   deploy);
-* ``config.yaml`` — the recipe of the run (``lcr-train --config`` reads it);
+* ``config.yaml`` — the recipe of the run (``lcr-train --config`` reads it),
+  with the input size it was served at (without ``--input-size``: the
+  dataset's own, raised to the model's minimum);
 * ``logs/`` — TensorBoard; ``backup/`` — the resume checkpoint while training.
 
 Example:
@@ -59,12 +61,12 @@ from lcr_larq.quantizers import quantizers_of
 from lcr_larq.settings import save_recipe
 from lcr_larq.training import provenance, runs
 from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
-from lcr_larq.training.config import TrainConfig
+from lcr_larq.training.config import TrainConfig, with_input_size
 from lcr_larq.training.distribute import get_strategy, is_chief
 from lcr_larq.training.progress import ProgressBar, verbosity
 from lcr_larq.training.runs import weights_digest
 from lcr_larq.training.summary import compile_description, last_epoch_metrics
-from models import build_model, check_input_size
+from models import MODELS, build_model, check_input_size
 
 
 def prepare_output_dir(path: str) -> bool:
@@ -204,6 +206,7 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
     the model; a run that fails before its first checkpoint leaves no
     directory behind.
     """
+    config = with_input_size(config)  # recorded as used: config.yaml, results.json
     strategy = get_strategy(config.strategy)
     chief, worker = is_chief(strategy)
     out = config.run_dir
@@ -236,14 +239,19 @@ def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
 
 def checked_data(config: TrainConfig) -> lcr_data.Dataset:
     """The dataset of ``config``, checked against the run before anything is
-    written: images of at least the model's minimum size, a teacher that
+    written: images of at least the model's minimum size (``--input-size``,
+    else the dataset's own size raised to the model's minimum, see
+    :func:`~lcr_larq.training.config.with_input_size`), a teacher that
     exists. Every command that trains calls it first."""
+    if config.input_size is not None:  # refused before any data is read
+        check_input_size(config.model, config.input_size)
     dataset = lcr_data.load_dataset(
         config.dataset, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir, input_size=config.input_size,
+        min_input_size=MODELS[config.model].min_input_size,
         validation_split=config.validation_split,
     )
-    check_input_size(config.model, min(dataset.input_shape[:2]))
+    check_input_size(config.model, *dataset.input_shape[:2], images=config.dataset)
     if config.lcr_reference == "teacher" and config.lcr_lambda > 0 and not config.full_precision:
         if not os.path.exists(config.teacher):
             raise ConfigError(f"--teacher {config.teacher} does not exist: give a run directory")
@@ -323,6 +331,7 @@ def _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks, s
     scores = _test(bnn, config, dataset, steps)
     if bnn is not trained:
         scores["test_accuracy_as_trained"] = _accuracy_as_trained(trained, bnn, dataset)
+    height, width = dataset.input_shape[:2]
     save_dir = out if chief else os.path.join(out, f".{checkpoint.worker}-models")
     os.makedirs(save_dir, exist_ok=True)
     model.save(os.path.join(save_dir, runs.MODEL))
@@ -333,6 +342,8 @@ def _train(config, out, dataset, strategy, chief, checkpoint, extra_callbacks, s
         "model": model.name,
         "optimizer": compile_description(model.optimizer),
         "blocks": len(find_blocks(bnn)) if not config.full_precision else None,
+        "input_size": height if height == width else None,
+        "input_shape": list(dataset.input_shape),
         "train_size": dataset.train_size,
         "validation_size": dataset.validation_size,
         "test_size": dataset.test_size,

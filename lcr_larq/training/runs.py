@@ -43,7 +43,7 @@ from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.graph import strip_lcr
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.settings import flag_name, load_recipe, recipe_dict
-from lcr_larq.training.config import TrainConfig
+from lcr_larq.training.config import TrainConfig, with_input_size
 
 RECIPE = "config.yaml"
 RESULTS = "results.json"
@@ -186,7 +186,15 @@ def load_model(path: str) -> tf.keras.Model:
 
 
 def _model_file(path: str) -> tuple[str | None, str]:
-    """``(run directory or None, model file)`` of a ``--model-dir`` value."""
+    """``(run directory or None, model file)`` of a ``--model-dir`` value; a
+    directory where a training is running is refused, naming its process."""
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    pid = training_pid(directory)
+    if pid is not None:
+        raise RunError(
+            f"{path} is being trained right now (pid {pid}, named in its {LOCK}): wait for the "
+            "training to end, then rerun this command"
+        )
     if os.path.isdir(path):
         for name in (BNN, MODEL):
             if os.path.isfile(os.path.join(path, name)):
@@ -269,7 +277,7 @@ def load_run(
         batch_size=int(batch_size or (config.batch_size if config else 128)),
         seed=config.seed if config else 0,
         data_dir=data_dir or (config.data_dir if config else None),
-        input_size=config.input_size if config else None,
+        input_size=_served_size(config, dataset),
         validation_split=config.validation_split if config else 0.0,
     )
     if input_size_check and tuple(model.input_shape[1:]) != tuple(ds.input_shape):
@@ -283,6 +291,14 @@ def load_run(
     if results is not None and "bn_recalibration" not in results:
         calibration = recalibrate(model, ds, batches)
     return Run(directory, model, config, ds, results, calibration)
+
+
+def _served_size(config: TrainConfig | None, dataset: str | None) -> int | None:
+    """The input size a run's recipe asks of ``dataset`` (None: the run's own,
+    at the size the run was served; another: the recorded ``input_size``)."""
+    if config is None:
+        return None
+    return config.input_size if dataset else with_input_size(config).input_size
 
 
 def test_images(dataset, max_images: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -328,13 +344,18 @@ PRESENTATION = ("output_dir", "verbose", "overwrite")
 
 def differing_settings(old: TrainConfig, new: TrainConfig) -> list[str]:
     """The flags whose values differ between two runs' settings (not those
-    of :data:`PRESENTATION`).
+    of :data:`PRESENTATION`), each input size as the run serves it
+    (:func:`~lcr_larq.training.config.with_input_size`: a recorded 32 is what
+    a run of a model that needs 32 on 16×16 digits gets without ``--input-size``).
 
     Example:
         >>> differing_settings(TrainConfig(), TrainConfig(lcr_lambda=0.0, verbose=0))
         ['--lcr-lambda']
+        >>> differing_settings(TrainConfig(model="birealnet", input_size=32),
+        ...                    TrainConfig(model="birealnet"))
+        []
     """
-    a, b = recipe_dict(old), recipe_dict(new)
+    a, b = recipe_dict(with_input_size(old)), recipe_dict(with_input_size(new))
     return [flag_name(k) for k in a if k not in PRESENTATION and a[k] != b.get(k)]
 
 
@@ -379,6 +400,32 @@ class RunLock:
         if self.locked:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+def training_pid(directory: str) -> str | None:
+    """The process id written in ``directory``'s lock while a run holds it
+    (:class:`RunLock`; ``"?"`` if it has not written it yet), else None.
+
+    Example:
+        >>> import tempfile
+        >>> directory = tempfile.mkdtemp()
+        >>> with RunLock(directory):
+        ...     training_pid(directory) == str(os.getpid())
+        True
+        >>> print(training_pid(directory))
+        None
+    """
+    try:
+        handle = open(os.path.join(directory, LOCK), encoding="utf-8")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held: the run's process is alive
+            return handle.read().strip() or "?"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 def remove_if_unused(directory: str) -> None:

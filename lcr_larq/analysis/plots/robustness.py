@@ -258,10 +258,13 @@ def _adversarial_legend(
         text = f"{label}: clean {100 * setup.get('clean_accuracy', np.nan):.1f}%"
         if rep.get("float_clean_accuracy") is not None:
             text += f", float counterpart {100 * rep['float_clean_accuracy']:.1f}%"
+            if not (rep.get("transfer_source") or {}).get("informative", True):
+                text += " (near chance: no check)"
         handles.append(Line2D([], [], color="0.2", ms=5, label=text, **_run_style(j)))
     if flagged:
         handles.append(Line2D([], [], ls="none", marker="o", ms=11, mfc="none", mec="black",
-                              label="possible gradient masking: a gradient-free attack beats PGD"))
+                              label="possible gradient masking: a gradient-free attack beats "
+                              "PGD beyond chance"))
     rows = max(len(colours), len(handles))
 
     def blank() -> Line2D:
@@ -275,5 +278,6 @@ def _adversarial_legend(
 def plot_adversarial_accuracy(reports: Sequence[tuple[str, dict]], path: str) -> str:
     """Accuracy against ε per attack (colours) for one or two ``(label,
     robustness report)`` (line styles); rings mark the ε where a gradient-free
-    attack beat PGD (possible gradient masking)."""
+    attack beat PGD beyond chance (possible gradient masking, the report's
+    ``gradient_masking``)."""
     return save(build_adversarial_accuracy(reports), path)

@@ -48,7 +48,7 @@ from lcr_larq.experiments.tuning.settings import (
 from lcr_larq.experiments.tuning.space import kt, search_space
 from lcr_larq.graph import strip_lcr
 from lcr_larq.settings import echo, flag_name, load_recipe, recipe_dict, save_recipe
-from lcr_larq.training import TrainConfig, runs
+from lcr_larq.training import TrainConfig, input_size_note, runs
 from lcr_larq.training.checkpoint import RunCheckpoint
 from lcr_larq.training.distribute import get_strategy
 from lcr_larq.training.run import (
@@ -473,6 +473,9 @@ def run_search(
     strategy = get_strategy(config.strategy)
     # The data is checked before anything is written.
     dataset = load_split(config).for_replicas(strategy.num_replicas_in_sync)
+    note = input_size_note(config)
+    if note and progress:
+        progress(note)
     prepare_output_dir(config.run_dir)
     with runs.RunLock(config.run_dir):
         return _search(config, dataset, strategy, callbacks, progress or (lambda line: None))
