@@ -10,13 +10,18 @@ mkdocstrings parses it:
 * ``:func:`attach_lcr``` becomes the autorefs link ``[`attach_lcr`][attach_lcr]``,
   which the Python handler's scoped cross-references resolve from where the
   docstring stands (``scoped_crossrefs: true`` in mkdocs.yml), so an
-  unresolved name fails ``mkdocs build --strict``; ``~a.b.C`` shows ``C``;
+  unresolved name fails ``mkdocs build --strict``; ``~a.b.C`` shows ``C``, and
+  ``:meth:`title <a.b.C.d>``` (which may run over two lines) shows ``title``;
+  the domain ``:py:`` may precede the role;
 * a role naming something outside the project (``matplotlib.figure.Figure``)
   or a private name (``_extras``) becomes a code span: no page documents it;
 * ``Example:`` sections are read as ``Examples:`` (as Sphinx' napoleon
-  does), and doctests outside such a section become code blocks;
+  does), ``Example (what it shows):`` too, its words the section's first
+  line, and doctests outside such a section become code blocks;
 * a constant documented by ``#:`` comments (Sphinx autodoc's way) gets them
   as its docstring;
+* a package's own docstring is rewritten too (Griffe announces the top-level
+  package of a load as a package, not as an object);
 * a ``.. math::`` directive becomes a code block of its formula, and a
   paragraph ending in ``::`` (reStructuredText's literal block) ends in ``:``.
 
@@ -32,13 +37,20 @@ import griffe
 #: The packages whose objects the API pages document.
 PROJECT_ROOTS = ("lcr_larq", "models")
 
-ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|obj|exc):`(~?)([\w.]+)`")
+ROLE = re.compile(
+    r":(?:py:)?(?:class|func|meth|attr|mod|data|obj|exc):`(~?)(?:([^`<]+?)\s*<([\w.]+)>|([\w.]+))`"
+)
 MATH = re.compile(
     r"^(?P<indent>[ \t]*)\.\. math::[ \t]*\n\n(?P<body>(?:(?P=indent)[ \t]+.*\n?|\n)+)",
     re.MULTILINE,
 )
 LITERAL_MARKER = re.compile(r"(\S)::[ \t]*$", re.MULTILINE)
 EXAMPLE_HEADER = re.compile(r"^([ \t]*)Example:[ \t]*$", re.MULTILINE)
+#: ``Example (what it shows):``, the words in parentheses over one line or more.
+CAPTIONED_EXAMPLE = re.compile(
+    r"^(?P<indent>[ \t]*)Examples? \((?P<caption>[^\n]*(?:\n(?P=indent)\S[^\n]*)*?)\):[ \t]*$",
+    re.MULTILINE,
+)
 
 
 def _documented(target: str) -> bool:
@@ -50,8 +62,12 @@ def _documented(target: str) -> bool:
 
 
 def _role(match: re.Match) -> str:
-    short, target = match.groups()
-    shown = target.rsplit(".", 1)[-1] if short else target
+    short, title, titled_target, plain_target = match.groups()
+    target = titled_target or plain_target
+    if title:
+        shown = " ".join(title.split())
+    else:
+        shown = target.rsplit(".", 1)[-1] if short else target
     if not _documented(target):
         return f"`{shown}`"
     return f"[`{shown}`][{target}]"
@@ -61,6 +77,11 @@ def _math(match: re.Match) -> str:
     indent = match["indent"]
     body = "\n".join(line.strip() for line in match["body"].strip("\n").splitlines())
     return f"{indent}```text\n{body}\n{indent}```\n\n"
+
+
+def _captioned_example(match: re.Match) -> str:
+    indent, caption = match["indent"], " ".join(match["caption"].split())
+    return f"{indent}Examples:\n{indent}    {caption[:1].upper()}{caption[1:]}:\n"
 
 
 def _indent(line: str) -> int:
@@ -107,7 +128,12 @@ def markdown_docstring(text: str) -> str:
         'Uses [`attach_lcr`][lcr_larq.graph.attach_lcr] and [`Figure`][Figure].'
         >>> markdown_docstring("A :class:`matplotlib.figure.Figure`, see :func:`_extras`::")
         'A `matplotlib.figure.Figure`, see `_extras`:'
+        >>> markdown_docstring("Of :py:meth:`Dataset.epochs\\n<lcr_larq.data.Dataset.epochs>`.")
+        'Of [`Dataset.epochs`][lcr_larq.data.Dataset.epochs].'
+        >>> markdown_docstring("Example (a linear\\nmodel):\\n    >>> 1\\n    1").splitlines()
+        ['Examples:', '    A linear model:', '', '    >>> 1', '    1']
     """
+    text = CAPTIONED_EXAMPLE.sub(_captioned_example, text)
     text = EXAMPLE_HEADER.sub(r"\1Examples:", text)
     text = fence_doctests(MATH.sub(_math, text))
     text = ROLE.sub(_role, text)
@@ -139,6 +165,9 @@ class SphinxRoles(griffe.Extension):
     """Rewrites every docstring with :func:`markdown_docstring` once its
     module is loaded (before mkdocstrings parses it); gives constants their
     ``#:`` comments as docstrings."""
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs) -> None:
+        self.on_object(obj=pkg)
 
     def on_object(self, *, obj: griffe.Object, **kwargs) -> None:
         if obj.docstring is None and obj.is_attribute and obj.lineno:

@@ -126,13 +126,24 @@ def find_blocks(model: tf.keras.Model, boundaries: list[str] | None = None) -> l
     (plain networks).
 
     A model of your own needs no naming: its residual adds are found, or
-    give ``boundaries``. Example, Larq-Zoo's QuickNet (16 residual blocks):
+    give ``boundaries``. It must be a graph of layers: a functional model,
+    or a ``Sequential`` one that starts with ``tf.keras.Input``; a subclassed
+    model, or a ``Sequential`` one never built on an input, is refused in one
+    line. Example, Larq-Zoo's QuickNet (16 residual blocks):
 
     >>> import larq_zoo
     >>> quicknet = larq_zoo.sota.QuickNet(input_shape=(32, 32, 3), weights=None)
     >>> len(find_blocks(quicknet))
     16
     """
+    if not getattr(model, "_is_graph_network", False):
+        # tf-keras' mark of a model built from Keras tensors (Functional, and a
+        # Sequential given an Input): only those have the graph LCR replays.
+        raise ValueError(
+            f"model {model.name!r} is not a graph of layers (a subclassed model, or a "
+            "Sequential model without an Input): build it functionally, or start the "
+            "Sequential with tf.keras.Input(shape)"
+        )
     if boundaries is not None:
         if len(boundaries) < 2:
             raise ValueError("boundaries need at least two layer names (one block)")
@@ -576,6 +587,7 @@ def make_full_precision_aware(model: tf.keras.Model) -> tf.keras.Model:
     unsupported = [layer.name for layer in converted.layers if _needs_conversion(layer)]
     if unsupported:
         raise ValueError(
-            f"layers {unsupported} have no full-precision path: use reference='teacher'"
+            f"layers {unsupported} have no full-precision path: attach LCR with "
+            "lcr_reference='teacher' and a full-precision teacher model"
         )
     return converted

@@ -214,6 +214,34 @@ def test_stock_larq_layers_need_conversion():
     assert np.isfinite(float(model.losses[0]))
 
 
+def test_a_sequential_model_needs_an_input_and_its_quantized_layers_are_its_blocks():
+    def layers_():
+        return [lq.layers.QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
+                                      kernel_quantizer="ste_sign", name=f"binary_{i}")
+                for i in range(2)] + [tf.keras.layers.Flatten(), tf.keras.layers.Dense(2)]
+
+    class Subclassed(tf.keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv, *_ = layers_()
+
+        def call(self, x):
+            return self.conv(x)
+
+    subclassed = Subclassed()
+    subclassed(tf.zeros((1, 8, 8, 1)))
+    for no_graph in (tf.keras.Sequential(layers_()), subclassed):
+        with pytest.raises(ValueError, match=r"not a graph of layers.*tf.keras.Input"):
+            lcr_larq.attach_lcr(no_graph)
+    sequential = tf.keras.Sequential([tf.keras.Input((8, 8, 1)), *layers_()])
+    blocks = lcr_larq.find_blocks(sequential)
+    assert [(b.name, b.input.shape[-1], b.output.shape[-1]) for b in blocks] == [
+        ("binary_0", 1, 4), ("binary_1", 4, 4)]
+    model = lcr_larq.attach_lcr(lcr_larq.make_full_precision_aware(sequential))
+    x = tf.random.normal((2, 8, 8, 1))
+    np.testing.assert_allclose(lcr_larq.strip_lcr(model)(x), sequential(x), atol=1e-6)
+
+
 def test_layer_samples_estimate_on_the_first_samples(rng):
     xb, yb = tf.random.normal((8, 8, 8, 3)), tf.random.normal((8, 4, 4, 5))
     xf, yf = tf.random.normal((3, 8, 8, 3)), tf.random.normal((3, 4, 4, 5))

@@ -177,6 +177,9 @@ def test_weight_histograms(tmp_path):
     axes = data_axes(fig)
     assert len(axes) == 8
     assert {ax.get_xlabel() for ax in axes} == {"latent weight"}
+    # Three panels a row: 8 layers take 3 rows, at most 10.3 inches wide.
+    assert len({round(ax.get_position().y0, 3) for ax in axes}) == 3
+    assert fig.get_figwidth() <= 10.3
     assert "std" in axes[0].get_title() and "1,000 sampled" in fig.get_suptitle()
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["λ=4", "λ=0"]
     path = plots.plot_weight_histograms([("λ=4", first)], str(tmp_path / plots.HISTOGRAM_FILE))

@@ -35,6 +35,8 @@ from lcr_larq.errors import ConfigError
 
 SIGMA_FILE = "sigma_ratio.png"
 HISTOGRAM_FILE = "weight_histograms.png"
+#: Panels per row of the weight histograms.
+HISTOGRAM_COLUMNS = 3
 CORRELATION_FILE = "activation_correlation.png"
 
 
@@ -136,9 +138,11 @@ def build_weight_histograms(
     names = list(weights[0][1]) if weights else []
     if not names:
         raise ConfigError("the model has no binary convolution: no latent weights to draw")
-    cols = min(6, len(names))
+    # Three panels a row keep the text legible where the figure is shown at the
+    # width of a page or a screen (ResNet-20's 18 layers: 6 rows).
+    cols = min(HISTOGRAM_COLUMNS, len(names))
     rows = math.ceil(len(names) / cols)
-    fig = new_figure(2.7 * cols + 0.3, 2.2 * rows + 0.9)
+    fig = new_figure(3.3 * cols + 0.3, 1.9 * rows + 0.9)
     axes = fig.subplots(rows, cols, squeeze=False)
     rng = np.random.default_rng(seed)
     drawn = 0
@@ -162,9 +166,9 @@ def build_weight_histograms(
         for j, label, w in data:
             ax.hist(w, bins=bins, alpha=0.55, color=COLORS[j % len(COLORS)], label=label)
         stds = " / ".join(f"{w.std():.3g}" for _, _, w in data)
-        axis_labels(ax, "latent weight", "count", f"{name}\nstd {stds}")
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-        ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        axis_labels(ax, "latent weight", "count", f"{name}: std {stds}")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=3))
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     handles = [Patch(facecolor=COLORS[j % len(COLORS)], alpha=0.55, label=label)
