@@ -70,10 +70,14 @@ def test_evaluate_attacks_report(tiny_run, tmp_path, capsys):
     # the masking flags say what the rows say
     flags = report["gradient_masking"]
     assert [f["epsilon"] for f in flags] == [0.0, 2.0, 8.0]
+    # (the transfer attack takes part only when its source is above chance)
+    compared = ["random"] + ["transfer"] * report["transfer_source"]["informative"]
     for f in flags:
-        free = min(by[("random", f["epsilon"])], by[("transfer", f["epsilon"])])
+        free = min(by[(a, f["epsilon"])] for a in compared)
         assert f["pgd_accuracy"] == by[("pgd", f["epsilon"])] and f["accuracy"] == free
-        assert f["possible_masking"] == (free < f["pgd_accuracy"])
+        assert [t["attack"] for t in f["tests"]] == compared
+        assert f["stronger"] == (free < f["pgd_accuracy"])
+        assert f["possible_masking"] == any(t["p_value"] < f["level"] for t in f["tests"])
     setup = report["adversarial_setup"]
     assert setup["samples"] == 48 and setup["pgd_steps"] == 3 and setup["random_draws"] == 4
     assert setup["attacks"] == attacks[:-1] and "1/255" in setup["epsilon_unit"]
@@ -176,7 +180,7 @@ def test_the_figure_draws_accuracy_against_epsilon_per_attack_and_run():
     assert "1/255" in ax.get_xlabel() and "100 test images" in ax.get_ylabel()
     texts = [t.get_text() for t in figure.legends[0].get_texts()]
     assert "λ=4: clean 90.0%, float counterpart 80.0%" in texts
-    assert "possible gradient masking: a gradient-free attack beats PGD" in texts
+    assert "possible gradient masking: a gradient-free attack beats PGD beyond chance" in texts
     assert {ATTACK_STYLE[a][1] for a in ("pgd", "random", "worst")} <= set(texts)
 
 
