@@ -250,21 +250,24 @@ def test_a_run_from_before_bn_recalibration_is_recalibrated_on_loading(tiny_run,
     assert not np.allclose(stem.moving_mean.numpy(), kept.moving_mean.numpy())
 
 
-def test_tfds_source_reads_the_published_sets(tmp_path, tfds_mocked):
-    """--source tfds reads cifar10_corrupted (mocked offline) and keeps its labels."""
+@pytest.mark.parametrize("size", [32, 16])
+def test_tfds_source_reads_the_published_sets(tmp_path, tfds_mocked, size):
+    """--source tfds reads cifar10_corrupted (mocked offline) and keeps its labels; a
+    model of another input size (--input-size) gets the published 32×32 images resized."""
     import tensorflow_datasets as tfds
 
     from lcr_larq import layers as L
     from lcr_larq import settings as cfg
     from lcr_larq.training import TrainConfig
 
-    inputs = tf.keras.Input((32, 32, 3))
+    inputs = tf.keras.Input((size, size, 3))
     x = L.QuantConv2D(4, 3, padding="same", input_quantizer="ste_sign",
                       kernel_quantizer="ste_sign", use_bias=False)(inputs)
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     model = tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="logits")(x))
     model.save(tmp_path / "bnn.keras")
-    cfg.save_recipe(TrainConfig(dataset="cifar10"), str(tmp_path / "config.yaml"))
+    recipe = TrainConfig(dataset="cifar10", input_size=None if size == 32 else size)
+    cfg.save_recipe(recipe, str(tmp_path / "config.yaml"))
 
     seen = []
 
@@ -280,11 +283,17 @@ def test_tfds_source_reads_the_published_sets(tmp_path, tfds_mocked):
         report = evaluation.evaluate(settings(
             model_dir=str(tmp_path), corruptions=("glass_blur",), severities=(2,), source="tfds"
         ))
+        batches = list(evaluation.tfds_corrupted_batches(
+            "cifar10", "glass_blur", 2, None, (size, size), batch_size=4))
     assert ("cifar10_corrupted", "frosted_glass_blur_2") in seen
     assert report["source"].startswith("tfds:cifar10_corrupted")
     assert report["num_images"] == 5 and report["corrupted_images"] == {"glass_blur_2": 7}
     # every image is identical, so the prediction is one class: accuracy = share of it
     assert report["accuracy"]["glass_blur"]["2"] in {0.0, 1 / 7}
+    # the published images at the model's size, pixels kept (a constant image stays so)
+    assert [x.shape for x, _ in batches] == [(4, size, size, 3), (3, size, size, 3)]
+    assert all(x.dtype == np.uint8 and (x == 200).all() for x, _ in batches)
+    assert np.concatenate([y for _, y in batches]).tolist() == [0, 1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("make, needle", [

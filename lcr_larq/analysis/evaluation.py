@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from lcr_larq import data as lcr_data
 from lcr_larq.analysis import ReportSettings, adversarial, adversarial_run, robustness
+from lcr_larq.data.augment import resize_image
 from lcr_larq.errors import ConfigError, DataError, RunError
 from lcr_larq.losses import SparseCrossEntropy
 from lcr_larq.optimizers import SGD
@@ -282,7 +283,7 @@ def tfds_corrupted_batches(
     for x, y in ds.batch(batch_size):
         x = tf.cast(x, tf.uint8)
         if tuple(x.shape[1:3]) != tuple(size):
-            x = lcr_data.resize_image(x, size[0])
+            x = resize_image(x, size[0])
         yield x.numpy(), y.numpy().astype(np.int32)
 
 
