@@ -28,7 +28,9 @@ registers every custom Keras object, so
 
 from lcr_larq import compat
 
-compat.use_legacy_keras()  # before Larq is imported; also quiets TensorFlow's start-up
+# Before TensorFlow and Larq are imported: the Keras 2 switch (the one global change), and
+# for a command process (lcr-<name>, python -m lcr_larq.cli.<name>, train.py) its quiet start-up.
+compat.use_legacy_keras(quiet=compat.started_as_command())
 
 from lcr_larq import callbacks, layers, losses, optimizers, quantizers, spectral  # noqa: E402
 from lcr_larq.batchnorm import recalibrate_batchnorm  # noqa: E402

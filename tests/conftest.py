@@ -1,6 +1,21 @@
 import os
 
-import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)
+
+def _import_lcr_larq_quietly() -> None:
+    """``import lcr_larq`` (before TensorFlow: tf.keras must be Keras 2), its native
+    start-up lines (TensorFlow's CUDA plugins) kept off the suite's output, as the
+    commands keep them off theirs; the tests' own processes show theirs."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import lcr_larq  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_lcr_larq_quietly()
 
 # isort: split
 import numpy as np  # noqa: E402

@@ -29,8 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
-import sys
 import warnings
 from collections.abc import Callable
 
@@ -172,6 +170,11 @@ class LibraSign(EDEQuantizer):
         [1.0, 1.0]
     """
 
+    #: Its gradient reaches every latent weight without clipping (the weights are
+    #: standardized first): Larq's warning about binary kernels without a
+    #: ``kernel_constraint`` does not apply (see :mod:`lcr_larq.layers.quant`).
+    trains_without_clipping = True
+
     def call(self, inputs):
         w_hat = libra_standardize(inputs)
         return ede_sign(w_hat, self.t, self.k, self._check_schedule) * power_of_two_scale(w_hat)
@@ -212,29 +215,6 @@ class EDESchedule(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self._t is not None:
             logs["ede_t"] = self._t
-
-
-class _StandardizedWeightsFilter(logging.Filter):
-    """Drops Larq's "starved weights" warning for :class:`LibraSign` layers.
-
-    The warning is right for sign/STE weights, whose gradient vanishes outside
-    the clip range; Libra-PB standardizes the weights first, so its gradient
-    reaches every weight without clipping.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "kernel_constraint" not in record.getMessage():
-            return True
-        frame = sys._getframe()
-        while frame is not None:
-            layer = frame.f_locals.get("self")
-            if isinstance(getattr(layer, "kernel_quantizer", None), LibraSign):
-                return False
-            frame = frame.f_back
-        return True
-
-
-logging.getLogger("larq.layers_base").addFilter(_StandardizedWeightsFilter())
 
 
 register_weight_quantizer(WeightQuantizer(
