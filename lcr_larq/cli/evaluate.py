@@ -12,8 +12,8 @@ accuracy under each attack at each ε) and ``corruption_accuracy.png`` /
 ε is in pixel levels (1/255 of the pixel range). PGD runs with random sign
 noise and a transfer attack from the run's float counterpart beside it
 (``--masking-check``): when one of them is stronger than PGD, the report
-flags possible gradient masking. See :mod:`lcr_larq.analysis.evaluation` for
-the sources and the metrics, :mod:`lcr_larq.analysis.adversarial` for the attacks.
+flags possible gradient masking. See :mod:`lcr_larq.evaluation.report` for
+the sources and the metrics, :mod:`lcr_larq.evaluation.attacks` for the attacks.
 """
 
 from __future__ import annotations
@@ -22,9 +22,17 @@ import sys
 
 import numpy as np
 
-from lcr_larq import cli
-from lcr_larq.analysis import evaluation, plots
-from lcr_larq.analysis.adversarial import GRADIENT_FREE, WORST
+from lcr_larq import cli, evaluation, plots
+from lcr_larq.evaluation.attacks import GRADIENT_FREE, WORST
+
+__all__ = [
+    "ROW_NAMES",
+    "adversarial_table",
+    "evaluate",
+    "main",
+    "masking_lines",
+    "table",
+]
 
 
 def evaluate(settings: evaluation.EvaluateSettings) -> None:

@@ -1,7 +1,9 @@
 """Datasets as ``tf.data`` pipelines, one registered class per ``--dataset``.
 
-* :mod:`lcr_larq.data.registry` — :data:`DATASETS`, :func:`load_dataset` and
-  the :class:`DatasetSource` a new dataset subclasses (one new file here);
+* :mod:`lcr_larq.data.registry` — :data:`DATASETS`, :func:`load_dataset`,
+  :func:`dataset_spec` (a ``--dataset`` value parsed once) and the
+  :class:`DatasetSource` a new dataset subclasses (one new file here), which
+  also reads its published corrupted counterpart (CIFAR-10-C, ImageNet-C);
 * :mod:`lcr_larq.data.pipeline` — the :class:`Dataset` every source returns,
   epochs that any run recreates exactly, the splits;
 * :mod:`lcr_larq.data.augment` — augmentation and resizing;
@@ -30,8 +32,9 @@ from lcr_larq.data.registry import (
     DATASETS,
     DatasetRequest,
     DatasetSource,
+    DatasetSpec,
     dataset_names,
-    dataset_source,
+    dataset_spec,
     load_dataset,
     register_dataset,
 )
@@ -44,9 +47,10 @@ __all__ = [
     "Dataset",
     "DatasetRequest",
     "DatasetSource",
+    "DatasetSpec",
     "arrays_pipeline",
     "dataset_names",
-    "dataset_source",
+    "dataset_spec",
     "evaluation_batch_size",
     "from_arrays",
     "holdout_split",

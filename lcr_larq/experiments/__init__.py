@@ -5,3 +5,5 @@
 * :mod:`lcr_larq.experiments.study` — arms × seeds with confidence intervals,
   on :mod:`lcr_larq.experiments.statistics`.
 """
+
+__all__: list[str] = []  # its modules are imported by name

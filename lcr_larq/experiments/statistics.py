@@ -25,6 +25,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = [
+    "CONFIDENCE",
+    "paired",
+    "paired_p_value",
+    "rank_correlation",
+    "summary",
+    "t_quantile",
+]
+
 CONFIDENCE = 0.95
 
 

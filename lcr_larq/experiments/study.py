@@ -50,11 +50,40 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from lcr_larq.analysis import adversarial
 from lcr_larq.errors import ConfigError
+from lcr_larq.evaluation.attacks import PGD_STEPS, WORST, attack_names, with_masking_check
 from lcr_larq.experiments import statistics
 from lcr_larq.settings import convert, echo, kinds, recipe_dict, save_recipe, setting
 from lcr_larq.training import RUNS_DIR, TrainConfig, checked_data, runs
+
+__all__ = [
+    "LIPSCHITZ_ESTIMATES",
+    "MARKDOWN",
+    "METRICS",
+    "NOT_VARIED",
+    "PLOT",
+    "REPORT",
+    "TABLE",
+    "Arm",
+    "Job",
+    "StudySettings",
+    "arms",
+    "check_data",
+    "command",
+    "evaluate_flags",
+    "finished",
+    "gpu_count",
+    "jobs",
+    "lipschitz_correlations",
+    "metric_names",
+    "parse_vary",
+    "report",
+    "retention_rank_correlation",
+    "robust_metric",
+    "robustness_current",
+    "robustness_metrics",
+    "run_study",
+]
 
 REPORT = "study.json"
 TABLE = "study.csv"
@@ -102,7 +131,7 @@ class StudySettings(TrainConfig):
         (1.0, 2.0, 4.0, 8.0), "ε of --attacks in pixel levels, 1/255 of the pixel range "
         "(default: 1 2 4 8)", low=0, high=255, metavar="EPS",
     )
-    pgd_steps: int = setting(adversarial.PGD_STEPS, "PGD steps of --attacks", low=1,
+    pgd_steps: int = setting(PGD_STEPS, "PGD steps of --attacks", low=1,
                              high=100_000)
     attack_samples: int | None = setting(
         None, "attack the first N test images of each run (default: all)", low=1
@@ -125,7 +154,7 @@ class StudySettings(TrainConfig):
     @property
     def attack_list(self) -> list[str]:
         """The attacks whose accuracy is a metric (none without ``robustness``)."""
-        return adversarial.attack_names(self.attacks) if self.robustness else []
+        return attack_names(self.attacks) if self.robustness else []
 
     @property
     def robust_metrics(self) -> list[str]:
@@ -133,14 +162,14 @@ class StudySettings(TrainConfig):
         per-image worst case when ``lcr-evaluate`` runs more than one attack
         (PGD brings its masking check)."""
         attacks = self.attack_list
-        if len(adversarial.with_masking_check(attacks)) > 1:
-            attacks = [*attacks, adversarial.WORST]
+        if len(with_masking_check(attacks)) > 1:
+            attacks = [*attacks, WORST]
         return [robust_metric(a, e) for a in attacks for e in self.epsilons]
 
     def check(self) -> None:
         super().check()
         try:
-            adversarial.attack_names(self.attacks)
+            attack_names(self.attacks)
         except ValueError as error:
             raise ConfigError(f"--attacks: {error}") from None
         for arm in arms(self):

@@ -39,6 +39,19 @@ import tensorflow as tf
 from lcr_larq.quantizers.lookup import quantizers_of
 from lcr_larq.quantizers.registry import WeightQuantizer, holds, register_weight_quantizer
 
+__all__ = [
+    "EDE_T_MAX",
+    "EDE_T_MIN",
+    "EDEQuantizer",
+    "EDESchedule",
+    "EDESign",
+    "LibraSign",
+    "ede_parameters",
+    "ede_sign",
+    "libra_standardize",
+    "power_of_two_scale",
+]
+
 EDE_T_MIN = 0.1
 EDE_T_MAX = 10.0
 
@@ -221,11 +234,11 @@ register_weight_quantizer(WeightQuantizer(
     "irnet",
     "IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale), EDE backward "
     "with t from 0.1 to 10",
-    kernel=lambda settings: LibraSign(),
+    kernel=lambda options: LibraSign(),
     activation=EDESign,
     # Standardized weights need no clipping: the gradient reaches every one.
     clip=None,
-    schedule=lambda model, epochs, steps, settings: (
+    schedule=lambda model, epochs, steps, options: (
         EDESchedule(epochs) if holds(model, EDEQuantizer) else None
     ),
 ))

@@ -16,6 +16,13 @@ import tensorflow as tf
 
 from lcr_larq.errors import ConfigError
 
+__all__ = [
+    "STRATEGIES",
+    "check_tf_config",
+    "get_strategy",
+    "is_chief",
+]
+
 #: ``--strategy``: one device, MirroredStrategy, or MultiWorkerMirroredStrategy.
 STRATEGIES = ("default", "mirrored", "multiworker")
 

@@ -57,13 +57,25 @@ from lcr_larq.optimizers import (
 from lcr_larq.quantizers import quantizers_of
 from lcr_larq.settings import save_recipe
 from lcr_larq.training import runs
+from lcr_larq.training.architectures import build_network, check_input_size
 from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
 from lcr_larq.training.config import TrainConfig
 from lcr_larq.training.distribute import get_strategy, is_chief
 from lcr_larq.training.progress import ProgressBar, verbosity
 from lcr_larq.training.runs import weights_digest
 from lcr_larq.training.summary import compile_description, last_epoch_metrics
-from models import build_model, check_input_size
+
+__all__ = [
+    "build_training_model",
+    "checked_data",
+    "compile_for_evaluation",
+    "compile_model",
+    "fit",
+    "learning_rate",
+    "load_teacher",
+    "prepare_output_dir",
+    "run",
+]
 
 
 def prepare_output_dir(path: str) -> bool:
@@ -97,18 +109,8 @@ def build_training_model(config: TrainConfig, input_shape, num_classes):
 def _build_training_model(config: TrainConfig, input_shape, num_classes):
     if config.input_size:
         input_shape = (config.input_size, config.input_size, input_shape[-1])
-    model = build_model(
-        config.model,
-        input_shape,
-        num_classes,
-        precision=config.precision,
-        quantized=not config.full_precision,
-        bireal=config.bireal,
-        weight_quantizer=config.weight_quantizer,
-        shortcut=None if config.shortcut == "auto" else config.shortcut,
-        quantizer_settings=config.to_dict(),
-    )
-    if config.full_precision or config.lcr_lambda == 0:
+    model = build_network(config, input_shape, num_classes)
+    if not config.uses_lcr:
         return model
     teacher = None
     if config.lcr_reference == "teacher":
@@ -238,12 +240,12 @@ def checked_data(config: TrainConfig) -> lcr_data.Dataset:
     written: images of at least the model's minimum size, a teacher that
     exists. Every command that trains calls it first."""
     dataset = lcr_data.load_dataset(
-        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        config.dataset_spec, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir, input_size=config.input_size,
         validation_split=config.validation_split,
     )
     check_input_size(config.model, min(dataset.input_shape[:2]))
-    if config.lcr_reference == "teacher" and config.lcr_lambda > 0 and not config.full_precision:
+    if config.lcr_reference == "teacher" and config.uses_lcr:
         if not os.path.exists(config.teacher):
             raise ConfigError(f"--teacher {config.teacher} does not exist: give a run directory")
     return dataset
@@ -378,7 +380,7 @@ def _accuracy_as_trained(trained: tf.keras.Model, bnn: tf.keras.Model, dataset) 
 def _settings_of(config: TrainConfig) -> dict:
     """The settings ``results.json`` repeats (what tables of runs compare)."""
     return {
-        "lcr_lambda": 0.0 if config.full_precision else config.lcr_lambda,
+        "lcr_lambda": config.lcr_lambda if config.uses_lcr else 0.0,
         "lcr_beta": config.lcr_beta,
         "lcr_reference": config.lcr_reference,
         "lcr_form": config.lcr_form,
@@ -423,7 +425,7 @@ def fit(
         steps_per_epoch=steps,
         validation_data=validation_data,
         callbacks=[
-            *schedules_for(model, config.epochs, steps, config.to_dict()),
+            *schedules_for(model, config.epochs, steps, config),
             ProgressBar(),
             *callbacks,
             *([checkpoint] if checkpoint is not None else []),
