@@ -21,8 +21,10 @@ _import_lcr_larq_quietly()
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from helpers import RUN_SETTINGS  # noqa: E402
 
 from lcr_larq.data import tfds as tfds_source  # noqa: E402
+from lcr_larq.training import TrainConfig, run  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +61,15 @@ def tfds_mocked(monkeypatch):
     """For tests under ``tfds.testing.mock_data``: the mocked datasets count as
     prepared on disk (nothing is downloaded, no network is asked)."""
     monkeypatch.setattr(tfds_source, "is_prepared", lambda builder: True)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A run directory as ``lcr-train`` writes it (helpers.RUN_SETTINGS), made once
+    per test process by the real producer, :func:`lcr_larq.training.run`: what the
+    evaluate, diagnose, attack and export tests read."""
+    path = tmp_path_factory.getbasetemp() / "trained_run"
+    tf.keras.utils.set_random_seed(0)
+    run(TrainConfig(**RUN_SETTINGS, output_dir=str(path)))
+    tf.keras.backend.clear_session()
+    return path

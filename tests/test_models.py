@@ -12,11 +12,12 @@ from larq.layers_base import BaseLayer
 import lcr_larq
 import train
 from lcr_larq import layers
+from lcr_larq.surgery import without_quantizers
 from lcr_larq.training import TrainConfig, build_training_model
 from lcr_larq.training.runs import load_model as load_trained_model
 from models import build_model
 from models.resnet_cifar import DEPTHS, IMAGENET_STAGES
-from models.zoo import logits_model, without_quantizers
+from models.zoo import logits_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 CIFAR, IMAGENET = ((32, 32, 1), 10), ((224, 224, 3), 1000)
