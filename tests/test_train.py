@@ -24,6 +24,7 @@ def test_train_py_one_epoch_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "train.py"), "--epochs", "1",
+         "--steps-per-epoch", "3",  # the defaults but a short epoch
          "--output-dir", str(out), "--verbose", "0", "--lcr-lambda", "4"],
         capture_output=True, text=True, timeout=600,
     )

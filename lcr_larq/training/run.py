@@ -21,12 +21,17 @@ writes the run directory (:mod:`lcr_larq.training.runs`):
 * ``config.yaml`` — the recipe of the run (``lcr-train --config`` reads it);
 * ``logs/`` — TensorBoard; ``backup/`` — the resume checkpoint while training.
 
-Example:
+Example (ResNet-8 on 8×8 digits, two steps; ``TrainConfig()`` alone is the
+default recipe, ResNet-20 for an epoch):
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
-    >>> results = run(TrainConfig(epochs=1, output_dir=out, verbose=0))
+    >>> config = TrainConfig(model="resnet8", input_size=8, epochs=1, steps_per_epoch=2,
+    ...                      output_dir=out, verbose=0)
+    >>> results = run(config)
     >>> results["dataset"], results["epochs"], 0.0 <= results["test_accuracy"] <= 1.0
     ('digits', 1, True)
+    >>> sorted(name for name in os.listdir(out) if name[0] != "." and name != "logs")
+    ['bnn.keras', 'config.yaml', 'history.csv', 'model.keras', 'results.json']
 """
 
 from __future__ import annotations
