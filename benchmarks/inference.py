@@ -3,7 +3,7 @@
 
 For every network the binary model is converted by Larq Compute Engine and its
 full-precision version (same architecture, latent weights, quantizers off) by
-TensorFlow Lite (:mod:`lcr_larq.analysis.export`). Each file is run at batch size 1
+TensorFlow Lite (:mod:`lcr_larq.export`). Each file is run at batch size 1
 with 1 and 2 threads — the binary one in LCE's interpreter, the float one in
 TensorFlow Lite's (with its default XNNPACK delegate) — alternately, binary
 then float, so that machine noise hits both alike; the median of the timed
@@ -45,9 +45,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.machine import describe_machine  # noqa: E402
-from lcr_larq.analysis import export as lcr_export  # noqa: E402
+from lcr_larq import export as lcr_export  # noqa: E402
 from lcr_larq.quantizers import quantized_convolutions  # noqa: E402
-from lcr_larq.training import TrainConfig  # noqa: E402
+from lcr_larq.surgery import float_counterpart, strip_quantizers  # noqa: E402
 from models import build_model  # noqa: E402
 
 THREADS = (1, 2)
@@ -56,7 +56,8 @@ THREADS = (1, 2)
 def _resnet18(shape: tuple[int, int, int], classes: int) -> Callable[[], tuple]:
     def build():
         bnn = build_model("resnet18", shape, classes)
-        return bnn, lcr_export.float_counterpart(bnn, TrainConfig(model="resnet18"))
+        return bnn, float_counterpart(
+            bnn, lambda: build_model("resnet18", shape, classes, quantized=False))
 
     return build
 
@@ -70,7 +71,7 @@ def _zoo(name: str) -> Callable[[], tuple]:
             "quicknet": larq_zoo.sota.QuickNet,
         }[name]
         bnn = network(weights=None, input_shape=(224, 224, 3), num_classes=1000)
-        return bnn, lcr_export.strip_quantizers(bnn)
+        return bnn, strip_quantizers(bnn)
 
     return build
 

@@ -157,7 +157,7 @@ def sigma_errors(model, x, iterations: list[int]) -> dict[int, tuple[float, floa
     lcr = lcr_larq.lcr_layer(model)
     inputs = tf.keras.Model(model.inputs, lcr.input)(x, training=True)
     _, binary, reference = lcr.split_inputs(inputs)
-    samples = lcr.samples or int(x.shape[0])
+    samples = lcr.lcr_samples or int(x.shape[0])
     pairs = [(a[:samples], b[:samples]) for a, b in binary] + reference
     matrices = [spectral.cross_matrix(a, b) for a, b in pairs]
     exact = np.concatenate([np.linalg.svd(m.numpy(), compute_uv=False)[:, 0] for m in matrices])

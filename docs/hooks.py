@@ -39,7 +39,8 @@ PACKAGES = ("lcr_larq", "models")
 #: each with the module prefixes it holds; the core holds the rest of lcr_larq.
 LAYERS = (
     ("Commands", ("lcr_larq.cli",)),
-    ("Tools", ("lcr_larq.training", "lcr_larq.analysis", "lcr_larq.experiments")),
+    ("Tools", ("lcr_larq.training", "lcr_larq.evaluation", "lcr_larq.diagnostics",
+               "lcr_larq.export", "lcr_larq.plots", "lcr_larq.experiments")),
     ("Architectures", ("models",)),
     ("Core", ("lcr_larq",)),
 )
@@ -94,10 +95,11 @@ def index_page() -> str:
         "# API reference",
         "",
         "One page per module, made from its docstrings. The layers are listed from the "
-        "top: a module imports only from its own layer and the ones below it (checked by "
-        "`make lint`). `import lcr_larq` gives the core's most used names (`attach_lcr`, "
-        "`strip_lcr`, `schedules_for`, `recalibrate_batchnorm`, `LipschitzRetention`); "
-        "the architectures are `from models import build_model`.",
+        "top: a module imports only from the layers below it (checked by `make lint`). "
+        "`import lcr_larq` gives every module of the core and the names a training script "
+        "calls on its model (`attach_lcr`, `strip_lcr`, `schedules_for`, "
+        "`recalibrate_batchnorm`, `LipschitzRetention`, …); the architectures are "
+        "`from models import build_model`.",
     ]
     for name, _ in LAYERS:
         lines += ["", f"## {name}", ""]

@@ -30,6 +30,12 @@ import tensorflow as tf
 
 from lcr_larq import graph
 
+__all__ = [
+    "combine_moments",
+    "recalibrate",
+    "recalibrate_batchnorm",
+]
+
 
 def combine_moments(
     first: tuple[float, np.ndarray, np.ndarray], second: tuple[float, np.ndarray, np.ndarray]

@@ -35,19 +35,22 @@ def schedules_for(
     model: tf.keras.Model,
     epochs: int,
     steps_per_epoch: int,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | Any = None,
 ) -> list[tf.keras.callbacks.Callback]:
     """The schedule callbacks the quantizers of ``model`` train with.
 
-    ``settings`` are the run's settings by name (e.g. ``prox_rho_end``); each
-    schedule reads the ones it has and takes its defaults for the others. A
-    model without scheduled quantizers needs none (an empty list).
+    ``settings`` hold the quantizers' options: a run's
+    :class:`~lcr_larq.training.TrainConfig`, an options object, or a mapping
+    by name (e.g. ``{"prox_rho_end": 20}``); each quantizer takes its own
+    (:meth:`~lcr_larq.quantizers.WeightQuantizer.options_of`), its defaults
+    for the others. A model without scheduled quantizers needs none (an
+    empty list).
     """
-    settings = settings or {}
     found = []
     for _, entry in WEIGHT_QUANTIZERS.items():
         if entry.schedule is not None:
-            callback = entry.schedule(model, epochs, steps_per_epoch, settings)
+            options = entry.options_of(settings)
+            callback = entry.schedule(model, epochs, steps_per_epoch, options)
             if callback is not None:
                 found.append(callback)
     return found

@@ -5,7 +5,14 @@ Larq (and so every layer here) is written against Keras 2. From TensorFlow
 before TensorFlow is imported, and then it is the ``tf-keras`` package.
 :func:`use_legacy_keras` sets that switch and checks that it took effect;
 ``import lcr_larq`` calls it first, so ``train.py``, every command, the tests
-and a user's own script get Keras 2 without setting anything.
+and a user's own script get Keras 2 without setting anything. It is the one
+global change the package makes at import: a user's script keeps its
+environment and TensorFlow's own log lines.
+
+The commands (``lcr-<name>``, ``python -m lcr_larq.cli.<name>``, the
+checkout's ``train.py``) also quiet TensorFlow's start-up
+(:func:`started_as_command`): its CUDA-plugin lines would bury their
+one-line errors.
 
 :func:`import_keras_tuner` is the one place Keras Tuner is imported: it has to
 be told which Keras to use (see there); :func:`compiling_with_xla` is the one
@@ -22,7 +29,19 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
+
+__all__ = [
+    "LEGACY_KERAS",
+    "LEGACY_ON",
+    "compiling_with_xla",
+    "import_keras_tuner",
+    "started_as_command",
+    "tf_keras_version",
+    "use_legacy_keras",
+    "version_tuple",
+]
 
 LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 #: the values TensorFlow takes for "on" (``tensorflow/__init__.py``).
@@ -40,6 +59,52 @@ def tf_keras_version() -> str:
     return str(importlib.import_module(package).__version__)
 
 
+#: The package's folder: the commands are the modules of its ``cli`` folder,
+#: the checkout's ``train.py`` sits beside it.
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def started_as_command(argv: list[str] | None = None, orig_argv: list[str] | None = None) -> bool:
+    """Whether this process is one of the commands: a console script
+    ``lcr-<name>``, ``python -m lcr_larq.cli.<name>`` or the checkout's
+    ``train.py`` (``<name>`` a module of ``lcr_larq/cli/``).
+
+    Read from how the process was started (``sys.argv[0]``, and
+    ``sys.orig_argv`` for ``-m``, whose module is not yet in ``sys.argv``
+    while its packages load) because it is decided while ``lcr_larq`` is
+    imported, before TensorFlow: a command's own code runs only after the
+    package (and so TensorFlow) has loaded. Nothing is imported to decide.
+
+    Example:
+        >>> started_as_command(["/venv/bin/lcr-train"]), started_as_command(["my_script.py"])
+        (True, False)
+        >>> started_as_command(["-m"], ["python", "-m", "lcr_larq.cli.evaluate", "--help"])
+        True
+    """
+    argv = sys.argv if argv is None else argv
+    orig_argv = getattr(sys, "orig_argv", []) if orig_argv is None else orig_argv
+    script = argv[0] if argv else ""
+    if script == "-m":
+        for index, option in enumerate(orig_argv):
+            if option.startswith("-m"):
+                module = option[2:] or (orig_argv[index + 1] if index + 1 < len(orig_argv) else "")
+                package, _, name = module.rpartition(".")
+                return package == "lcr_larq.cli" and _is_command(name)
+        return False
+    name = os.path.basename(script)
+    for suffix in (".exe", "-script.py"):  # the console scripts' names on Windows
+        name = name.removesuffix(suffix)
+    if name.startswith("lcr-"):
+        return _is_command(name[4:].replace("-", "_"))
+    train = _PACKAGE.parent / "train.py"
+    return name == "train.py" and train.is_file() and os.path.isfile(script) and (
+        os.path.samefile(script, train))
+
+
+def _is_command(name: str) -> bool:
+    return bool(name) and not name.startswith("_") and (_PACKAGE / "cli" / f"{name}.py").is_file()
+
+
 @contextlib.contextmanager
 def _quiet_native_start_up() -> Iterator[None]:
     """Sends what native code writes to stderr (fd 2) to /dev/null meanwhile.
@@ -48,11 +113,12 @@ def _quiet_native_start_up() -> Iterator[None]:
     at import and log it through absl, past ``TF_CPP_MIN_LOG_LEVEL``
     ("Unable to register cuDNN factory", "computation placer already
     registered"), and the first device query logs "failed call to cuInit" on
-    a machine without a GPU: lines on a CPU that would bury the one-line
-    errors and read as a failure.
-    Only while TensorFlow is first imported, and only when the user has not
-    asked for TensorFlow's logs (``TF_CPP_MIN_LOG_LEVEL`` below 2). Python
-    exceptions raised meanwhile are printed after stderr is back.
+    a machine without a GPU: lines on a CPU that would bury a command's
+    one-line errors and read as a failure.
+    Only for the commands (:func:`started_as_command`), only while TensorFlow
+    is first imported, and only when the user has not asked for TensorFlow's
+    logs (``TF_CPP_MIN_LOG_LEVEL`` below 2). Python exceptions raised
+    meanwhile are printed after stderr is back.
     """
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
     if not level.isdigit() or int(level) < 2:
@@ -73,8 +139,12 @@ def _quiet_native_start_up() -> Iterator[None]:
         os.close(devnull)
 
 
-def use_legacy_keras() -> None:
+def use_legacy_keras(quiet: bool = False) -> None:
     """Makes ``tf.keras`` Keras 2 for this process and the processes it starts.
+
+    ``quiet`` (a command's start-up, see :func:`started_as_command`): TensorFlow's
+    C++ log level defaults to 2 (warnings and errors only, for this process and
+    its children) and its start-up lines are dropped while it is imported.
 
     Raises ImportError, in one line that says what to do, when that cannot be
     done any more: TensorFlow >= 2.16 already imported without the switch
@@ -93,16 +163,17 @@ def use_legacy_keras() -> None:
     if importlib.util.find_spec("tf_keras") is not None:
         # Only where tf-keras is installed: TensorFlow 2.15 would look for it too.
         os.environ.setdefault(LEGACY_KERAS, "1")
-    # TensorFlow's C++ start-up chatter would bury the one-line errors of the CLIs.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if loaded is None:
-        with _quiet_native_start_up():
+        with _quiet_native_start_up() if quiet else contextlib.nullcontext():
             import tensorflow
 
-            # The first device query loads the CUDA platform, which on a
-            # machine without a GPU logs "failed call to cuInit" as an error
-            # past TF_CPP_MIN_LOG_LEVEL=2: made here, while stderr is quiet.
-            tensorflow.config.list_physical_devices("GPU")
+            if quiet:
+                # The first device query loads the CUDA platform, which on a
+                # machine without a GPU logs "failed call to cuInit" as an error
+                # past TF_CPP_MIN_LOG_LEVEL=2: made here, while stderr is quiet.
+                tensorflow.config.list_physical_devices("GPU")
     version = tf_keras_version()
     if version_tuple(version) >= (3,):
         now = os.environ.get(LEGACY_KERAS)

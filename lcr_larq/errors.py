@@ -5,6 +5,8 @@
 * :class:`DataError` — a dataset that cannot be loaded as asked.
 * :class:`RunError` — a run that cannot go on, or a run directory or model
   that cannot be used (missing, corrupt, from other settings, diverged).
+* :class:`ShadowedPackageError` — a package of lcr-larq's that Python finds
+  elsewhere first (a user's own ``models`` folder): raised on import.
 
 :func:`no_space_left` tells a full disk from other failures to write.
 
@@ -16,6 +18,15 @@ Example:
 from __future__ import annotations
 
 import errno
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "RunError",
+    "ShadowedPackageError",
+    "UserError",
+    "no_space_left",
+]
 
 
 class UserError(ValueError):
@@ -32,6 +43,12 @@ class DataError(UserError):
 
 class RunError(UserError):
     """A run, run directory or model that cannot be used; the message names the fix."""
+
+
+class ShadowedPackageError(UserError, ImportError):
+    """``import`` would find another package under the name of one of
+    lcr-larq's (``models``); the message names it and the fix. An ImportError,
+    raised when the tools are imported; the commands print it as one line."""
 
 
 def no_space_left(error: BaseException) -> bool:

@@ -52,6 +52,26 @@ from larq.layers_base import BaseLayer
 
 from lcr_larq import layers as lcr_layers
 
+__all__ = [
+    "BLOCK_NAME",
+    "DEFAULT_EVERY",
+    "DEFAULT_SAMPLES",
+    "REFERENCES",
+    "STEM_NAME",
+    "Block",
+    "as_float32",
+    "attach_lcr",
+    "batchnorm_inputs",
+    "check_jit_compile",
+    "computes_in_float32",
+    "find_blocks",
+    "full_precision_path",
+    "lcr_layer",
+    "make_full_precision_aware",
+    "replay",
+    "strip_lcr",
+]
+
 STEM_NAME = "stem_out"
 # Samples of each batch that L_lip is estimated on (0: all); see attach_lcr.
 DEFAULT_SAMPLES = 32
@@ -372,8 +392,9 @@ def attach_lcr(
         :class:`~lcr_larq.layers.LipschitzRetention` layer adds the loss.
     """
     lcr = lcr_layers.LipschitzRetention(
-        lcr_lambda, lcr_beta, lcr_form, power_iterations, block_metrics, lcr_samples, lcr_every,
-        name="lcr",
+        lcr_lambda=lcr_lambda, lcr_beta=lcr_beta, lcr_form=lcr_form,
+        power_iterations=power_iterations, block_metrics=block_metrics,
+        lcr_samples=lcr_samples, lcr_every=lcr_every, name="lcr",
     )
     if lcr_reference not in REFERENCES:
         raise ValueError(f"lcr_reference must be one of {REFERENCES}, got {lcr_reference!r}")
@@ -467,7 +488,7 @@ def check_jit_compile(model: tf.keras.Model) -> None:
         >>> check_jit_compile(attach_lcr(bnn, lcr_every=2))
     """
     layer = lcr_layer(model)
-    if layer is None or layer.every == 1:
+    if layer is None or layer.lcr_every == 1:
         return
     if any("count" not in node.call_kwargs for node in layer._inbound_nodes):
         raise ValueError(lcr_layers.XLA_NEEDS_COUNT.format(name=layer.name))

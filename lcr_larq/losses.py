@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+__all__ = [
+    "SparseCrossEntropy",
+]
+
 
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
 class SparseCrossEntropy(tf.keras.losses.Loss):

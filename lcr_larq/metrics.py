@@ -20,6 +20,10 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+__all__ = [
+    "BatchMeans",
+]
+
 
 @tf.keras.utils.register_keras_serializable(package="lcr_larq")
 class BatchMeans(tf.keras.metrics.Metric):

@@ -40,6 +40,22 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
+__all__ = [
+    "DECAY_TARGETS",
+    "LR_SCHEDULES",
+    "LR_UPDATES",
+    "MIXED_PRECISION",
+    "OPTIMIZERS",
+    "SGD",
+    "WEIGHT_DECAY_MODES",
+    "Adam",
+    "WarmupDecay",
+    "dtype_policy",
+    "for_policy",
+    "keras_policy",
+    "make_optimizer",
+]
+
 register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
 
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -34,6 +34,11 @@ from typing import Generic, TypeVar
 from lcr_larq.errors import ConfigError
 from lcr_larq.settings import echo
 
+__all__ = [
+    "Registry",
+    "import_submodules",
+]
+
 Entry = TypeVar("Entry")
 
 

@@ -29,6 +29,24 @@ import tensorflow as tf
 
 from lcr_larq.compat import compiling_with_xla
 
+__all__ = [
+    "LOSS_FORMS",
+    "MSE_FORM_SCALE",
+    "block_sigma",
+    "block_sigmas",
+    "block_weights",
+    "cross_factors",
+    "cross_matrix",
+    "factored_is_cheaper",
+    "first_samples",
+    "lipschitz_retention_loss",
+    "power_iteration",
+    "retention_matrix",
+    "sample_tap",
+    "top_singular_value",
+    "top_singular_value_factored",
+]
+
 LOSS_FORMS = ("ratio", "mse")
 
 # Scale of the public code's MSE form: the squared difference of two spectral

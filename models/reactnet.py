@@ -46,6 +46,12 @@ from lcr_larq import layers as L
 from lcr_larq.quantizers import PRECISIONS, QuantizationSpec
 from models.registry import register_model
 
+__all__ = [
+    "CHANNELS",
+    "reactnet",
+    "reactnet_block",
+]
+
 # Output channels of the stem and the 13 blocks of ReActNet-A.
 CHANNELS = (32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024)
 

@@ -27,7 +27,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,13 +53,15 @@ class Architecture:
     min_input_size: int
     published_input_size: int
     resnet_options: bool = False
+    options: type | None = None
 
 
 MODELS: Registry[Architecture] = Registry("model")
 
 
 def register_model(name: str, description: str, *, min_input_size: int,
-                   published_input_size: int, resnet_options: bool = False):
+                   published_input_size: int, resnet_options: bool = False,
+                   options: type | None = None):
     """A decorator that registers a builder as the architecture ``name``.
 
     Args:
@@ -72,11 +74,15 @@ def register_model(name: str, description: str, *, min_input_size: int,
             (``--list-models`` shows it).
         resnet_options: the builder takes ``bireal`` and ``shortcut`` and its
             binary layers the ``--weight-quantizer``.
+        options: the settings dataclass of its own options, declared in its
+            file (the ResNets': :class:`models.resnet_cifar.ResNetOptions`);
+            ``lcr-train``'s settings include it, so its fields are flags and
+            recipe keys.
     """
 
     def add(build: Callable[..., tf.keras.Model]) -> Callable[..., tf.keras.Model]:
         MODELS.add(name, Architecture(name, description, build, min_input_size,
-                                      published_input_size, resnet_options))
+                                      published_input_size, resnet_options, options))
         return build
 
     return add
@@ -127,17 +133,19 @@ def build_model(
     bireal: bool = False,
     weight_quantizer: str = "irnet",
     shortcut: str | None = None,
-    quantizer_settings: Mapping[str, Any] | None = None,
+    quantizer_settings: Any = None,
 ) -> tf.keras.Model:
     """Builds model ``name`` for ``input_shape`` images and ``num_classes``.
 
     ``quantized=False`` gives the full-precision counterpart (same layers,
     quantizers off). The model outputs logits. The ResNets also take
     ``bireal``, ``weight_quantizer`` (a name of
-    :data:`lcr_larq.quantizers.WEIGHT_QUANTIZERS`, whose settings, e.g.
-    ``prox_gradient``, come in ``quantizer_settings``) and ``shortcut`` (the
-    downsampling shortcut; None: the paper baselines'); the other networks
-    refuse them (a :class:`~lcr_larq.errors.ConfigError` naming the flag).
+    :data:`lcr_larq.quantizers.WEIGHT_QUANTIZERS`, whose options, e.g.
+    ``prox_gradient``, come in ``quantizer_settings``: a run's settings, the
+    quantizer's options object or a mapping of them by name) and ``shortcut``
+    (the downsampling shortcut; None: the paper baselines'; both are
+    :class:`models.resnet_cifar.ResNetOptions`); the other networks refuse
+    them (a :class:`~lcr_larq.errors.ConfigError` naming the flag).
     """
     architecture = MODELS[name]
     spec = quantization(precision, weight_quantizer, quantized, quantizer_settings)

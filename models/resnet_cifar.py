@@ -20,7 +20,10 @@ ImageNet layout (7×7 stride-2 stem and max-pool) is in
 :func:`residual_stages` and :func:`classifier` with this module.
 
 Registered: ``resnet20`` (He et al.'s CIFAR ResNet-20, IR-Net's layout) and
-``resnet8`` (one block per stage, for quick checks).
+``resnet8`` (one block per stage, for quick checks). Their options (and
+those of :mod:`models.resnet_imagenet`'s ResNets), ``bireal`` and
+``shortcut``, are :class:`ResNetOptions`: flags of ``lcr-train`` and keys of
+its recipes.
 
 The blocks are named for LCR: the stem ends in ``stem_out`` and basic block k
 in ``block{k}_out`` (see :func:`lcr_larq.find_blocks`).
@@ -34,11 +37,31 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import tensorflow as tf
 
 from lcr_larq import layers as L
 from lcr_larq.quantizers import QuantizationSpec, quantization
+from lcr_larq.settings import Settings, setting
 from models.registry import register_model
+
+__all__ = [
+    "DEPTHS",
+    "IMAGENET_STAGES",
+    "SHORTCUTS",
+    "ResNetOptions",
+    "activation",
+    "assemble",
+    "basic_block",
+    "binary_conv",
+    "classifier",
+    "default_shortcut",
+    "downsample",
+    "residual_stages",
+    "resnet_cifar",
+    "stem",
+]
 
 # (filters, basic blocks) of every stage.
 IMAGENET_STAGES = {
@@ -72,6 +95,29 @@ def binary_conv(spec: QuantizationSpec, filters: int, strides: int, name: str):
 
 #: The downsampling shortcuts of ``--shortcut``.
 SHORTCUTS = ("zero-pad", "conv", "avgpool-conv")
+
+
+@dataclass
+class ResNetOptions(Settings):
+    """The options of the IR-Net-style ResNets (``resnet8``, ``resnet20``,
+    ``resnet18``, ``resnet34``): flags of ``lcr-train`` (``--bireal``,
+    ``--shortcut``) and keys of its recipes; the other networks keep their
+    published shortcuts (:func:`models.build_model` refuses these there).
+
+    Example:
+        >>> ResNetOptions(shortcut="conv").bireal
+        False
+    """
+
+    bireal: bool = setting(False, "real-valued shortcut around every binary conv (Bi-Real)")
+    shortcut: str = setting(
+        "auto",
+        "downsampling shortcut of the ResNets: zero-pad (option A, IR-Net's ResNet-20), conv "
+        "(strided 1x1 conv + BN, IR-Net's ResNet-18), avgpool-conv (Bi-Real's); auto: the "
+        "paper baselines' (zero-pad for resnet20, conv for CIFAR resnet18/34, avgpool-conv "
+        "from 100 px)",
+        choices=("auto", *SHORTCUTS),
+    )
 
 
 def default_shortcut(depth: int, imagenet_layout: bool = False) -> str:
@@ -202,9 +248,9 @@ def _cifar_builder(depth: int):
 # Two stride-2 stages: 4×4 images leave the last one 2×2 inputs.
 register_model(
     "resnet20", "CIFAR ResNet-20 (IR-Net layout), at every input size",
-    min_input_size=4, published_input_size=32, resnet_options=True,
+    min_input_size=4, published_input_size=32, resnet_options=True, options=ResNetOptions,
 )(_cifar_builder(20))
 register_model(
     "resnet8", "CIFAR ResNet-8 (one block per stage, IR-Net layout): for quick checks",
-    min_input_size=4, published_input_size=32, resnet_options=True,
+    min_input_size=4, published_input_size=32, resnet_options=True, options=ResNetOptions,
 )(_cifar_builder(8))

@@ -34,12 +34,18 @@ from lcr_larq.quantizers import QuantizationSpec, quantization
 from models.registry import register_model
 from models.resnet_cifar import (
     IMAGENET_STAGES,
+    ResNetOptions,
     activation,
     assemble,
     default_shortcut,
     resnet_cifar,
     stem,
 )
+
+__all__ = [
+    "IMAGENET_MIN_SIZE",
+    "resnet_imagenet",
+]
 
 #: Inputs at least this many pixels high get the ImageNet layout of ResNet-18/34.
 IMAGENET_MIN_SIZE = 100
@@ -88,9 +94,9 @@ def _resnet_builder(depth: int):
 # Three stride-2 stages in the CIFAR layout: 8×8 images leave the last one 2×2 inputs.
 register_model(
     "resnet18", "ResNet-18: CIFAR layout below 100 px, ImageNet layout from 100 px",
-    min_input_size=8, published_input_size=224, resnet_options=True,
+    min_input_size=8, published_input_size=224, resnet_options=True, options=ResNetOptions,
 )(_resnet_builder(18))
 register_model(
     "resnet34", "ResNet-34, layouts as ResNet-18",
-    min_input_size=8, published_input_size=224, resnet_options=True,
+    min_input_size=8, published_input_size=224, resnet_options=True, options=ResNetOptions,
 )(_resnet_builder(34))

@@ -8,7 +8,7 @@ and prepares it for this project:
   (:func:`logits_model`);
 * ``precision="1w32a"`` and ``quantized=False`` clone it with the input
   quantizers, or all quantizers and weight clipping, off
-  (:func:`without_quantizers`) — the full-precision version is the
+  (:func:`lcr_larq.surgery.without_quantizers`) — the full-precision version is the
   ``teacher`` reference of LCR;
 * its stock Larq layers and batch norms become the full-precision-aware
   layers of :mod:`lcr_larq.layers`
@@ -30,14 +30,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
-import larq as lq
 import larq_zoo
 import tensorflow as tf
-from larq.layers_base import BaseLayer
 
 from lcr_larq.graph import make_full_precision_aware
 from lcr_larq.quantizers import PRECISIONS, QuantizationSpec
+from lcr_larq.surgery import without_quantizers
 from models.registry import register_model
+
+__all__ = [
+    "PUBLISHED_SIZE",
+    "ZOO_MODELS",
+    "logits_model",
+    "zoo_model",
+]
 
 #: name → (Larq-Zoo network, description, minimum input size): the smallest
 #: image side on which no downsampling layer is handed a single pixel.
@@ -50,13 +56,6 @@ ZOO_MODELS: dict[str, tuple[Callable[..., tf.keras.Model], str, int]] = {
 }
 #: Larq-Zoo's networks are published for ImageNet.
 PUBLISHED_SIZE = 224
-
-_INPUT_KEYS = ("input_quantizer",)
-_WEIGHT_KEYS = (
-    "kernel_quantizer", "depthwise_quantizer", "pointwise_quantizer",
-    "kernel_constraint", "depthwise_constraint", "pointwise_constraint",
-)
-
 
 def _is_softmax(layer: tf.keras.layers.Layer) -> bool:
     return isinstance(layer, tf.keras.layers.Softmax) or (
@@ -86,43 +85,6 @@ def logits_model(model: tf.keras.Model, name: str | None = None) -> tf.keras.Mod
             outputs
         )
     return tf.keras.Model(model.inputs, outputs, name=name or model.name)
-
-
-def without_quantizers(
-    model: tf.keras.Model, inputs: bool = True, weights: bool = True, copy_weights: bool = True
-) -> tf.keras.Model:
-    """A copy of ``model`` (same weights) with its quantizers off.
-
-    Args:
-        model: a functional model with Larq layers.
-        inputs: remove the input quantizers (and pass standalone quantizer
-            layers through) — real-valued activations.
-        weights: remove the kernel quantizers and their weight clipping —
-            real-valued weights.
-        copy_weights: copy ``model``'s weights list as it is (the layers keep
-            their variables); off for a caller that copies weights itself,
-            e.g. when quantizer state disappears with the quantizers.
-
-    Example:
-        >>> bnn = zoo_model("birealnet", (32, 32, 3), 10)
-        >>> fp = without_quantizers(bnn)
-        >>> any(getattr(layer, "kernel_quantizer", None) for layer in fp.layers)
-        False
-    """
-    removed = (_INPUT_KEYS if inputs else ()) + (_WEIGHT_KEYS if weights else ())
-
-    def clone(layer):
-        if inputs and isinstance(layer, lq.quantizers.Quantizer):
-            return tf.keras.layers.Activation("linear", name=layer.name)
-        config = layer.get_config()
-        if isinstance(layer, BaseLayer):
-            config.update({key: None for key in removed if key in config})
-        return layer.__class__.from_config(config)
-
-    copy = tf.keras.models.clone_model(model, clone_function=clone)
-    if copy_weights:
-        copy.set_weights(model.get_weights())
-    return copy
 
 
 def zoo_model(name: str, input_shape: tuple[int, int, int], num_classes: int,

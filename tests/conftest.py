@@ -1,13 +1,30 @@
 import os
 
-import lcr_larq  # noqa: E402, F401  (before TensorFlow: tf.keras must be Keras 2)
+
+def _import_lcr_larq_quietly() -> None:
+    """``import lcr_larq`` (before TensorFlow: tf.keras must be Keras 2), its native
+    start-up lines (TensorFlow's CUDA plugins) kept off the suite's output, as the
+    commands keep them off theirs; the tests' own processes show theirs."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import lcr_larq  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_lcr_larq_quietly()
 
 # isort: split
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from helpers import RUN_SETTINGS  # noqa: E402
 
 from lcr_larq.data import tfds as tfds_source  # noqa: E402
+from lcr_larq.training import TrainConfig, run  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +61,15 @@ def tfds_mocked(monkeypatch):
     """For tests under ``tfds.testing.mock_data``: the mocked datasets count as
     prepared on disk (nothing is downloaded, no network is asked)."""
     monkeypatch.setattr(tfds_source, "is_prepared", lambda builder: True)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A run directory as ``lcr-train`` writes it (helpers.RUN_SETTINGS), made once
+    per test process by the real producer, :func:`lcr_larq.training.run`: what the
+    evaluate, diagnose, attack and export tests read."""
+    path = tmp_path_factory.getbasetemp() / "trained_run"
+    tf.keras.utils.set_random_seed(0)
+    run(TrainConfig(**RUN_SETTINGS, output_dir=str(path)))
+    tf.keras.backend.clear_session()
+    return path

@@ -9,12 +9,13 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
+from lcr_larq import attack_view
 from lcr_larq import layers as L
-from lcr_larq.analysis import adversarial as adv
-from lcr_larq.analysis import attack_view
-from lcr_larq.analysis.export import float_counterpart
+from lcr_larq.diagnostics.empirical import empirical_lipschitz
 from lcr_larq.errors import ConfigError, RunError, UserError
+from lcr_larq.evaluation import attacks as adv
 from lcr_larq.quantizers import EDESign
+from lcr_larq.surgery import float_counterpart
 from models import build_model
 
 
@@ -55,7 +56,7 @@ def binarizer_model(kind: str, w1, b1, w2, alpha=None) -> tf.keras.Model:
     return model
 
 
-def small_bnn(seed: int, shape=(6, 6, 1), classes=3) -> tf.keras.Model:
+def random_conv_bnn(seed: int, shape=(6, 6, 1), classes=3) -> tf.keras.Model:
     """A random conv BNN: float stem, a binary conv (EDE + Libra), BN, a dense head."""
     tf.keras.utils.set_random_seed(seed)
     inputs = tf.keras.Input(shape)
@@ -228,7 +229,7 @@ def test_fgsm_moves_clipped_pixels_only_inside_the_range():
 @pytest.mark.parametrize("trial", range(4))
 def test_pgd_stays_in_the_ball_and_the_range(trial):
     rng = np.random.default_rng(trial)
-    model = small_bnn(trial)
+    model = random_conv_bnn(trial)
     images = pixels(rng, 12).astype(np.float32)
     labels = rng.integers(0, 3, 12)
     epsilon = float(rng.choice([0.3, 2.0, 8.0, 40.0]))
@@ -242,7 +243,7 @@ def test_pgd_stays_in_the_ball_and_the_range(trial):
 
 
 def test_epsilon_zero_gives_the_clean_accuracy_for_every_attack(rng):
-    model = small_bnn(1)
+    model = random_conv_bnn(1)
     images, labels = pixels(rng, 20), rng.integers(0, 3, 20)
     normalize = lambda p: tf.cast(p, tf.float32) / 64.0 - 2.0  # noqa: E731
     report = adv.adversarial_report(
@@ -265,7 +266,7 @@ def test_an_image_wrong_when_clean_is_never_robust(rng):
     PGD on the float counterpart, transferred, turns some of the images the
     BNN gets wrong into right ones, which must not count (the clean image is
     in the ball)."""
-    model = small_bnn(2)
+    model = random_conv_bnn(2)
     images, labels = pixels(rng, 60), rng.integers(0, 3, 60)
     normalize = lambda p: tf.cast(p, tf.float32) / 64.0 - 2.0  # noqa: E731
     target = adv.AttackTarget(model, normalize)
@@ -283,7 +284,7 @@ def test_an_image_wrong_when_clean_is_never_robust(rng):
 
 
 def test_seeds_fix_the_random_attacks(rng):
-    model = small_bnn(2)
+    model = random_conv_bnn(2)
     images, labels = pixels(rng, 10), rng.integers(0, 3, 10)
     target = adv.AttackTarget(model, lambda p: p / 64.0 - 2.0)
     for attack in ("pgd", "random", "transfer"):
@@ -325,7 +326,7 @@ def test_random_search_keeps_the_first_misclassified_draw(rng):
 
 
 def test_max_samples_takes_the_first_images(rng):
-    model = small_bnn(3)
+    model = random_conv_bnn(3)
     images, labels = pixels(rng, 9), rng.integers(0, 3, 9)
     normalize = lambda p: p / 64.0 - 2.0  # noqa: E731
     target = adv.AttackTarget(model, normalize)
@@ -340,7 +341,7 @@ def test_max_samples_takes_the_first_images(rng):
 
 
 def test_transfer_runs_pgd_on_the_float_model(rng):
-    bnn = small_bnn(4)
+    bnn = random_conv_bnn(4)
     images, labels = pixels(rng, 8), rng.integers(0, 3, 8)
     normalize = lambda p: p / 64.0 - 2.0  # noqa: E731
     fp = float_counterpart(bnn)
@@ -430,7 +431,7 @@ def test_a_transfer_source_near_chance_is_no_check(rng):
                                    alternative="greater").pvalue
         assert out["p_value"] == pytest.approx(expected, rel=1e-9)
         assert out["informative"] == (expected < adv.MASKING_LEVEL)
-    bnn = small_bnn(5)
+    bnn = random_conv_bnn(5)
     constant = linear_model(np.zeros((36, 3)), np.array([5.0, 0.0, 0.0]), shape=(6, 6, 1))
     images, labels = pixels(rng, 30), np.array([1, 2] * 15)  # the constant model: 0 %
     report = adv.adversarial_report(bnn, constant, images, labels, lambda p: p / 255.0,
@@ -450,7 +451,7 @@ def test_empirical_lipschitz_of_a_linear_model(rng):
     normalize = lambda p: (p / 255.0 - mean) / std  # noqa: E731
     images = rng.uniform(0, 255, (30, 4, 4, 1)).astype(np.float32)
     labels = rng.integers(0, 4, 30)
-    out = adv.empirical_lipschitz(adv.AttackTarget(model, normalize), images, labels,
+    out = empirical_lipschitz(adv.AttackTarget(model, normalize), images, labels,
                                   batch_size=8)
     logits = model(normalize(images)).numpy()
     others = np.where(np.eye(4)[labels] > 0, -np.inf, logits).argmax(1)
@@ -472,7 +473,7 @@ def test_empirical_lipschitz_goes_through_the_ste(rng):
     w2 = rng.normal(size=(6, 2)).astype(np.float32)
     model = binarizer_model("ede", w1, b1, w2)
     x = rng.uniform(0.0, 3.0, (1, 5)).astype(np.float32)
-    out = adv.empirical_lipschitz(adv.AttackTarget(model, lambda p: p - 1.5), x, [0])
+    out = empirical_lipschitz(adv.AttackTarget(model, lambda p: p - 1.5), x, [0])
     inside = np.abs((x - 1.5) @ w1 + b1) <= 1.0
     assert 0 < inside.mean() < 1
     expected = (((w2[:, 0] - w2[:, 1]) * inside) @ w1.T).ravel()
@@ -482,7 +483,7 @@ def test_empirical_lipschitz_goes_through_the_ste(rng):
 
 # --------------------------------------------------------------------- bad input
 def test_bad_input_is_a_one_line_error(rng):
-    model = small_bnn(0)
+    model = random_conv_bnn(0)
     images, labels = pixels(rng, 3), np.zeros(3, int)
     target = adv.AttackTarget(model, lambda p: p / 255.0)
     with pytest.raises(ConfigError, match="unknown attack 'cw'"):

@@ -12,41 +12,33 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import one_line_error
 from scipy import stats
-from test_evaluate import make_tiny_run
 
+from lcr_larq import evaluation, plots
 from lcr_larq import settings as cfg
-from lcr_larq.analysis import adversarial as adv
-from lcr_larq.analysis import adversarial_run, evaluation, plots, robustness
-from lcr_larq.analysis.plots import ATTACK_STYLE
+from lcr_larq.attack_view import straight_through
 from lcr_larq.cli import diagnose as diagnose_command
 from lcr_larq.cli import evaluate as evaluate_command
 from lcr_larq.cli import plots as plots_command
 from lcr_larq.cli import study as study_command
 from lcr_larq.errors import ConfigError
+from lcr_larq.evaluation import attack_run, clean, corruptions
+from lcr_larq.evaluation import attacks as adv
+from lcr_larq.evaluation import report as evaluation_report
 from lcr_larq.experiments import statistics, study
+from lcr_larq.plots import ATTACK_STYLE
 from lcr_larq.training import runs
 
 TINY = ["--model", "resnet8", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "16",
         "--input-size", "8", "--lcr-samples", "8", "--validation-split", "0"]
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return make_tiny_run(tmp_path_factory.getbasetemp() / "tiny_lcr", lcr_lambda=4.0)
-
-
-def one_line_error(capsys, code):
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error:"), err
-    return err
-
-
 # --------------------------------------------------------------------------- lcr-evaluate
-def test_evaluate_attacks_report(tiny_run, tmp_path, capsys):
+def test_evaluate_attacks_report(trained_run, tmp_path, capsys):
     out = tmp_path / "robustness.json"
     code = evaluate_command.main([
-        "--model-dir", str(tiny_run), "--corruptions", "none", "--attacks", "fgsm", "pgd",
+        "--model-dir", str(trained_run), "--corruptions", "none", "--attacks", "fgsm", "pgd",
         "--epsilons", "0,2", "8", "--max-images", "48", "--pgd-steps", "3", "--output", str(out),
     ])
     printed = capsys.readouterr().out
@@ -84,11 +76,11 @@ def test_evaluate_attacks_report(tiny_run, tmp_path, capsys):
     assert setup["clean_accuracy"] == report["clean_accuracy"]
     assert set(setup["seconds"]) == set(attacks[:-1])
     # the float counterpart's clean accuracy, its BN statistics re-estimated
-    run = runs.load_run(str(tiny_run))
-    float_model, calibration = adversarial_run.float_model(run)
+    run = runs.load_run(str(trained_run))
+    float_model, calibration = attack_run.float_model(run)
     x, y = runs.test_images(run.dataset, 48)
-    predict = evaluation.predictor(float_model, run.dataset.normalize)
-    assert report["float_clean_accuracy"] == evaluation.accuracy(predict, x, y)
+    predict = clean.predictor(float_model, run.dataset.normalize)
+    assert report["float_clean_accuracy"] == clean.accuracy(predict, x, y)
     assert setup["float_bn_recalibration"] == calibration and calibration["batches"] >= 1
     # no corruption asked for: none measured
     assert report["corruptions"] == [] and report["mce"] is None
@@ -105,9 +97,9 @@ def test_evaluate_attacks_report(tiny_run, tmp_path, capsys):
     assert not (tmp_path / "corruption_accuracy.png").exists()
 
 
-def test_without_attacks_the_report_is_as_before(tiny_run):
+def test_without_attacks_the_report_is_as_before(trained_run):
     report = evaluation.evaluate(evaluation.EvaluateSettings(
-        model_dir=str(tiny_run), corruptions=("contrast",), severities=(5,), max_images=20))
+        model_dir=str(trained_run), corruptions=("contrast",), severities=(5,), max_images=20))
     assert not {"adversarial", "gradient_masking", "adversarial_setup"} & set(report)
     assert report["mce"] is not None and report["corruptions"] == ["contrast"]
 
@@ -120,8 +112,8 @@ def test_without_attacks_the_report_is_as_before(tiny_run):
     (["--attacks", "pgd", "--masking-check", "gradient"], "--masking-check must be one of"),
     (["--attacks", "pgd", "--attack-samples", "0"], "--attack-samples must be >= 1"),
 ])
-def test_bad_attack_options_are_one_line_errors(tiny_run, capsys, args, needle):
-    code = evaluate_command.main(["--model-dir", str(tiny_run), "--corruptions", "none", *args])
+def test_bad_attack_options_are_one_line_errors(trained_run, capsys, args, needle):
+    code = evaluate_command.main(["--model-dir", str(trained_run), "--corruptions", "none", *args])
     assert needle in one_line_error(capsys, code)
 
 
@@ -132,9 +124,9 @@ def test_a_streamed_test_split_needs_a_number_of_images_to_attack():
     streamed = dataclasses.replace(data, test_arrays=None)
     settings = evaluation.EvaluateSettings(model_dir="x", attacks=("pgd",))
     with pytest.raises(ConfigError, match="streamed.*--attack-samples N"):
-        evaluation._attack_images(settings, streamed, None, None)
+        evaluation_report._attack_images(settings, streamed, None, None)
     settings = evaluation.EvaluateSettings(model_dir="x", attacks=("pgd",), attack_samples=30)
-    x, y = evaluation._attack_images(settings, streamed, None, None)
+    x, y = evaluation_report._attack_images(settings, streamed, None, None)
     assert np.array_equal(x, data.test_arrays[0][:30])
     assert np.array_equal(y, data.test_arrays[1][:30])
 
@@ -354,8 +346,10 @@ class CountedStudy:
             code = importlib.import_module(f"lcr_larq.cli.{name}").main(flags)
             assert code == 0, flags
 
-        monkeypatch.setattr(robustness, "corrupt_images", counted("generated", fake_corruption))
-        monkeypatch.setattr(robustness, "corrupted", counted("measured", robustness.corrupted))
+        monkeypatch.setattr(corruptions, "corrupt_images", counted("generated", fake_corruption))
+        # report.py calls the name it imported
+        monkeypatch.setattr(evaluation_report, "corrupted",
+                            counted("measured", corruptions.corrupted))
         monkeypatch.setattr(adv, "adversarial_images", counted("attacked", adv.adversarial_images))
         monkeypatch.setattr(study, "_run_command", in_process)
         self.jobs = study.jobs(study_settings(*self.BASE, "--output-dir", str(directory)))
@@ -378,7 +372,7 @@ def test_a_study_generates_each_corrupted_set_once(tiny_run, tmp_path, monkeypat
     """Both runs are evaluated on the same images with the same corruption
     seed: each set is generated once for the study, kept in its cache."""
     counted = CountedStudy(tiny_run, tmp_path, monkeypatch)
-    sets = len(robustness.CORRUPTIONS)  # the 15 of the mCE, at one severity
+    sets = len(corruptions.CORRUPTIONS)  # the 15 of the mCE, at one severity
     counted.run("--mce-severities", "1", "--attacks", "none")
     assert counted.work == {"generated": sets, "measured": 2 * sets, "attacked": 0}
     assert len(os.listdir(tmp_path / study.CORRUPTION_CACHE)) == sets
@@ -396,16 +390,16 @@ def test_a_study_measures_again_only_what_is_stale(tiny_run, tmp_path, monkeypat
     attacks = counted.run("--mce-severities", "1", "--epsilons", "2,4")
     assert counted.work == {"generated": 0, "measured": 0, "attacked": 2 * 3 * 2}
     for before, after in zip(first, attacks):
-        for key in evaluation.PART_KEYS["corruptions"]:
+        for key in evaluation_report.PART_KEYS["corruptions"]:
             assert after[key] == before[key], key
         assert sorted({r["epsilon"] for r in after["adversarial"]}) == [2.0, 4.0]
         assert after["seconds"]["corrupt"] == before["seconds"]["corrupt"]
     # another severity: the corruptions again (severity 1 from the cache), the attacks kept
     severities = counted.run("--mce-severities", "1,2", "--epsilons", "2,4")
-    sets = len(robustness.CORRUPTIONS)
+    sets = len(corruptions.CORRUPTIONS)
     assert counted.work == {"generated": sets, "measured": 2 * 2 * sets, "attacked": 0}
     for before, after in zip(attacks, severities):
-        for key in evaluation.PART_KEYS["attacks"]:
+        for key in evaluation_report.PART_KEYS["attacks"]:
             assert after[key] == before[key], key
         assert after["severities"] == [1, 2] and after["mce"] != before["mce"]
 
@@ -418,11 +412,11 @@ def test_bad_study_attacks_are_one_line_errors(capsys):
 
 
 # --------------------------------------------------------------------------- lcr-diagnose
-def test_diagnose_puts_the_empirical_estimate_beside_the_exact_product(tiny_run, tmp_path,
+def test_diagnose_puts_the_empirical_estimate_beside_the_exact_product(trained_run, tmp_path,
                                                                        capsys):
     out = tmp_path / "lipschitz.json"
     code = diagnose_command.main([
-        "--model-dir", str(tiny_run), "--methods", "exact", "--max-layers", "2",
+        "--model-dir", str(trained_run), "--methods", "exact", "--max-layers", "2",
         "--empirical-samples", "30", "--output", str(out), "--quiet", "--no-plot",
     ])
     printed = capsys.readouterr().out
@@ -430,15 +424,15 @@ def test_diagnose_puts_the_empirical_estimate_beside_the_exact_product(tiny_run,
     report = json.loads(out.read_text())
     network = report["summary"]["network"]
     exact = [row["exact"] for row in report["layers"]]
-    assert network["layers"] == 2 and not network["all_binary_convs"]  # 2 of its 4
+    assert network["layers"] == 2 and not network["all_binary_convs"]  # 2 of its 6
     assert network["exact_product"] == pytest.approx(math.prod(exact))
     assert network["log10_exact_product"] == pytest.approx(math.log10(math.prod(exact)))
     # the largest norm of the margin's input gradient through the STE, by hand
-    run = runs.load_run(str(tiny_run))
+    run = runs.load_run(str(trained_run))
     pixels, labels = runs.test_images(run.dataset, 30)
     inputs = run.dataset.normalize(pixels)
     with tf.GradientTape(watch_accessed_variables=False) as tape, \
-            adv.straight_through(run.model):
+            straight_through(run.model):
         tape.watch(inputs)
         logits = run.model(inputs, training=False)
         true = tf.reduce_sum(logits * tf.one_hot(labels, 10), axis=1)

@@ -1,6 +1,8 @@
 """The Keras 2 switch of lcr_larq.compat, in fresh interpreters (it acts at import)."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,13 +16,16 @@ NEEDS_SWITCH = compat.version_tuple(tf.__version__) >= (2, 16)
 
 
 def python(code: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != compat.LEGACY_KERAS}
+    """``python -c code`` with the checkout on the path, ``env`` set, and neither the
+    Keras switch nor TensorFlow's log level inherited."""
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in (compat.LEGACY_KERAS, "TF_CPP_MIN_LOG_LEVEL")}
     environment.update(PYTHONPATH=ROOT, **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=environment, cwd=ROOT, timeout=300)
 
 
-def test_import_makes_tf_keras_keras_2_for_larq_and_the_children_quietly():
+def test_import_makes_tf_keras_keras_2_for_larq_and_the_children():
     proc = python(
         "import os, lcr_larq, larq, tensorflow as tf\n"
         "print(lcr_larq.compat.tf_keras_version(), tf.keras.Model.__module__,\n"
@@ -31,8 +36,64 @@ def test_import_makes_tf_keras_keras_2_for_larq_and_the_children_quietly():
     assert version.startswith("2.")
     if NEEDS_SWITCH:
         assert module.startswith("tf_keras.") and switch == "1"  # inherited by children
-    # TensorFlow's native start-up lines do not reach the user's terminal.
-    assert proc.stderr == ""
+
+
+#: A line of TensorFlow's C++ logging: ``2026-01-01 12:00:00.000: I tensorflow/…`` or
+#: absl's ``E0000 00:00:… file.cc:1] …``.
+TF_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: |[IWEF]\d{4} )[^\n]*\.cc:\d+\]",
+                         re.M)
+CHANGED_ENVIRONMENT = (
+    "import importlib, json, os, sys\n"
+    "before, loaded = dict(os.environ), set(sys.modules)\n"
+    "for name in {modules!r}:\n"
+    "    try:\n"
+    "        importlib.import_module(name)\n"
+    "    except ImportError:  # a module a native library put into sys.modules\n"
+    "        pass\n"
+    "after = dict(os.environ)\n"
+    "print(json.dumps([{{k: after.get(k) for k in set(before) | set(after)\n"
+    "                    if before.get(k) != after.get(k)}},\n"
+    "                  sorted({{m.split('.')[0] for m in set(sys.modules) - loaded}})]))"
+)
+
+
+def test_a_script_keeps_tensorflows_log_lines_and_its_environment_but_the_keras_switch():
+    """``import lcr_larq`` changes one global thing: TF_USE_LEGACY_KERAS (neither
+    TensorFlow's log level nor stderr while it loads). What its dependencies change
+    when imported (TensorFlow sets TF2_BEHAVIOR, …) is measured by importing them
+    alone, the switch set beforehand."""
+    proc = python(CHANGED_ENVIRONMENT.format(modules=["lcr_larq"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    changed, loaded = json.loads(proc.stdout.splitlines()[-1])
+    assert TF_LOG_LINE.search(proc.stderr), proc.stderr[-2000:]  # TensorFlow's own lines
+    dependencies = [m for m in loaded if m not in ("lcr_larq", "models") and m.isidentifier()
+                    and not m.startswith("_")]
+    alone = python(CHANGED_ENVIRONMENT.format(modules=dependencies), **{compat.LEGACY_KERAS: "1"})
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    by_dependencies = json.loads(alone.stdout.splitlines()[-1])[0]
+    ours = {k: v for k, v in changed.items() if by_dependencies.get(k, "unset") != v}
+    assert ours == ({compat.LEGACY_KERAS: "1"} if NEEDS_SWITCH else {}), ours
+
+
+@pytest.mark.parametrize("argv, orig_argv, command", [
+    (["/venv/bin/lcr-train", "--help"], None, True),
+    (["/venv/bin/lcr-evaluate"], None, True),
+    (["/venv/bin/lcr-nothing"], None, False),  # not a module of lcr_larq/cli
+    (["-m"], ["python", "-X", "dev", "-m", "lcr_larq.cli.study", "--help"], True),
+    (["-m"], ["python", "-mlcr_larq.cli.export"], True),
+    (["-m"], ["python", "-m", "lcr_larq.cli._private"], False),
+    (["-m"], ["python", "-m", "pytest", "-q"], False),
+    ([os.path.join(ROOT, "train.py")], None, True),
+    (["train.py"], None, False),  # a train.py of the current directory, not the checkout's
+    (["my_script.py"], None, False),
+    (["-c"], ["python", "-c", "import lcr_larq"], False),
+    ([], [], False),
+])
+def test_the_commands_are_told_apart_by_how_the_process_started(argv, orig_argv, command,
+                                                                 tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("")
+    assert compat.started_as_command(argv, orig_argv or []) is command
 
 
 @pytest.mark.skipif(not NEEDS_SWITCH, reason="TensorFlow < 2.16 has Keras 2 as tf.keras")

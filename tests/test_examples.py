@@ -16,8 +16,8 @@ import pytest
 import tensorflow as tf
 
 import lcr_larq
-from lcr_larq.analysis.export import flatbuffer_ops
 from lcr_larq.data import load_dataset
+from lcr_larq.export import flatbuffer_ops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The settings that keep a training to two steps.

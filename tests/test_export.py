@@ -10,12 +10,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import RUN_BLOCKS, RUN_SETTINGS, one_line_error
 
-from lcr_larq.analysis import export as lcr_export
+from lcr_larq import export as lcr_export
 from lcr_larq.cli import export as command
 from lcr_larq.graph import lcr_layer, strip_lcr
 from lcr_larq.quantizers import quantized_convolutions
-from lcr_larq.training import TrainConfig, run, runs
+from lcr_larq.training import runs
 from models import build_model
 
 load_trained_model = runs.load_model
@@ -23,20 +24,14 @@ load_trained_model = runs.load_model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-#: The run exported below: ResNet-8, ResNet-20's layout with one block per
-#: stage (zero-pad shortcuts, float stem and classifier).
-MODEL, SIZE, BLOCKS = "resnet8", 8, 3
+#: The run exported below (conftest.trained_run): ResNet-8, ResNet-20's layout with
+#: one block per stage (zero-pad shortcuts, float stem and classifier).
+MODEL, BLOCKS = RUN_SETTINGS["model"], RUN_BLOCKS
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A ResNet-8 1w1a + LCR trained by train.py's run() for 2×2 steps on 8×8 digits."""
-    path = str(tmp_path_factory.mktemp("run"))
-    tf.keras.utils.set_random_seed(0)
-    run(TrainConfig(model=MODEL, input_size=SIZE, epochs=2, steps_per_epoch=2,
-                    output_dir=path, verbose=0))
-    tf.keras.backend.clear_session()
-    return path
+def run_dir(trained_run):
+    return str(trained_run)
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +157,9 @@ def test_reference_path_left_in_the_graph_is_detected(training_model):
 
 
 def test_float_counterpart_carries_the_latent_weights(run_dir):
-    bnn = load_trained_model(run_dir)
-    fp = lcr_export.float_counterpart(bnn, runs.read_recipe(run_dir))
+    run = runs.load_run(run_dir)
+    bnn, fp = run.model, run.float_counterpart()
+    assert fp.name == f"{MODEL}_fp_1w1a"  # the registered architecture, rebuilt
     assert not quantized_convolutions(fp, binary=True)
     latent = bnn.get_layer("block3_conv1").kernel.latent_variable.numpy()
     np.testing.assert_array_equal(fp.get_layer("block3_conv1").kernel.numpy(), latent)
@@ -172,37 +168,23 @@ def test_float_counterpart_carries_the_latent_weights(run_dir):
     assert not np.allclose(fp(x, training=False), bnn(x, training=False))
 
 
-def _one_line_error(code, stderr):
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert code == 2
-    assert "Traceback" not in stderr
-    assert len([line for line in lines if line.startswith("error:")]) == 1
-    return lines[-1]
-
-
 def test_missing_model_dir_is_a_one_line_error(tmp_path, capsys):
     code = command.main(["--model-dir", str(tmp_path / "nowhere")])
-    captured = capsys.readouterr()
-    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
-    assert "does not exist" in _one_line_error(code, captured.err)
+    assert "does not exist" in one_line_error(capsys, code)
 
 
 def test_corrupt_model_is_a_one_line_error(tmp_path, capsys):
     for name in ("bnn.keras", "model.keras"):
         (tmp_path / name).write_bytes(b"not a zip archive")
     code = command.main(["--model-dir", str(tmp_path)])
-    captured = capsys.readouterr()
-    assert captured.err.count("\n") == 1
-    assert "not a loadable Keras model" in _one_line_error(code, captured.err)
+    assert "not a loadable Keras model" in one_line_error(capsys, code)
     assert not (tmp_path / lcr_export.REPORT_FILE).exists()
 
 
 def test_run_dir_without_recipe_is_a_one_line_error(run_dir, tmp_path, capsys):
     shutil.copy(os.path.join(run_dir, "bnn.keras"), tmp_path / "bnn.keras")
     code = command.main(["--model-dir", str(tmp_path)])
-    captured = capsys.readouterr()
-    assert captured.err.count("\n") == 1
-    assert "holds no config.yaml naming the dataset" in _one_line_error(code, captured.err)
+    assert "holds no config.yaml naming the dataset" in one_line_error(capsys, code)
 
 
 def test_command_line_error_has_no_traceback(tmp_path):
@@ -210,6 +192,7 @@ def test_command_line_error_has_no_traceback(tmp_path):
         [sys.executable, "-m", "lcr_larq.cli.export", "--model-dir", str(tmp_path / "gone")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    last = _one_line_error(proc.returncode, proc.stderr)
-    assert last.startswith("error: ") and "does not exist" in last
+    # the one line, nothing of TensorFlow's start-up before it (python -m starts quietly)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and "does not exist" in proc.stderr
     assert proc.stdout == ""

@@ -5,10 +5,10 @@ whole batch and on its first samples."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import batch, small_bnn
 
 import lcr_larq
 from lcr_larq import layers
-from models import build_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -22,11 +22,6 @@ CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 #: out, a sample more or less, a step with LCR against one without) is ≥ 1e-3.
 LOSS_RTOL = 1e-5
 GRADIENT_TOL = 2e-5
-
-
-def batch(rng, n=8):
-    x = rng.normal(size=(n, 16, 16, 1)).astype(np.float32)
-    return tf.constant(x), tf.constant(rng.integers(0, 4, size=n))
 
 
 def steps(model, x, y, count, jit_compile):
@@ -54,7 +49,7 @@ def test_xla_step_equals_the_graph_step(rng, every, samples):
     """Loss, L_lip and every gradient of the first ``every`` steps (with
     every=2: a step with LCR, then one without) agree with and without XLA."""
     model = lcr_larq.attach_lcr(
-        build_model("resnet8", (16, 16, 1), 4), lcr_every=every, lcr_samples=samples
+        small_bnn(), lcr_every=every, lcr_samples=samples
     )
     x, y = batch(rng)
     graph = steps(model, x, y, every, jit_compile=False)
@@ -80,7 +75,7 @@ def test_keras_fit_with_jit_compile_trains_as_without(rng):
     trained = []
     for jit_compile in (False, True):
         tf.keras.utils.set_random_seed(3)
-        model = lcr_larq.attach_lcr(build_model("resnet8", (16, 16, 1), 4))
+        model = lcr_larq.attach_lcr(small_bnn())
         model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss=CE, jit_compile=jit_compile)
         history = model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
         trained.append(([w.numpy() for w in model.weights], history.history["lcr_lip"][0]))
@@ -94,11 +89,11 @@ def test_lcr_that_finds_its_steps_by_empty_features_is_refused(rng):
     """A model attached without passing the schedule's count to the LCR layer
     (an earlier lcr-larq) cannot be compiled: check_jit_compile says so in
     one line, and so does the layer when traced under XLA."""
-    model = lcr_larq.attach_lcr(build_model("resnet8", (16, 16, 1), 4), lcr_samples=4, lcr_every=2)
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_samples=4, lcr_every=2)
     lcr_larq.check_jit_compile(model)  # the current wiring compiles
     inputs = lcr_larq.lcr_layer(model).input
     older = tf.keras.Model(
-        model.inputs, layers.LipschitzRetention(samples=4, every=2, name="lcr")(inputs)
+        model.inputs, layers.LipschitzRetention(lcr_samples=4, lcr_every=2, name="lcr")(inputs)
     )
     with pytest.raises(ValueError, match="XLA cannot compile: attach LCR again") as error:
         lcr_larq.check_jit_compile(older)

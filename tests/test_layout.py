@@ -1,12 +1,14 @@
 """The layout of the code: one owner for every list of names, imports that flow one way.
 
-The layers themselves (commands -> tools -> models -> the core) are import-linter
-contracts in setup.cfg, checked by ``make lint``; here: what import-linter does not
-see (doctests, imports inside functions) and the registries at work, extended from
-this file alone.
+The layers themselves (commands -> tools -> models -> the core) are one import-linter
+contract in setup.cfg, checked by ``make lint``; here: that it places every module,
+what import-linter does not see (doctests, imports inside functions, who imports
+``models``), every public module's ``__all__``, and the registries at work, extended
+from this file alone.
 """
 
 import ast
+import configparser
 import doctest
 import importlib
 import importlib.metadata
@@ -14,6 +16,8 @@ import json
 import os
 import pkgutil
 import re
+import subprocess
+import sys
 
 import larq as lq
 import numpy as np
@@ -31,12 +35,115 @@ from models import MODELS, register_model
 from models.resnet_cifar import resnet_cifar
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: The tools and commands: the only part of lcr_larq that may import ``models``.
-TOOLS = ("lcr_larq.cli", "lcr_larq.experiments", "lcr_larq.analysis", "lcr_larq.training")
+
+
+def _layers() -> list[list[str]]:
+    """The layers of setup.cfg's import-linter contract, top down, each a list of modules."""
+    config = configparser.ConfigParser()
+    config.read(os.path.join(ROOT, "setup.cfg"))
+    lines = config["importlinter:contract:layers"]["layers"].strip().splitlines()
+    return [[name.strip() for name in re.split(r"[|:]", line)] for line in lines]
+
+
+#: The tools and commands: the layers above ``models``, the only part of lcr_larq
+#: that may import it.
+TOOLS = tuple(m for layer in _layers()[:[("models" in la) for la in _layers()].index(True)]
+              for m in layer)
 
 
 def _modules(package) -> list[str]:
     return [info.name for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+
+
+def test_the_layers_contract_places_every_module_of_lcr_larq_and_models():
+    """import-linter checks that each layer imports only those below; it cannot check
+    (without containers) that a new module has a place, which this does."""
+    placed = [m for layer in _layers() for m in layer]
+    children = {f"lcr_larq.{info.name}" for info in pkgutil.iter_modules(lcr_larq.__path__)}
+    assert sorted(placed) == sorted(children | {"models"}), set(placed) ^ (children | {"models"})
+    assert len(placed) == len(set(placed))
+    assert "lcr_larq.training" in TOOLS and "lcr_larq.graph" not in TOOLS
+
+
+def _imports_of(path: str) -> list[str]:
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+    return names
+
+
+def test_the_library_reaches_models_from_one_module():
+    """``models`` is a generic name: one module imports it, checking first that it is
+    lcr-larq's (lcr_larq.training.architectures)."""
+    importers = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "lcr_larq")):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and any(
+                    i == "models" or i.startswith("models.") for i in _imports_of(path)):
+                importers.append(os.path.relpath(path, ROOT))
+    assert importers == [os.path.join("lcr_larq", "training", "architectures.py")], importers
+
+
+def _public_modules() -> list[str]:
+    found = []
+    for package in (lcr_larq, models):
+        found += [package.__name__, *(m for m in _modules(package)
+                                      if not any(p.startswith("_") for p in m.split(".")))]
+    return found
+
+
+def test_every_public_module_says_what_it_exports():
+    """``__all__`` in every public module, naming only what it has."""
+    for name in _public_modules():
+        module = importlib.import_module(name)
+        exported = getattr(module, "__all__", None)
+        assert exported is not None, f"{name} has no __all__"
+        assert len(exported) == len(set(exported)), name
+        missing = [n for n in exported if not hasattr(module, n)]
+        assert not missing, (name, missing)
+
+
+def test_the_package_root_exports_by_its_rule():
+    """lcr_larq/__init__.py: every module of the core, and the classes and functions of
+    lcr_larq.graph with the layer, the schedules and the BN re-estimation."""
+    core = [m for layer in _layers() for m in layer
+            if m.startswith("lcr_larq.") and m not in TOOLS]
+    modules = {m.split(".", 1)[1] for m in core}
+    graph_names = {n for n in lcr_larq.graph.__all__ if not n.isupper()}
+    assert set(lcr_larq.__all__) == modules | graph_names | {
+        "LipschitzRetention", "schedules_for", "recalibrate_batchnorm"}
+
+
+def test_a_users_own_models_folder_is_a_one_line_error_naming_it(tmp_path):
+    """A project with its own ``models`` package (as yolov5's) beside the command: the
+    command refuses it in one line naming the folder, and never runs its code."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("raise RuntimeError('the user package ran')\n")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    proc = subprocess.run([sys.executable, "-m", "lcr_larq.cli.train", "--list-models"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"error: {folder} is found first as the package models")
+    assert "rename it, or run from a directory that does not hold it" in proc.stderr
+    assert "the user package ran" not in proc.stderr and proc.stdout == ""
+
+
+def test_the_models_check_finds_a_shadowing_module_without_importing_it(tmp_path, monkeypatch):
+    from lcr_larq.training import architectures
+
+    assert architectures.models_problem() is None
+    (tmp_path / "models.py").write_text("raise RuntimeError('imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "models")
+    problem = architectures.models_problem()
+    assert problem.startswith(f"{tmp_path / 'models.py'} is found first as the package models")
+    assert "models" not in sys.modules
 
 
 def _core_modules() -> list[str]:
@@ -151,9 +258,9 @@ def toys():
     TOY_EPOCHS.clear()
     tf.keras.utils.get_custom_objects()["ToyQuantizer"] = ToyQuantizer
     register_weight_quantizer(WeightQuantizer(
-        "toy", "±0.5 weights", kernel=lambda settings: ToyQuantizer(0.5),
+        "toy", "±0.5 weights", kernel=lambda options: ToyQuantizer(0.5),
         activation=lq.quantizers.SteSign, clip=1.0,
-        schedule=lambda model, epochs, steps, settings: ToySchedule(),
+        schedule=lambda model, epochs, steps, options: ToySchedule(),
     ))
     register_model("toynet", "a toy ResNet-8", min_input_size=4, published_input_size=8,
                    resnet_options=True)(toy_model)

@@ -4,6 +4,7 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import batch, small_bnn
 
 import lcr_larq
 from lcr_larq import layers, spectral
@@ -14,16 +15,6 @@ CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 #: ResNet-8: ResNet-20's layout with one block per stage, so 3 blocks.
 BLOCKS = 3
-
-
-def small_bnn(**kwargs):
-    return build_model("resnet8", (16, 16, 1), 4, **kwargs)
-
-
-def batch(rng, n=8, size=16):
-    x = rng.normal(size=(n, size, size, 1)).astype(np.float32)
-    y = rng.integers(0, 4, size=n)
-    return tf.constant(x), tf.constant(y)
 
 
 def test_latent_path_shares_weights_and_bypasses_quantizers(rng):
@@ -131,7 +122,7 @@ def test_gradient_reaches_latent_weights_and_not_the_reference(rng):
 def test_layer_loss_is_half_lambda_times_lip(rng):
     xb, yb = tf.random.normal((4, 8, 8, 3)), tf.random.normal((4, 4, 4, 5))
     xf, yf = tf.random.normal((4, 8, 8, 3)), tf.random.normal((4, 4, 4, 5))
-    lcr = layers.LipschitzRetention(lcr_lambda=3.0, beta=2.0, power_iterations=30)
+    lcr = layers.LipschitzRetention(lcr_lambda=3.0, lcr_beta=2.0, power_iterations=30)
     lcr([tf.zeros((4, 2)), xb, yb, xf, yf])
     sb = spectral.block_sigma(xb, yb, 30)
     sf = spectral.block_sigma(xf, yf, 30)
@@ -245,7 +236,7 @@ def test_a_sequential_model_needs_an_input_and_its_quantized_layers_are_its_bloc
 def test_layer_samples_estimate_on_the_first_samples(rng):
     xb, yb = tf.random.normal((8, 8, 8, 3)), tf.random.normal((8, 4, 4, 5))
     xf, yf = tf.random.normal((3, 8, 8, 3)), tf.random.normal((3, 4, 4, 5))
-    sub = layers.LipschitzRetention(lcr_lambda=2.0, samples=3)
+    sub = layers.LipschitzRetention(lcr_lambda=2.0, lcr_samples=3)
     sub([tf.zeros((8, 2)), xb, yb, xf, yf])
     full = layers.LipschitzRetention(lcr_lambda=2.0)
     full([tf.zeros((3, 2)), xb[:3], yb[:3], xf, yf])
@@ -260,7 +251,7 @@ def test_layer_samples_shared_features_loss_and_gradient_by_hand(rng):
     b = tf.Variable(tf.random.normal((8, 6, 6, 3)))
     c = tf.Variable(tf.random.normal((8, 4)))
     ref = [tf.random.normal((3, 6, 6, 3)), tf.random.normal((3, 6, 6, 3)), tf.random.normal((3, 4))]
-    lcr = layers.LipschitzRetention(lcr_lambda=2.0, beta=2.0, samples=3)
+    lcr = layers.LipschitzRetention(lcr_lambda=2.0, lcr_beta=2.0, lcr_samples=3)
     with tf.GradientTape(persistent=True) as tape:
         lcr([tf.zeros((8, 2)), a, b, b, c, ref[0], ref[1], ref[1], ref[2]])
         loss = lcr.losses[0]
@@ -300,7 +291,7 @@ def test_attach_taps_block_features_and_keeps_loss_and_gradients(rng):
     binary = [t for b in blocks for t in (b.input, b.output)]
     sliced = layers.SampleSlice(3)(bnn.inputs[0])
     reference = lcr_larq.full_precision_path(bnn, binary, [sliced])
-    lcr = layers.LipschitzRetention(lcr_lambda=4.0, samples=3)
+    lcr = layers.LipschitzRetention(lcr_lambda=4.0, lcr_samples=3)
     untapped = tf.keras.Model(bnn.inputs, lcr([bnn.outputs[0], *binary, *reference]))
     x, y = batch(rng, 8)
     results = []
@@ -350,7 +341,7 @@ def test_mse_form_divides_by_the_batch_not_the_samples():
     yf = tf.tile(tf.random.normal((1, 4, 4, 5)), [16, 1, 1, 1])
     losses = {}
     for samples in (0, 2, 8):
-        lcr = layers.LipschitzRetention(lcr_lambda=2.0, form="mse", samples=samples)
+        lcr = layers.LipschitzRetention(lcr_lambda=2.0, lcr_form="mse", lcr_samples=samples)
         n = samples or 16
         lcr([tf.zeros((16, 2)), x, y, xf[:n], yf[:n]])
         losses[samples] = float(lcr.losses[0])

@@ -5,21 +5,12 @@ plain BNN's, and the schedule survives saving, evaluation and tf.distribute."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import batch, small_bnn
 
 import lcr_larq
 from lcr_larq import layers
-from models import build_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def small_bnn(quantized=True):
-    return build_model("resnet8", (16, 16, 1), 4, quantized=quantized)
-
-
-def batch(rng, n=8):
-    x = rng.normal(size=(n, 16, 16, 1)).astype(np.float32)
-    return tf.constant(x), tf.constant(rng.integers(0, 4, size=n))
 
 
 def schedule_of(model) -> layers.ScheduledSampleCount:
@@ -55,7 +46,7 @@ def test_count_is_the_samples_on_every_kth_training_step():
 
 def test_the_default_is_every_second_step():
     model = lcr_larq.attach_lcr(small_bnn())
-    assert lcr_larq.lcr_layer(model).every == schedule_of(model).every == 2
+    assert lcr_larq.lcr_layer(model).lcr_every == schedule_of(model).every == 2
     assert lcr_larq.graph.DEFAULT_EVERY == 2
 
 
@@ -123,7 +114,7 @@ def test_saved_model_resumes_the_schedule(tmp_path, rng):
         isinstance(la, (layers.ScheduledSampleCount, layers.SampleTap)) for la in stripped.layers
     )
     assert int(schedule_of(loaded).step) == 1
-    assert lcr_larq.lcr_layer(loaded).every == 2
+    assert lcr_larq.lcr_layer(loaded).lcr_every == 2
     loaded(x, training=True)
     assert float(loaded.losses[0]) == 0.0  # step 1: none
     loaded(x, training=True)

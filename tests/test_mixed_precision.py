@@ -5,11 +5,11 @@ the papers' optimizers as they are."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import batch, small_bnn
 
 import lcr_larq
 from lcr_larq import graph, layers, optimizers, spectral
 from lcr_larq.batchnorm import recalibrate_batchnorm
-from models import build_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 POLICIES = ("mixed_float16", "mixed_bfloat16")
@@ -30,17 +30,12 @@ def twins(policy, **lcr):
     """The same LCR training model (ResNet-8) built under float32 and under
     ``policy``, with the float32 model's weights copied into the other."""
     tf.keras.mixed_precision.set_global_policy("float32")
-    bnn32 = build_model("resnet8", (16, 16, 1), 4)
+    bnn32 = small_bnn()
     model32 = lcr_larq.attach_lcr(bnn32, **lcr)
     tf.keras.mixed_precision.set_global_policy(policy)
-    bnn16 = build_model("resnet8", (16, 16, 1), 4)
+    bnn16 = small_bnn()
     bnn16.set_weights(bnn32.get_weights())
     return model32, lcr_larq.attach_lcr(bnn16, **lcr)
-
-
-def batch(rng, n=16):
-    x = rng.normal(size=(n, 16, 16, 1)).astype(np.float32)
-    return tf.constant(x), tf.constant(rng.integers(0, 4, size=n))
 
 
 def exact_sigmas(x, y):
@@ -96,7 +91,7 @@ def test_sigma_matches_float32_within_the_cross_matrix_difference(policy, rng):
     is 4.9e-4 for float16, 3.9e-3 for bfloat16); 50 power iterations make
     the estimate σ1 itself.
     """
-    x, _ = batch(rng)
+    x, _ = batch(rng, 16)
     models = twins(policy, lcr_samples=0, lcr_every=1, block_metrics="sigma", power_iterations=50)
     sigma, cross = [], []
     for model in models:
@@ -206,9 +201,9 @@ def test_step_with_loss_scaling_is_close_to_float32(policy, rng):
     """
     tf.keras.mixed_precision.set_global_policy("float32")
     options = dict(precision="1w32a", weight_quantizer="ste_sign")
-    bnn32 = build_model("resnet8", (16, 16, 1), 4, **options)
+    bnn32 = small_bnn(**options)
     tf.keras.mixed_precision.set_global_policy(policy)
-    bnn16 = build_model("resnet8", (16, 16, 1), 4, **options)
+    bnn16 = small_bnn(**options)
     bnn16.set_weights(bnn32.get_weights())
     x, y = batch(rng, 8)
     updates = []
@@ -239,7 +234,7 @@ def test_strip_save_and_load_under_the_policy(policy, rng, tmp_path):
     """A 16-bit training model (LCR on every 2nd step) strips to its BNN and
     saves and loads as ``.keras`` with its schedule, dtypes and outputs."""
     tf.keras.mixed_precision.set_global_policy(policy)
-    model = lcr_larq.attach_lcr(build_model("resnet8", (16, 16, 1), 4), lcr_samples=4, lcr_every=2)
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_samples=4, lcr_every=2)
     model.compile(optimizer="sgd", loss=CE)
     x, y = batch(rng, 8)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # steps 1 (LCR) and 2 (none)
@@ -270,7 +265,7 @@ def test_batchnorm_recalibration_under_the_policy(policy, rng):
     activations each BN sees, to float32 accuracy (1e-5, where statistics
     summed in 16 bits would be off by the unit roundoff or more)."""
     tf.keras.mixed_precision.set_global_policy(policy)
-    bnn = build_model("resnet8", (16, 16, 1), 4)
+    bnn = small_bnn()
     model = lcr_larq.attach_lcr(bnn, lcr_samples=4, lcr_every=2)
     x = rng.normal(size=(24, 16, 16, 1)).astype(np.float32)
     report = recalibrate_batchnorm(model, [x[:12], x[12:]])

@@ -17,6 +17,7 @@ from lcr_larq.data.digits import DIGITS_SIZE
 from lcr_larq.experiments import study
 from lcr_larq.experiments.tuning import TuneConfig
 from lcr_larq.experiments.tuning.search import load_split
+from lcr_larq.surgery import without_quantizers
 from lcr_larq.training import (
     TrainConfig,
     build_training_model,
@@ -27,7 +28,7 @@ from lcr_larq.training.runs import load_model as load_trained_model
 from lcr_larq.training.runs import read_recipe
 from models import MODELS, build_model
 from models.resnet_cifar import DEPTHS, IMAGENET_STAGES
-from models.zoo import logits_model, without_quantizers
+from models.zoo import logits_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 run_module = importlib.import_module("lcr_larq.training.run")  # the package exports run()

@@ -1,4 +1,4 @@
-"""lcr_larq.analysis.plots: figures drawn from small hand-made data (no training)
+"""lcr_larq.plots: figures drawn from small hand-made data (no training)
 are PNGs a reader can read: labelled axes, legends off the data, distinct block
 colours, severities only where run, no text under 7 pt, no overlapping labels."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.text import Text
 
-from lcr_larq.analysis import plots
+from lcr_larq import plots
 from lcr_larq.errors import ConfigError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

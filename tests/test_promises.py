@@ -13,12 +13,13 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import one_line_error
 
 from lcr_larq import cli, data, settings
-from lcr_larq.analysis.evaluation import EvaluateSettings
 from lcr_larq.cli import export as export_command
 from lcr_larq.cli import train as train_command
 from lcr_larq.errors import ConfigError, DataError
+from lcr_larq.evaluation.report import EvaluateSettings
 from lcr_larq.experiments.study import StudySettings
 from lcr_larq.experiments.tuning import TuneConfig
 from lcr_larq.training import TrainConfig, checked_data, run, runs
@@ -28,12 +29,6 @@ from models import MODELS, build_model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model="resnet8", epochs=1, steps_per_epoch=1, batch_size=32, lcr_lambda=0.0,
             input_size=8, bn_recalibration_batches=1, verbose=0)
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 @pytest.fixture(scope="module")

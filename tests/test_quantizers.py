@@ -1,5 +1,7 @@
 """IR-Net quantizers against their definitions, and the EDE schedule."""
 
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -119,3 +121,24 @@ def test_prox_gradient_ste_reaches_the_model_as_the_identity():
             np.testing.assert_array_equal(grad, np.arange(41, dtype="float32"))
         else:
             assert np.count_nonzero(grad) < 5
+
+
+def test_larqs_clipping_warning_is_kept_for_sign_weights_and_dropped_for_libra_sign(caplog):
+    """Larq warns that a binary kernel without clipping may starve; LibraSign
+    standardizes first, so for its layers (made or loaded) the warning is dropped,
+    and only while they are made."""
+    from lcr_larq import layers as L
+
+    def warnings_of(make):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="larq.layers_base"):
+            layer = make()
+        return layer, [r for r in caplog.records if "kernel_constraint" in r.getMessage()]
+
+    _, sign = warnings_of(lambda: L.QuantConv2D(4, 3, kernel_quantizer="ste_sign"))
+    libra, none = warnings_of(lambda: L.QuantConv2D(4, 3, kernel_quantizer=quantizers.LibraSign()))
+    _, loaded = warnings_of(lambda: L.QuantConv2D.from_config(libra.get_config()))
+    _, dense = warnings_of(lambda: L.QuantDense(4, kernel_quantizer="libra_sign"))
+    assert len(sign) == 1 and none == loaded == dense == []
+    assert isinstance(libra.kernel_quantizer, quantizers.LibraSign)
+    assert logging.getLogger("larq.layers_base").filters == []

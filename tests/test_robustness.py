@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from imagecorruptions import get_corruption_names
 
-from lcr_larq.analysis.robustness import (
+from lcr_larq.evaluation.corruptions import (
     ALEXNET_ERRORS_BY_SEVERITY,
     ALEXNET_MEAN_ERRORS,
     ALEXNET_MEAN_ERRORS_EXTRA,

@@ -174,7 +174,7 @@ def test_invalid_settings_are_refused():
     with pytest.raises(ValueError, match="form"):
         spectral.lipschitz_retention_loss([tf.ones(1)], [tf.ones(1)], form="l1")
     with pytest.raises(ValueError, match="β"):
-        layers.LipschitzRetention(beta=1.0)
+        layers.LipschitzRetention(lcr_beta=1.0)
     with pytest.raises(ValueError, match="λ"):
         layers.LipschitzRetention(lcr_lambda=-1.0)
 

@@ -221,14 +221,14 @@ def test_markdown_table_holds_the_numbers(tmp_path):
     assert f"{100 * lcr['mean']:+.2f}" in text and f"{lcr['p_value']:.3g}" in text
     assert "| lcr_lambda=0 | 3 | 89.00 ± 3.61 |" in text
     assert "- lcr_lambda=4 seed 3: training diverged" in text
-    from lcr_larq.analysis import plots
+    from lcr_larq import plots
 
     path = plots.plot_study(report, str(tmp_path / "study.png"))
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_study_plot_names_every_arm_by_its_value():
-    from lcr_larq.analysis import plots
+    from lcr_larq import plots
 
     report = synthetic_report()
     extra = {**report["arms"][1], "arm": "lcr_lambda=0.5", "values": {"lcr_lambda": 0.5}}

@@ -18,8 +18,8 @@ import tensorflow as tf
 
 import lcr_larq
 import train
+from lcr_larq import export as lcr_export
 from lcr_larq import graph, layers, optimizers
-from lcr_larq.analysis import export as lcr_export
 from lcr_larq.cli import diagnose as diagnose_cli
 from lcr_larq.cli import evaluate as evaluate_cli
 from lcr_larq.cli import export as export_cli
@@ -259,7 +259,7 @@ def test_a_model_xla_cannot_compile_is_a_config_error_naming_the_flag():
     lcr-larq's models) cannot be compiled: refused before training."""
     model = lcr_larq.attach_lcr(build_model("resnet8", (8, 8, 1), 4), lcr_every=2)
     older = tf.keras.Model(
-        model.inputs, layers.LipschitzRetention(every=2)(lcr_larq.lcr_layer(model).input)
+        model.inputs, layers.LipschitzRetention(lcr_every=2)(lcr_larq.lcr_layer(model).input)
     )
     with pytest.raises(ConfigError) as error:
         compile_model(older, TrainConfig(jit_compile=True), steps_per_epoch=2)

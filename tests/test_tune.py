@@ -13,6 +13,7 @@ import statistics
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import one_line_error
 
 import lcr_larq
 import train
@@ -39,12 +40,6 @@ FAST_FLAGS = ["--model", "resnet8", "--input-size", "8", "--steps-per-epoch", "1
 def read_rows(path):
     with open(path) as handle:
         return list(csv.DictReader(handle))
-
-
-def one_line_error(capsys):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
-    return err
 
 
 # --------------------------------------------------------------------------- space

@@ -11,7 +11,8 @@ here. The shell gives them the same behaviour:
   ``--config`` recipes, checks; list flags take ``a b`` or ``a,b``), with
   argparse's errors on one line (no usage block);
 * every :class:`~lcr_larq.errors.UserError` as one line ``error: …`` and exit
-  code 2 (a full disk too, naming it), Ctrl-C as one line and exit code 130;
+  code 2 (a full disk too, naming it, and a user's own ``models`` package
+  found in place of the architectures), Ctrl-C as one line and exit code 130;
 * a command started by a study's worker ends when the worker ends
   (:func:`~lcr_larq.experiments.claims.end_with_parent`);
 * output that never fails on the terminal's encoding: where it cannot show
@@ -43,10 +44,38 @@ from typing import Any
 
 from terminaltables import AsciiTable
 
-from lcr_larq.errors import UserError, no_space_left
+from lcr_larq.errors import ShadowedPackageError, UserError, no_space_left
 from lcr_larq.experiments import claims
 from lcr_larq.settings import add_arguments, build_config, split_lists
-from lcr_larq.training import runs
+
+try:
+    from lcr_larq.training import runs
+except ShadowedPackageError as error:
+    # The tools refuse a user's own ``models`` found first (before any command
+    # runs: lcr_larq.training.architectures): a command says so in its one line.
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+__all__ = [
+    "ASCII_SPELLINGS",
+    "OUTPUT_ERRORS",
+    "Parser",
+    "beside",
+    "cell",
+    "command",
+    "command_line",
+    "commands",
+    "parser",
+    "present",
+    "printable",
+    "progress",
+    "run",
+    "safe_output",
+    "save_report",
+    "settings_from",
+    "table",
+    "wrote",
+]
 
 #: How the commands' non-ASCII characters read where the output cannot show them.
 ASCII_SPELLINGS = {

@@ -10,15 +10,22 @@ product of its convolutions' norms. Writes ``lipschitz.json`` and
     lcr-diagnose --model-dir RUN --layers 'block9_*' --methods all
     lcr-diagnose --model-dir RUN --max-layers 4 --samples 32
 
-See :mod:`lcr_larq.analysis.diagnosis`.
+See :mod:`lcr_larq.diagnostics.report`.
 """
 
 from __future__ import annotations
 
 import sys
 
-from lcr_larq import cli
-from lcr_larq.analysis import diagnosis, plots
+from lcr_larq import cli, diagnostics, plots
+
+__all__ = [
+    "SHORT_NAMES",
+    "diagnose",
+    "main",
+    "network_lines",
+    "tables",
+]
 
 SHORT_NAMES = {
     "exact": "exact",
@@ -30,11 +37,11 @@ SHORT_NAMES = {
 }
 
 
-def diagnose(settings: diagnosis.DiagnoseSettings) -> None:
-    report = diagnosis.diagnose_run(settings, cli.progress(settings.quiet))
+def diagnose(settings: diagnostics.DiagnoseSettings) -> None:
+    report = diagnostics.diagnose_run(settings, cli.progress(settings.quiet))
 
     def plot() -> str:
-        return plots.plot_lipschitz(report, cli.beside(settings.report_path, diagnosis.PLOT_FILE))
+        return plots.plot_lipschitz(report, cli.beside(settings.report_path, diagnostics.PLOT_FILE))
 
     cli.present(report, settings.report_path, tables(report), None if settings.no_plot else plot)
 
@@ -133,7 +140,7 @@ def network_lines(network: dict | None) -> list[str]:
     return lines
 
 
-main = cli.command(diagnosis.DiagnoseSettings, diagnose, __doc__)
+main = cli.command(diagnostics.DiagnoseSettings, diagnose, __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

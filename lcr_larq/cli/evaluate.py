@@ -13,8 +13,8 @@ accuracy under each attack at each ε) and ``corruption_accuracy.png`` /
 noise and a transfer attack from the run's float counterpart beside it
 (``--masking-check``): when one of them breaks more images than PGD beyond
 chance (a one-sided exact McNemar test per ε), the report flags possible
-gradient masking. See :mod:`lcr_larq.analysis.evaluation` for
-the sources and the metrics, :mod:`lcr_larq.analysis.adversarial` for the attacks.
+gradient masking. See :mod:`lcr_larq.evaluation.report` for
+the sources and the metrics, :mod:`lcr_larq.evaluation.attacks` for the attacks.
 """
 
 from __future__ import annotations
@@ -23,9 +23,17 @@ import sys
 
 import numpy as np
 
-from lcr_larq import cli
-from lcr_larq.analysis import evaluation, plots
-from lcr_larq.analysis.adversarial import MASKING_TEST, WORST
+from lcr_larq import cli, evaluation, plots
+from lcr_larq.evaluation.attacks import MASKING_TEST, WORST
+
+__all__ = [
+    "ROW_NAMES",
+    "adversarial_table",
+    "evaluate",
+    "main",
+    "masking_lines",
+    "table",
+]
 
 
 def evaluate(settings: evaluation.EvaluateSettings) -> None:

@@ -9,7 +9,7 @@ into the run directory, or ``--output-dir``::
     lcr-export --model-dir RUN --output-dir deploy --max-samples 1000
 
 The converters' own output is hidden unless ``--verbose``. See
-:mod:`lcr_larq.analysis.export`.
+:mod:`lcr_larq.export`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ import os
 import sys
 
 from lcr_larq import cli
-from lcr_larq.analysis import export as lcr_export
+from lcr_larq import export as lcr_export
+
+__all__ = [
+    "export",
+    "main",
+    "summary",
+]
 
 
 def export(settings: lcr_export.ExportSettings) -> None:

@@ -26,11 +26,18 @@ import os
 import sys
 from dataclasses import dataclass
 
-from lcr_larq import cli
-from lcr_larq.analysis import diagnosis, plots
+from lcr_larq import cli, diagnostics, plots
 from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.settings import Settings, echo, setting
 from lcr_larq.training import runs
+
+__all__ = [
+    "PlotsSettings",
+    "draw",
+    "main",
+    "parse_group",
+    "robustness_figures",
+]
 
 
 @dataclass
@@ -88,8 +95,8 @@ def draw(settings: PlotsSettings) -> None:
     ]
     if len(labels) == 2 and labels[0] == labels[1]:
         labels = [os.path.basename(os.path.normpath(d)) for d in dirs]
-    images = [diagnosis.sample_images(r.dataset, settings.samples) for r in loaded]
-    finals = [diagnosis.retention_sigmas(r.model, x, iterations=100)
+    images = [diagnostics.sample_images(r.dataset, settings.samples) for r in loaded]
+    finals = [diagnostics.retention_sigmas(r.model, x, iterations=100)
               for r, x in zip(loaded, images)]
     paths = [
         plots.plot_sigma_ratio(
@@ -97,11 +104,11 @@ def draw(settings: PlotsSettings) -> None:
             os.path.join(out, plots.SIGMA_FILE),
         ),
         plots.plot_weight_histograms(
-            [(label, diagnosis.latent_weights(r.model)) for label, r in zip(labels, loaded)],
+            [(label, diagnostics.latent_weights(r.model)) for label, r in zip(labels, loaded)],
             os.path.join(out, plots.HISTOGRAM_FILE),
         ),
         plots.plot_activation_correlation(
-            *diagnosis.block_activations(loaded[0].model, images[0][:32], settings.block),
+            *diagnostics.block_activations(loaded[0].model, images[0][:32], settings.block),
             os.path.join(out, plots.CORRELATION_FILE), labels[0],
         ),
     ]

@@ -26,10 +26,21 @@ import io
 import os
 import sys
 
-from lcr_larq import cli
-from lcr_larq.analysis import plots
-from lcr_larq.analysis.adversarial import MASKING_TEST
+from lcr_larq import cli, plots
+from lcr_larq.evaluation.attacks import MASKING_TEST
 from lcr_larq.experiments import statistics, study
+
+__all__ = [
+    "ATTACK_NAMES",
+    "METRIC_NAMES",
+    "PERCENT",
+    "main",
+    "markdown",
+    "metric_name",
+    "robustness_notes",
+    "run",
+    "write_csv",
+]
 
 METRIC_NAMES = {
     "test_accuracy": "test accuracy (%)",

@@ -22,9 +22,19 @@ from collections.abc import Sequence
 import larq as lq
 
 from lcr_larq import cli, training
-from lcr_larq.data import dataset_source, load_dataset
+from lcr_larq.data import load_dataset
 from lcr_larq.training import TrainConfig, describe_lcr
-from models import MODELS, check_input_size
+from lcr_larq.training.architectures import MODELS, check_input_size
+
+__all__ = [
+    "DESCRIPTION",
+    "dataset_shape",
+    "describe_computation",
+    "main",
+    "model_list",
+    "print_summary",
+    "results_table",
+]
 
 DESCRIPTION = "Train a BNN with Lipschitz Continuity Retention (LCR)."
 
@@ -32,11 +42,11 @@ DESCRIPTION = "Train a BNN with Lipschitz Continuity Retention (LCR)."
 def dataset_shape(config: TrainConfig) -> tuple[tuple[int, int, int], int]:
     """``(input_shape, num_classes)`` of ``--dataset``: what its source knows
     without loading (the TFDS datasets, digits), else from the loaded data."""
-    source = dataset_source(config.dataset)
+    source = config.dataset_spec.source
     if source.input_shape is not None and source.num_classes is not None:
         return source.input_shape, source.num_classes
     dataset = load_dataset(
-        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        config.dataset_spec, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir,
     )
     return dataset.input_shape, dataset.num_classes

@@ -28,6 +28,13 @@ from lcr_larq.experiments.tuning.report import columns
 from lcr_larq.experiments.tuning.settings import RANGES, SEARCHED
 from lcr_larq.settings import flag_name
 
+__all__ = [
+    "INTERRUPTED",
+    "main",
+    "searched_flag",
+    "tune",
+]
+
 PROG, _ = cli.command_line(__doc__)
 INTERRUPTED = "interrupted: rerun the same command to continue the search"
 

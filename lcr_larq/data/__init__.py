@@ -1,7 +1,9 @@
 """Datasets as ``tf.data`` pipelines, one registered class per ``--dataset``.
 
-* :mod:`lcr_larq.data.registry` — :data:`DATASETS`, :func:`load_dataset` and
-  the :class:`DatasetSource` a new dataset subclasses (one new file here);
+* :mod:`lcr_larq.data.registry` — :data:`DATASETS`, :func:`load_dataset`,
+  :func:`dataset_spec` (a ``--dataset`` value parsed once) and the
+  :class:`DatasetSource` a new dataset subclasses (one new file here), which
+  also reads its published corrupted counterpart (CIFAR-10-C, ImageNet-C);
 * :mod:`lcr_larq.data.pipeline` — the :class:`Dataset` every source returns,
   epochs that any run recreates exactly, the splits;
 * :mod:`lcr_larq.data.augment` — augmentation and resizing;
@@ -31,8 +33,9 @@ from lcr_larq.data.registry import (
     INPUT_SIZES,
     DatasetRequest,
     DatasetSource,
+    DatasetSpec,
     dataset_names,
-    dataset_source,
+    dataset_spec,
     load_dataset,
     register_dataset,
     resolve_input_size,
@@ -46,10 +49,11 @@ __all__ = [
     "Dataset",
     "DatasetRequest",
     "DatasetSource",
+    "DatasetSpec",
     "INPUT_SIZES",
     "arrays_pipeline",
     "dataset_names",
-    "dataset_source",
+    "dataset_spec",
     "evaluation_batch_size",
     "from_arrays",
     "holdout_split",

@@ -14,6 +14,17 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+__all__ = [
+    "CIFAR_PAD",
+    "IMAGENET_RESIZE",
+    "IMAGENET_SIZE",
+    "pad_crop_flip",
+    "random_resized_crop",
+    "resize_center_crop",
+    "resize_image",
+    "resize_images",
+]
+
 CIFAR_PAD = 4
 IMAGENET_SIZE = 224  # crop size
 IMAGENET_RESIZE = 256  # evaluation: shorter side, for a 224 crop

@@ -16,6 +16,14 @@ import tensorflow as tf
 from lcr_larq.data.pipeline import Dataset, from_arrays
 from lcr_larq.data.registry import DatasetRequest, DatasetSource, register_dataset
 
+__all__ = [
+    "DIGITS_SIZE",
+    "DIGITS_SPLIT_SEED",
+    "DIGITS_TEST_FRACTION",
+    "Digits",
+    "digits_arrays",
+]
+
 DIGITS_SIZE = 16
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0  # the held-out split never moves with --seed

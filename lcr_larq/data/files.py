@@ -28,6 +28,15 @@ from lcr_larq.data.pipeline import HOLDOUT_FRACTION, Dataset, from_arrays, holdo
 from lcr_larq.data.registry import DatasetRequest, DatasetSource, register_dataset
 from lcr_larq.errors import DataError
 
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Folder",
+    "Npz",
+    "read_folder",
+    "read_image",
+    "read_npz",
+]
+
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
 )
@@ -246,7 +255,6 @@ def _own_dataset(
     class_names: list[str] | None = None,
 ) -> Dataset:
     x, y, x_test, y_test = arrays
-    spec = request.spec
     if input_size is not None:
         x = resize_images(x, input_size)
         x_test = None if x_test is None else resize_images(x_test, input_size)
@@ -254,12 +262,12 @@ def _own_dataset(
     if held_out:
         x, y, x_test, y_test = holdout_split(x, y)
     dataset = from_arrays(
-        spec, x, y, x_test, y_test, batch_size=request.batch_size, seed=request.seed,
+        str(request.spec), x, y, x_test, y_test, batch_size=request.batch_size, seed=request.seed,
         num_classes=len(class_names) if class_names else None,
         validation_split=request.validation_split,
     )
     dataset.info.update(
-        source=spec.split(":", 1)[0],
+        source=request.spec.name,
         test_split=f"held out {HOLDOUT_FRACTION:.0%} (stratified, fixed)" if held_out else "given",
         class_names=class_names or [str(k) for k in range(dataset.num_classes)],
     )
@@ -276,7 +284,7 @@ class Npz(DatasetSource):
     takes_path = True
 
     def load(self, request: DatasetRequest) -> Dataset:
-        return _own_dataset(request, read_npz(request.path), request.input_size)
+        return _own_dataset(request, read_npz(request.spec.path), request.input_size)
 
 
 @register_dataset
@@ -289,5 +297,5 @@ class Folder(DatasetSource):
     takes_path = True
 
     def load(self, request: DatasetRequest) -> Dataset:
-        *arrays, class_names = read_folder(request.path, request.input_size)
+        *arrays, class_names = read_folder(request.spec.path, request.input_size)
         return _own_dataset(request, tuple(arrays), None, class_names)

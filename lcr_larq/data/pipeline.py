@@ -31,6 +31,24 @@ import tensorflow as tf
 
 from lcr_larq.errors import DataError
 
+__all__ = [
+    "EPOCHS_END",
+    "HOLDOUT_FRACTION",
+    "SPLIT_SEED",
+    "Dataset",
+    "arrays_pipeline",
+    "channel_statistics",
+    "check_classes",
+    "epoch_seed",
+    "evaluation_batch_size",
+    "from_arrays",
+    "holdout_split",
+    "reaches_every_replica",
+    "standardizer",
+    "training_epochs",
+    "validation_count",
+]
+
 HOLDOUT_FRACTION = 0.2  # test share held out of data without a test split
 SPLIT_SEED = 0  # held-out splits never move with --seed
 

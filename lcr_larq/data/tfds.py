@@ -8,16 +8,24 @@
 Nothing is downloaded when the data is on disk; without network, a dataset
 that is not there fails with a one-line fix.
 
+CIFAR-10 and ImageNet read their published common-corruptions counterparts
+(CIFAR-10-C, ImageNet-C: ``cifar10_corrupted``, ``imagenet2012_corrupted``)
+where they are prepared (:meth:`TFDSSource.corrupted_batches`).
+
 Example:
     >>> from lcr_larq.data.registry import DATASETS
     >>> DATASETS["cifar10"].input_shape, DATASETS["cifar100"].num_classes
     ((32, 32, 3), 100)
+    >>> DATASETS["cifar10"].corrupted_config("glass_blur", 3)
+    ('cifar10_corrupted', 'frosted_glass_blur_3')
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -39,6 +47,23 @@ from lcr_larq.data.pipeline import (
 )
 from lcr_larq.data.registry import DatasetRequest, DatasetSource, register_dataset
 from lcr_larq.errors import DataError
+
+__all__ = [
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "CIFAR100_MEAN",
+    "CIFAR100_STD",
+    "CIFAR_SIZE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Cifar10",
+    "Cifar100",
+    "ImageNet2012",
+    "TFDSSource",
+    "is_prepared",
+    "reachable",
+    "tfds_builder",
+]
 
 # Per-channel statistics on the [0, 1] scale. CIFAR: mean and standard
 # deviation over every pixel of the training split (50,000 images); IR-Net's
@@ -198,7 +223,78 @@ def _tfds_facts(builder, epoch, batch_size: int, size: int, train_size: int) -> 
     )
 
 
-class _Cifar(DatasetSource):
+class TFDSSource(DatasetSource):
+    """A dataset of TFDS, and its published common-corruptions counterpart
+    (:attr:`~lcr_larq.data.DatasetSource.tfds_corrupted`, where it has one), read
+    from a data directory where it is prepared: never downloaded here (ImageNet-C
+    alone is hundreds of gigabytes)."""
+
+    #: the split of the published corrupted sets.
+    corrupted_split: ClassVar[str] = "validation"
+    #: the names its corrupted sets give a corruption, where they differ from
+    #: the ImageNet-C code's.
+    corrupted_names: ClassVar[dict[str, str]] = {}
+
+    def corrupted_config(self, corruption: str, severity: int) -> tuple[str, str]:
+        """``(TFDS dataset, config)`` of one corruption of the published corrupted set."""
+        return self.tfds_corrupted, f"{self.corrupted_names.get(corruption, corruption)}_{severity}"
+
+    def _corrupted_builder(self, corruption: str, severity: int, data_dir: str | None):
+        import tensorflow_datasets as tfds
+
+        name, config = self.corrupted_config(corruption, severity)
+        try:
+            return tfds.builder(f"{name}/{config}", data_dir=data_dir)
+        except Exception as error:  # TFDS raises many kinds for a broken directory
+            raise DataError(
+                f"cannot open {name}/{config} ({type(error).__name__}): check --data-dir"
+            ) from None
+
+    def corrupted_prepared(
+        self, corruptions: Sequence[str], severities: Sequence[int], data_dir: str | None
+    ) -> bool:
+        if self.tfds_corrupted is None:
+            return False
+        for corruption in corruptions:
+            for severity in severities:
+                try:
+                    builder = self._corrupted_builder(corruption, severity, data_dir)
+                except DataError:
+                    return False
+                if not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
+                    return False
+        return True
+
+    def corrupted_batches(
+        self, corruption: str, severity: int, data_dir: str | None, size: tuple[int, int],
+        max_images: int | None = None, batch_size: int = 256,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Batches of uint8 images (resized to ``size`` when they differ) and
+        labels of one published corrupted set, streamed (ImageNet-C does not
+        fit in memory)."""
+        if self.tfds_corrupted is None:
+            yield from super().corrupted_batches(corruption, severity, data_dir, size)
+            return
+        builder = self._corrupted_builder(corruption, severity, data_dir)
+        split = self.corrupted_split if max_images is None else (
+            f"{self.corrupted_split}[:{max_images}]")
+        try:
+            ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        except Exception as error:
+            name, config = self.corrupted_config(corruption, severity)
+            raise DataError(
+                f"{name}/{config} is not prepared in {data_dir or '~/tensorflow_datasets'} "
+                f"({type(error).__name__}): run `tfds build {name}/{config} --data_dir DIR` "
+                "where there is network, or use --source generate"
+            ) from None
+        for x, y in ds.batch(batch_size):
+            x = tf.cast(x, tf.uint8)
+            if tuple(x.shape[1:3]) != tuple(size):
+                x = resize_image(x, size[0])
+            yield x.numpy(), y.numpy().astype(np.int32)
+
+
+class _Cifar(TFDSSource):
     """CIFAR-10 or CIFAR-100 from TFDS with the paper's augmentation.
 
     Train: uint8 images in memory, shuffled anew every epoch, zero-pad 4 + random
@@ -266,6 +362,9 @@ class Cifar10(_Cifar):
     num_classes = 10
     mean, std = CIFAR10_MEAN, CIFAR10_STD
     tfds_corrupted = "cifar10_corrupted"
+    corrupted_split = "test"
+    # CIFAR-10-C's TFDS configs use two names of their own.
+    corrupted_names = {"glass_blur": "frosted_glass_blur", "elastic_transform": "elastic"}
 
 
 @register_dataset
@@ -277,7 +376,7 @@ class Cifar100(_Cifar):
 
 
 @register_dataset
-class ImageNet2012(DatasetSource):
+class ImageNet2012(TFDSSource):
     """ImageNet (ILSVRC 2012) from TFDS, streamed: nothing of it is cached.
 
     Train: files read in a seeded shuffled order, a 10,000-image shuffle
@@ -292,6 +391,7 @@ class ImageNet2012(DatasetSource):
     input_shape = (IMAGENET_SIZE, IMAGENET_SIZE, 3)
     num_classes = 1000
     tfds_corrupted = "imagenet2012_corrupted"
+    mce_normalized = True
 
     def load(self, request: DatasetRequest) -> Dataset:
         import tensorflow_datasets as tfds

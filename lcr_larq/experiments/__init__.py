@@ -7,3 +7,5 @@
   workers (:mod:`lcr_larq.experiments.workers`) that claim them on a shared
   directory (:mod:`lcr_larq.experiments.claims`).
 """
+
+__all__: list[str] = []  # its modules are imported by name

@@ -35,6 +35,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = [
+    "CONFIDENCE",
+    "paired",
+    "paired_p_value",
+    "rank_correlation",
+    "summary",
+    "t_quantile",
+]
+
 CONFIDENCE = 0.95
 #: The power a study is planned for: the chance of a significant paired test
 #: when the true difference is the one asked about.

@@ -77,8 +77,15 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from lcr_larq import training
-from lcr_larq.analysis import adversarial, evaluation
 from lcr_larq.errors import ConfigError, RunError, UserError
+from lcr_larq.evaluation.attacks import (
+    MASKING_TEST,
+    PGD_STEPS,
+    WORST,
+    attack_names,
+    with_masking_check,
+)
+from lcr_larq.evaluation.report import PARTS, REPORT_FILE, merge_report
 from lcr_larq.experiments import claims, statistics, workers
 from lcr_larq.settings import (
     convert,
@@ -98,6 +105,47 @@ from lcr_larq.training import (
     provenance,
     runs,
 )
+
+__all__ = [
+    "CORRUPTION_CACHE",
+    "HOW_IT_RUNS",
+    "LIPSCHITZ_ESTIMATES",
+    "MARKDOWN",
+    "METRICS",
+    "NOT_VARIED",
+    "ONE_POINT",
+    "PLOT",
+    "RECIPE",
+    "REPORT",
+    "TABLE",
+    "Arm",
+    "Job",
+    "StudySettings",
+    "arms",
+    "cell_index",
+    "cell_state",
+    "check_data",
+    "evaluate_flags",
+    "finished",
+    "gpu_count",
+    "hardware_of",
+    "jobs",
+    "lipschitz_correlations",
+    "metric_names",
+    "one_point",
+    "outcomes_on_disk",
+    "parse_vary",
+    "recipe_differences",
+    "record_recipe",
+    "report",
+    "retention_rank_correlation",
+    "robust_metric",
+    "robustness_metrics",
+    "run_study",
+    "run_worker",
+    "stale_parts",
+    "work",
+]
 
 REPORT = "study.json"
 #: The study's recipe, written once by the first worker.
@@ -160,7 +208,7 @@ class StudySettings(TrainConfig):
         (1.0, 2.0, 4.0, 8.0), "ε of --attacks in pixel levels, 1/255 of the pixel range "
         "(default: 1 2 4 8)", low=0, high=255, metavar="EPS",
     )
-    pgd_steps: int = setting(adversarial.PGD_STEPS, "PGD steps of --attacks", low=1,
+    pgd_steps: int = setting(PGD_STEPS, "PGD steps of --attacks", low=1,
                              high=100_000)
     attack_samples: int | None = setting(
         None, "attack the first N test images of each run (default: all)", low=1
@@ -198,7 +246,7 @@ class StudySettings(TrainConfig):
     @property
     def attack_list(self) -> list[str]:
         """The attacks whose accuracy is a metric (none without ``robustness``)."""
-        return adversarial.attack_names(self.attacks) if self.robustness else []
+        return attack_names(self.attacks) if self.robustness else []
 
     @property
     def robust_metrics(self) -> list[str]:
@@ -206,14 +254,14 @@ class StudySettings(TrainConfig):
         per-image worst case when ``lcr-evaluate`` runs more than one attack
         (PGD brings its masking check)."""
         attacks = self.attack_list
-        if len(adversarial.with_masking_check(attacks)) > 1:
-            attacks = [*attacks, adversarial.WORST]
+        if len(with_masking_check(attacks)) > 1:
+            attacks = [*attacks, WORST]
         return [robust_metric(a, e) for a in attacks for e in self.epsilons]
 
     def check(self) -> None:
         super().check()
         try:
-            adversarial.attack_names(self.attacks)
+            attack_names(self.attacks)
         except ValueError as error:
             raise ConfigError(f"--attacks: {error}") from None
         for arm in arms(self):
@@ -359,7 +407,7 @@ def _extras(settings: StudySettings, job: Job, results: dict | None = None) -> d
     :func:`stale_parts`, and ``lcr-diagnose`` where its report is missing)."""
     out: dict = {}
     if settings.robustness:
-        path = os.path.join(job.directory, evaluation.REPORT_FILE)
+        path = os.path.join(job.directory, REPORT_FILE)
         report = runs.load_json(path)
         stale = stale_parts(report, settings, results)
         if stale:
@@ -382,15 +430,15 @@ def _extras(settings: StudySettings, job: Job, results: dict | None = None) -> d
 def _evaluate(settings: StudySettings, directory: str, parts: list[str], kept: dict) -> dict:
     """Runs ``lcr-evaluate`` on the ``parts`` of a run's robustness, keeps the
     other parts of its report ``kept`` and writes the whole report."""
-    fresh_path = os.path.join(directory, f".{evaluation.REPORT_FILE}.{os.getpid()}.part")
+    fresh_path = os.path.join(directory, f".{REPORT_FILE}.{os.getpid()}.part")
     try:
         _run_command("evaluate", [*evaluate_flags(settings, directory, parts),
                                   "--output", fresh_path])
-        report = evaluation.merge_report(kept, runs.load_json(fresh_path), parts)
+        report = merge_report(kept, runs.load_json(fresh_path), parts)
     finally:
         if os.path.exists(fresh_path):
             os.remove(fresh_path)
-    runs.save_json(report, os.path.join(directory, evaluation.REPORT_FILE))
+    runs.save_json(report, os.path.join(directory, REPORT_FILE))
     return report
 
 
@@ -400,9 +448,9 @@ def _run_command(name: str, flags: list[str]) -> None:
 
 
 def evaluate_flags(settings: StudySettings, directory: str,
-                   parts=evaluation.PARTS) -> list[str]:
+                   parts=PARTS) -> list[str]:
     """The ``lcr-evaluate`` flags of the ``parts`` of a run's robustness (see
-    :data:`~lcr_larq.analysis.evaluation.PARTS`): the corruptions at
+    :data:`~lcr_larq.evaluation.report.PARTS`): the corruptions at
     ``mce_severities`` (generated once for the study, :data:`CORRUPTION_CACHE`),
     the attacks.
 
@@ -431,7 +479,7 @@ def evaluate_flags(settings: StudySettings, directory: str,
 def stale_parts(report: dict | None, settings: StudySettings,
                 results: dict | None = None) -> list[str]:
     """The parts of a run's ``robustness.json`` (names of
-    :data:`~lcr_larq.analysis.evaluation.PARTS`) that do not hold what the
+    :data:`~lcr_larq.evaluation.report.PARTS`) that do not hold what the
     study measures, to measure again: every part for a report of other
     weights than the run's ``results``; ``corruptions`` without the mCE at
     ``mce_severities``; ``attacks`` without every attack at every ε with the
@@ -444,7 +492,7 @@ def stale_parts(report: dict | None, settings: StudySettings,
         >>> stale_parts(None, settings), stale_parts(old, settings)
         (['corruptions', 'attacks'], ['attacks'])
     """
-    wanted = [p for p in evaluation.PARTS if p == "corruptions" or settings.attack_list]
+    wanted = [p for p in PARTS if p == "corruptions" or settings.attack_list]
     if report is None:
         return wanted
     digest = (results or {}).get("weights_sha256")
@@ -465,7 +513,7 @@ def _attacks_current(report: dict, settings: StudySettings) -> bool:
     samples = min(settings.attack_samples or images, images)
     return (set(settings.robust_metrics) <= have and setup.get("pgd_steps") == settings.pgd_steps
             and setup.get("samples") == samples
-            and setup.get("masking_test") == adversarial.MASKING_TEST)
+            and setup.get("masking_test") == MASKING_TEST)
 
 
 def robustness_metrics(report: dict, settings: StudySettings) -> dict:

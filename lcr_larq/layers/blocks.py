@@ -19,6 +19,13 @@ from __future__ import annotations
 import larq as lq
 import tensorflow as tf
 
+__all__ = [
+    "HardTanh",
+    "RPReLU",
+    "RSign",
+    "ZeroPadShortcut",
+]
+
 register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
 
 

@@ -11,7 +11,7 @@
 :mod:`lcr_larq.spectral`.
 
 Example:
-    >>> lcr = LipschitzRetention(lcr_lambda=4.0, beta=2.0)
+    >>> lcr = LipschitzRetention(lcr_lambda=4.0, lcr_beta=2.0)
     >>> x, y = tf.random.normal((8, 4, 4, 3)), tf.random.normal((8, 4, 4, 5))
     >>> _ = lcr([tf.zeros((8, 10)), x, y, x, y])  # identical paths: L_lip = 0
     >>> float(lcr.losses[0])
@@ -25,6 +25,19 @@ import tensorflow as tf
 from lcr_larq import spectral
 from lcr_larq.compat import compiling_with_xla
 from lcr_larq.metrics import BatchMeans
+
+__all__ = [
+    "BLOCK_METRICS",
+    "XLA_NEEDS_COUNT",
+    "LipschitzRetention",
+    "SampleSlice",
+    "SampleTap",
+    "ScheduledSampleCount",
+    "global_batch_size",
+    "validate_every",
+    "validate_lcr_settings",
+    "validate_samples",
+]
 
 register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
 
@@ -176,18 +189,23 @@ class LipschitzRetention(tf.keras.layers.Layer):
     over blocks) and per block ``sigma_ratio_k`` (mean σ_B/σ_F); with
     ``block_metrics="sigma"`` also ``sigma_b_k`` and ``sigma_f_k``.
 
+    The arguments are named as the settings of ``lcr-train`` (``--lcr-beta``
+    is ``lcr_beta``), as those of :func:`lcr_larq.attach_lcr`. A saved model
+    stores four of them under their earlier names (:attr:`CONFIG_NAMES`), the
+    format of every ``model.keras`` written so far.
+
     Args:
         lcr_lambda: λ ≥ 0, the strength (paper Eq. 12).
-        beta: β > 1, block weighting ``β^(k−K)`` (paper Eq. 11).
-        form: ``"ratio"`` (paper, default) or ``"mse"`` (public code).
+        lcr_beta: β > 1, block weighting ``β^(k−K)`` (paper Eq. 11).
+        lcr_form: ``"ratio"`` (paper, default) or ``"mse"`` (public code).
         power_iterations: power-iteration steps per σ.
         block_metrics: ``"ratio"``, ``"sigma"`` or ``"none"``.
-        samples: estimate L_lip on the first ``samples`` samples of each
-            batch: the binary features are cut to them, and the reference
+        lcr_samples: estimate L_lip on the first ``lcr_samples`` samples of
+            each batch: the binary features are cut to them, and the reference
             path is computed for those only (see :func:`lcr_larq.attach_lcr`);
             0 uses every sample.
-        every: the loss is added on every ``every``-th training step only,
-            with weight ``every·λ/2`` (the same weight per step on average);
+        lcr_every: the loss is added on every ``lcr_every``-th training step
+            only, with weight ``lcr_every·λ/2`` (the same weight per step on average);
             the other steps are those whose ``count`` (a call argument, the
             output of a :class:`ScheduledSampleCount`) is 0; called without
             it, those whose features come empty. Outside training it is
@@ -196,7 +214,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
 
     Example:
         >>> import tensorflow as tf
-        >>> lcr = LipschitzRetention(lcr_lambda=4.0, beta=2.0)
+        >>> lcr = LipschitzRetention(lcr_lambda=4.0, lcr_beta=2.0)
         >>> x, y = tf.random.normal((8, 4, 4, 3)), tf.random.normal((8, 4, 4, 5))
         >>> logits = tf.zeros((8, 10))
         >>> out = lcr([logits, x, y, x, y])   # identical paths: L_lip = 0
@@ -204,34 +222,40 @@ class LipschitzRetention(tf.keras.layers.Layer):
         0.0
     """
 
+    #: Setting name → the key a saved model's config stores it under (the
+    #: ``model.keras`` files of every earlier version; kept, so they load and
+    #: are loaded alike).
+    CONFIG_NAMES = {"lcr_beta": "beta", "lcr_form": "form", "lcr_samples": "samples",
+                    "lcr_every": "every"}
+
     def __init__(
         self,
         lcr_lambda: float = 4.0,
-        beta: float = 2.0,
-        form: str = "ratio",
+        lcr_beta: float = 2.0,
+        lcr_form: str = "ratio",
         power_iterations: int = 5,
         block_metrics: str = "ratio",
-        samples: int = 0,
-        every: int = 1,
+        lcr_samples: int = 0,
+        lcr_every: int = 1,
         **kwargs,
     ):
         # LCR's math (cross matrices, power iteration, σ, the loss) stays in
         # float32 under a mixed-precision policy: Keras casts the floating
         # inputs of a float32 layer, here the block features of both paths.
         super().__init__(**{**kwargs, "dtype": "float32"})
-        validate_lcr_settings(lcr_lambda, beta, form, power_iterations, every)
+        validate_lcr_settings(lcr_lambda, lcr_beta, lcr_form, power_iterations, lcr_every)
         if block_metrics not in BLOCK_METRICS:
             raise ValueError(
                 f"block_metrics must be one of {BLOCK_METRICS}, got {block_metrics!r}"
             )
         self.lcr_lambda = float(lcr_lambda)
-        self.beta = float(beta)
-        self.form = form
+        self.lcr_beta = float(lcr_beta)
+        self.lcr_form = lcr_form
         self.power_iterations = int(power_iterations)
         self.block_metrics = block_metrics
-        validate_samples(samples)
-        self.samples = int(samples)
-        self.every = int(every)
+        validate_samples(lcr_samples)
+        self.lcr_samples = int(lcr_samples)
+        self.lcr_every = int(lcr_every)
 
     @staticmethod
     def split_inputs(inputs):
@@ -249,7 +273,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
     def sigmas(self, inputs):
         """σ_B and σ_F of every block (lists of K tensors)."""
         _, binary, reference = self.split_inputs(inputs)
-        if self.samples:
+        if self.lcr_samples:
             # The reference path ran on the first samples only; cut the
             # binary features to match. A block's output is the next block's
             # input: each distinct tensor is cut (and its gradient padded) once.
@@ -258,7 +282,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
             cut = {}
             for t in (t for pair in binary for t in pair):
                 if t.ref() not in cut:
-                    cut[t.ref()] = spectral.first_samples(t, self.samples)
+                    cut[t.ref()] = spectral.first_samples(t, self.lcr_samples)
             binary = [(cut[x.ref()], cut[y.ref()]) for x, y in binary]
         reference = [(tf.stop_gradient(x), tf.stop_gradient(y)) for x, y in reference]
         sigma = spectral.block_sigmas(binary + reference, self.power_iterations)
@@ -272,11 +296,11 @@ class LipschitzRetention(tf.keras.layers.Layer):
         weight = 0.5 * self.lcr_lambda
         # Made before a tf.cond can hold the update: no variable is made in a branch.
         means = self._batch_means(self._metric_names(len(self.split_inputs(inputs)[1])))
-        if self.every == 1:
+        if self.lcr_every == 1:
             lip = self._loss_and_metrics(inputs, means)
         else:
             if training:
-                weight *= self.every
+                weight *= self.lcr_every
             lip = tf.cond(
                 self._is_active(inputs, count),
                 lambda: self._loss_and_metrics(inputs, means),
@@ -287,7 +311,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
         return tf.identity(logits)
 
     def _is_active(self, inputs, count) -> tf.Tensor:
-        """Whether LCR runs at this step (``every`` > 1)."""
+        """Whether LCR runs at this step (``lcr_every`` > 1)."""
         if count is not None:
             return count > 0
         if compiling_with_xla():
@@ -309,7 +333,8 @@ class LipschitzRetention(tf.keras.layers.Layer):
         """L_lip of the inputs; its value and the σ ratios go to ``means``."""
         sigma_b, sigma_f = self.sigmas(inputs)
         lip = spectral.lipschitz_retention_loss(
-            sigma_b, sigma_f, self.beta, self.form, batch_size=global_batch_size(inputs[0])
+            sigma_b, sigma_f, self.lcr_beta, self.lcr_form,
+            batch_size=global_batch_size(inputs[0]),
         )
         metrics = {"lcr_lip": lip}
         if self.block_metrics != "none":
@@ -343,16 +368,18 @@ class LipschitzRetention(tf.keras.layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "lcr_lambda": self.lcr_lambda,
-            "beta": self.beta,
-            "form": self.form,
-            "power_iterations": self.power_iterations,
-            "block_metrics": self.block_metrics,
-            "samples": self.samples,
-            "every": self.every,
-        }
+        settings = {"lcr_lambda": self.lcr_lambda, "lcr_beta": self.lcr_beta,
+                    "lcr_form": self.lcr_form, "power_iterations": self.power_iterations,
+                    "block_metrics": self.block_metrics, "lcr_samples": self.lcr_samples,
+                    "lcr_every": self.lcr_every}
+        return {**super().get_config(),
+                **{self.CONFIG_NAMES.get(name, name): value for name, value in settings.items()}}
+
+    @classmethod
+    def from_config(cls, config):
+        """The layer of a saved config (:attr:`CONFIG_NAMES`)."""
+        stored = {key: name for name, key in cls.CONFIG_NAMES.items()}
+        return cls(**{stored.get(key, key): value for key, value in config.items()})
 
 
 def global_batch_size(per_replica: tf.Tensor) -> tf.Tensor:

@@ -20,11 +20,65 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
 import larq as lq
 import tensorflow as tf
 from larq.layers_base import BaseLayer
 
+__all__ = [
+    "BatchNormalization",
+    "QuantConv2D",
+    "QuantDense",
+    "QuantDepthwiseConv2D",
+    "normalize_with_batch_statistics",
+]
+
 register = tf.keras.utils.register_keras_serializable(package="lcr_larq")
+
+
+class _UnclippedKernelWarning(logging.Filter):
+    """Drops Larq's warning that a binary kernel without a ``kernel_constraint``
+    "may result in starved weights"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "kernel_constraint" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _unclipped_kernel_accepted(quantizer) -> Iterator[None]:
+    """While a layer with ``quantizer`` as its kernel quantizer is made.
+
+    Larq logs a warning (logger ``larq.layers_base``) for every binary kernel
+    quantizer without a ``kernel_constraint``: right for sign/STE weights, whose
+    gradient vanishes outside the clip range. A quantizer whose gradient reaches
+    every weight without clipping says so with ``trains_without_clipping = True``
+    (IR-Net's :class:`~lcr_larq.quantizers.LibraSign`): for its layers the
+    warning is dropped, through the logger's public filters, only while the
+    layer is made.
+    """
+    if not getattr(quantizer, "trains_without_clipping", False):
+        yield
+        return
+    logger = logging.getLogger("larq.layers_base")
+    quiet = _UnclippedKernelWarning()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _KernelQuantized:
+    """The constructor of a layer with a ``kernel_quantizer``: see
+    :func:`_unclipped_kernel_accepted`."""
+
+    def __init__(self, *args, kernel_quantizer=None, **kwargs):
+        kernel_quantizer = lq.quantizers.get_kernel_quantizer(kernel_quantizer)
+        with _unclipped_kernel_accepted(kernel_quantizer):
+            super().__init__(*args, kernel_quantizer=kernel_quantizer, **kwargs)
 
 
 class _FullPrecisionCall:
@@ -40,12 +94,12 @@ class _FullPrecisionCall:
 
 
 @register
-class QuantConv2D(_FullPrecisionCall, lq.layers.QuantConv2D):
+class QuantConv2D(_KernelQuantized, _FullPrecisionCall, lq.layers.QuantConv2D):
     """``larq.layers.QuantConv2D`` with a ``full_precision`` call argument."""
 
 
 @register
-class QuantDense(_FullPrecisionCall, lq.layers.QuantDense):
+class QuantDense(_KernelQuantized, _FullPrecisionCall, lq.layers.QuantDense):
     """``larq.layers.QuantDense`` with a ``full_precision`` call argument."""
 
 

@@ -29,8 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
-import sys
 import warnings
 from collections.abc import Callable
 
@@ -40,6 +38,19 @@ import tensorflow as tf
 
 from lcr_larq.quantizers.lookup import quantizers_of
 from lcr_larq.quantizers.registry import WeightQuantizer, holds, register_weight_quantizer
+
+__all__ = [
+    "EDE_T_MAX",
+    "EDE_T_MIN",
+    "EDEQuantizer",
+    "EDESchedule",
+    "EDESign",
+    "LibraSign",
+    "ede_parameters",
+    "ede_sign",
+    "libra_standardize",
+    "power_of_two_scale",
+]
 
 EDE_T_MIN = 0.1
 EDE_T_MAX = 10.0
@@ -172,6 +183,11 @@ class LibraSign(EDEQuantizer):
         [1.0, 1.0]
     """
 
+    #: Its gradient reaches every latent weight without clipping (the weights are
+    #: standardized first): Larq's warning about binary kernels without a
+    #: ``kernel_constraint`` does not apply (see :mod:`lcr_larq.layers.quant`).
+    trains_without_clipping = True
+
     def call(self, inputs):
         w_hat = libra_standardize(inputs)
         return ede_sign(w_hat, self.t, self.k, self._check_schedule) * power_of_two_scale(w_hat)
@@ -214,38 +230,15 @@ class EDESchedule(tf.keras.callbacks.Callback):
             logs["ede_t"] = self._t
 
 
-class _StandardizedWeightsFilter(logging.Filter):
-    """Drops Larq's "starved weights" warning for :class:`LibraSign` layers.
-
-    The warning is right for sign/STE weights, whose gradient vanishes outside
-    the clip range; Libra-PB standardizes the weights first, so its gradient
-    reaches every weight without clipping.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "kernel_constraint" not in record.getMessage():
-            return True
-        frame = sys._getframe()
-        while frame is not None:
-            layer = frame.f_locals.get("self")
-            if isinstance(getattr(layer, "kernel_quantizer", None), LibraSign):
-                return False
-            frame = frame.f_back
-        return True
-
-
-logging.getLogger("larq.layers_base").addFilter(_StandardizedWeightsFilter())
-
-
 register_weight_quantizer(WeightQuantizer(
     "irnet",
     "IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale), EDE backward "
     "with t from 0.1 to 10",
-    kernel=lambda settings: LibraSign(),
+    kernel=lambda options: LibraSign(),
     activation=EDESign,
     # Standardized weights need no clipping: the gradient reaches every one.
     clip=None,
-    schedule=lambda model, epochs, steps, settings: (
+    schedule=lambda model, epochs, steps, options: (
         EDESchedule(epochs) if holds(model, EDEQuantizer) else None
     ),
 ))

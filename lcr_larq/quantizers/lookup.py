@@ -17,6 +17,11 @@ from collections.abc import Iterator
 import larq as lq
 import tensorflow as tf
 
+__all__ = [
+    "quantized_convolutions",
+    "quantizers_of",
+]
+
 
 def quantizers_of(model: tf.keras.layers.Layer) -> Iterator[tf.keras.layers.Layer]:
     """Every distinct quantizer that ``model`` tracks, nested models and

@@ -19,16 +19,17 @@ map flat. ``gradient="prox"`` back-propagates the almost-everywhere derivative
 (``1 + ρ`` on the ramp, 0 on the flat parts); ``gradient="ste"`` passes the
 gradient straight through (BinaryConnect's update).
 
-Registered as the weight quantizer ``proxconnect``: its settings are
-``prox_rho_end`` (the final ρ), ``prox_hard_epochs`` (the last epochs with the
-hard sign) and ``prox_gradient``; and as ``prox_sign`` for Larq layers.
+Registered as the weight quantizer ``proxconnect``, whose options
+(:class:`ProxConnectOptions`: flags of ``lcr-train`` and keys of its recipes)
+are ``prox_rho_end`` (the final ρ), ``prox_hard_epochs`` (the last epochs with
+the hard sign) and ``prox_gradient``; and as ``prox_sign`` for Larq layers.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import larq as lq
@@ -36,10 +37,39 @@ import tensorflow as tf
 
 from lcr_larq.quantizers.lookup import quantizers_of
 from lcr_larq.quantizers.registry import WeightQuantizer, holds, register_weight_quantizer
+from lcr_larq.settings import Settings, setting
 
-__all__ = ["ProxConnectSchedule", "ProxSign", "prox_sign", "prox_sign_grad"]
+__all__ = [
+    "GRADIENT_MODES",
+    "ProxConnectOptions",
+    "ProxConnectSchedule",
+    "ProxSign",
+    "prox_sign",
+    "prox_sign_grad",
+]
 
+#: ProxConnect's backward passes: ``dL_ρ/dw``, or the identity (BinaryConnect's).
 GRADIENT_MODES = ("prox", "ste")
+
+
+@dataclass
+class ProxConnectOptions(Settings):
+    """ProxConnect's options: the ρ schedule and the backward pass
+    (``--prox-rho-end``, ``--prox-gradient``, ``--prox-hard-epochs`` of
+    ``lcr-train``, keys of its recipes).
+
+    Example:
+        >>> ProxConnectOptions(prox_rho_end=10.0).prox_gradient
+        'prox'
+    """
+
+    prox_rho_end: float = setting(
+        20.0, "ProxConnect: final ρ of the linear schedule (from 0)", low=0, high=1e6
+    )
+    prox_gradient: str = setting(
+        "prox", "ProxConnect backward: prox (dL_ρ/dw) or ste (identity)", choices=GRADIENT_MODES,
+    )
+    prox_hard_epochs: int = setting(1, "ProxConnect: final epochs with the hard sign", low=0)
 
 
 def prox_sign(w: tf.Tensor, rho: float | tf.Tensor) -> tf.Tensor:
@@ -288,16 +318,15 @@ class ProxConnectSchedule(tf.keras.callbacks.Callback):
 
 
 def _schedule(model: tf.keras.Model, epochs: int, steps_per_epoch: int,
-              settings: Mapping[str, Any]) -> ProxConnectSchedule | None:
+              options: ProxConnectOptions) -> ProxConnectSchedule | None:
     """ρ from 0 to ``prox_rho_end`` per step, the last ``prox_hard_epochs``
     with the hard sign; validation and everything after ``fit`` with the hard
     sign (the deployed weights)."""
     if not holds(model, ProxSign):
         return None
     return ProxConnectSchedule(
-        epochs, steps_per_epoch, rho_end=settings.get("prox_rho_end", 20.0),
-        hard_epochs=settings.get("prox_hard_epochs", 1), hard_at_end=True,
-        hard_validation=True,
+        epochs, steps_per_epoch, rho_end=options.prox_rho_end,
+        hard_epochs=options.prox_hard_epochs, hard_at_end=True, hard_validation=True,
     )
 
 
@@ -305,8 +334,9 @@ register_weight_quantizer(WeightQuantizer(
     "proxconnect",
     "ProxConnect: the proximal map sign(w)·min(1, (1+ρ)|w|), ρ from 0 to --prox-rho-end, "
     "then the hard sign",
-    kernel=lambda settings: ProxSign(rho=0.0, gradient=settings.get("prox_gradient", "prox")),
+    kernel=lambda options: ProxSign(rho=0.0, gradient=options.prox_gradient),
     activation=lq.quantizers.SteSign,
     clip=1.0,
     schedule=_schedule,
+    options=ProxConnectOptions,
 ))

@@ -14,10 +14,12 @@ import larq as lq
 
 from lcr_larq.quantizers.registry import WeightQuantizer, register_weight_quantizer
 
+__all__: list[str] = []  # it registers what it defines
+
 register_weight_quantizer(WeightQuantizer(
     "ste_sign",
     "BinaryConnect: sign with the straight-through estimator, weights clipped to [-1, 1]",
-    kernel=lambda settings: lq.quantizers.SteSign(),
+    kernel=lambda options: lq.quantizers.SteSign(),
     activation=lq.quantizers.SteSign,
     clip=1.0,
 ))

@@ -2,16 +2,21 @@
 
 * :mod:`lcr_larq.training.config` — :class:`TrainConfig`, the settings of a
   run (``lcr-train``'s flags and recipes);
+* :mod:`lcr_larq.training.architectures` — the architectures of ``models``,
+  imported here alone (a user's own ``models`` folder found first is a
+  one-line error), and :func:`build_network`, a run's settings to its network;
 * :mod:`lcr_larq.training.run` — :func:`run` (data, model, LCR, training,
   BN re-estimation, test, saving) and :func:`fit`;
 * :mod:`lcr_larq.training.runs` — run directories: what a run writes, locks,
-  history, reading it back (:func:`~lcr_larq.training.runs.load_run`);
+  history, reading it back (:func:`~lcr_larq.training.runs.load_run`), and
+  the settings every command that reads one starts with;
 * :mod:`~lcr_larq.training.checkpoint` (resume, divergence),
   :mod:`~lcr_larq.training.distribute` (``tf.distribute``),
   :mod:`~lcr_larq.training.progress` (the progress bar) and
   :mod:`~lcr_larq.training.summary` (a finished run in a few numbers).
 """
 
+from lcr_larq.training.architectures import build_network
 from lcr_larq.training.config import (
     RUNS_DIR,
     TrainConfig,
@@ -36,6 +41,7 @@ from lcr_larq.training.summary import describe_lcr
 __all__ = [
     "RUNS_DIR",
     "TrainConfig",
+    "build_network",
     "build_training_model",
     "checked_data",
     "compile_for_evaluation",

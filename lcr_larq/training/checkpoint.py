@@ -21,6 +21,12 @@ from lcr_larq.errors import RunError
 from lcr_larq.training import runs
 from lcr_larq.training.config import TrainConfig
 
+__all__ = [
+    "DIVERGED_LOSS",
+    "RunCheckpoint",
+    "divergence_message",
+]
+
 
 class RunCheckpoint(tf.keras.callbacks.Callback):
     """The resume state of a run, epoch by epoch, in ``DIR/backup``.
@@ -150,7 +156,7 @@ def divergence_message(config: TrainConfig, diverged: tuple[int, int, float]) ->
     """One line naming the step a run diverged at and the likely fix."""
     epoch, batch, loss = diverged
     causes = [f"--lr {config.lr:g}"]
-    if config.lcr_lambda > 0 and not config.full_precision:
+    if config.uses_lcr:
         causes.append(f"--lcr-lambda {config.lcr_lambda:g}")
     if config.weight_decay > 1e-2:
         causes.append(f"--weight-decay {config.weight_decay:g}")

@@ -4,7 +4,13 @@ Every field is a flag of ``lcr-train`` and a key of its YAML recipes (see
 :mod:`lcr_larq.settings`); every choice is read from its owner: the
 registries of models, weight quantizers and datasets, the loss forms of
 :mod:`lcr_larq.spectral`, the optimizers and schedules of
-:mod:`lcr_larq.optimizers`. A :class:`TrainConfig` is checked when it is made.
+:mod:`lcr_larq.optimizers`. The options of a registry entry are declared in
+its own file, as a settings dataclass the entry names (``options``), and
+:class:`TrainConfig` takes them whole from the registries: the ResNets'
+(:class:`models.resnet_cifar.ResNetOptions`) after the network, ProxConnect's
+(:class:`lcr_larq.quantizers.proxconnect.ProxConnectOptions`) after the
+weight quantizer. A :class:`TrainConfig` is checked when it is made, its
+``--dataset`` parsed then (:attr:`TrainConfig.dataset_spec`).
 """
 
 from __future__ import annotations
@@ -16,23 +22,45 @@ from dataclasses import dataclass
 from typing import Any
 
 from lcr_larq import optimizers
-from lcr_larq.data import INPUT_SIZES, dataset_names, dataset_source, resolve_input_size
+from lcr_larq.data import INPUT_SIZES, DatasetSpec, dataset_names, dataset_spec, resolve_input_size
 from lcr_larq.errors import ConfigError
 from lcr_larq.graph import DEFAULT_EVERY, DEFAULT_SAMPLES, REFERENCES
-from lcr_larq.quantizers import PRECISIONS, WEIGHT_QUANTIZERS, proxconnect
+from lcr_larq.quantizers import PRECISIONS, WEIGHT_QUANTIZERS
+from lcr_larq.registry import Registry
 from lcr_larq.settings import Settings, add_arguments, build_config, setting, split_lists
 from lcr_larq.spectral import LOSS_FORMS
+from lcr_larq.training.architectures import MODELS
 from lcr_larq.training.distribute import STRATEGIES
-from models import MODELS
-from models.resnet_cifar import SHORTCUTS
+
+__all__ = [
+    "RUNS_DIR", "SEED_MAX", "TrainConfig", "default_run_name", "entry_options", "input_size_note",
+    "parse_args", "with_input_size",
+]
 
 SEED_MAX = 2**32 - 1  # TensorFlow's and numpy's seed range
 RUNS_DIR = "runs"
 
 
+def entry_options(registry: Registry) -> tuple[type, ...]:
+    """The options dataclasses of a registry's entries (their ``options``), each
+    once: TrainConfig's bases, so that their fields are flags and recipe keys.
+
+    Example:
+        >>> [cls.__name__ for cls in entry_options(WEIGHT_QUANTIZERS)]
+        ['ProxConnectOptions']
+    """
+    found: list[type] = []
+    for _, entry in registry.items():
+        if entry.options is not None and entry.options not in found:
+            found.append(entry.options)
+    return tuple(reversed(found))  # bases: the last one's fields come first
+
+
+# TrainConfig's own settings in three groups, between which the options of the
+# registry entries come (their fields keep the order of lcr-train's flags and recipes).
 @dataclass
-class TrainConfig(Settings):
-    """All settings of one training run (``lcr-train``'s flags), checked when made."""
+class _Network(Settings):
+    """What is trained: the architecture, the data, the precision."""
 
     model: str = setting("resnet20", lambda: "architecture: " + ", ".join(MODELS),
                          choices=MODELS, metavar="NAME")
@@ -44,29 +72,24 @@ class TrainConfig(Settings):
         "1w1a", "1w1a (binary weights and activations) or 1w32a", choices=PRECISIONS
     )
     full_precision: bool = setting(False, "train the full-precision counterpart (LCR off)")
-    bireal: bool = setting(False, "real-valued shortcut around every binary conv (Bi-Real)")
-    shortcut: str = setting(
-        "auto",
-        "downsampling shortcut of the ResNets: zero-pad (option A, IR-Net's ResNet-20), conv "
-        "(strided 1x1 conv + BN, IR-Net's ResNet-18), avgpool-conv (Bi-Real's); auto: the "
-        "paper baselines' (zero-pad for resnet20, conv for CIFAR resnet18/34, avgpool-conv "
-        "from 100 px)",
-        choices=("auto", *SHORTCUTS),
-    )
+
+
+@dataclass
+class _WeightQuantizer(Settings):
+    """The weight quantizer of the ResNets."""
+
     weight_quantizer: str = setting(
         "irnet",
         lambda: "binary weight quantizer of the ResNets: " + "; ".join(
             f"{name} ({entry.description})" for name, entry in WEIGHT_QUANTIZERS.items()),
         choices=WEIGHT_QUANTIZERS,
     )
-    prox_rho_end: float = setting(
-        20.0, "ProxConnect: final ρ of the linear schedule (from 0)", low=0, high=1e6
-    )
-    prox_gradient: str = setting(
-        "prox", "ProxConnect backward: prox (dL_ρ/dw) or ste (identity)",
-        choices=proxconnect.GRADIENT_MODES,
-    )
-    prox_hard_epochs: int = setting(1, "ProxConnect: final epochs with the hard sign", low=0)
+
+
+@dataclass
+class _Training(Settings):
+    """How it is trained: input size, LCR, optimization, computation, the run directory."""
+
     input_size: int | None = setting(
         None, "resize images to this square size (default: the dataset's own size, raised to "
         "the model's minimum)", low=INPUT_SIZES[0], high=INPUT_SIZES[1],
@@ -188,6 +211,19 @@ class TrainConfig(Settings):
         False, "train again into an --output-dir that holds a finished run", recipe=False
     )
 
+
+@dataclass
+class TrainConfig(_Training, *entry_options(WEIGHT_QUANTIZERS), _WeightQuantizer,
+                  *entry_options(MODELS), _Network):
+    """All settings of one training run (``lcr-train``'s flags), checked when
+    made: the run's own and the options of the registry entries that have
+    some, each declared where its entry is: the architectures' after the
+    network (the ResNets': :class:`models.resnet_cifar.ResNetOptions`), the
+    weight quantizers' after the weight quantizer (ProxConnect's:
+    :class:`lcr_larq.quantizers.proxconnect.ProxConnectOptions`). An entry
+    registered after this module is imported (a user's, at run time) has its
+    options' defaults."""
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -196,9 +232,26 @@ class TrainConfig(Settings):
         """``output_dir``, or the name derived from the settings."""
         return self.output_dir or os.path.join(RUNS_DIR, default_run_name(self))
 
+    @property
+    def dataset_spec(self) -> DatasetSpec:
+        """``--dataset`` parsed when the settings were made: what the loader takes."""
+        return self._dataset_spec
+
+    @property
+    def uses_lcr(self) -> bool:
+        """Whether the run trains with LCR: a binary network and λ > 0.
+
+        Example:
+            >>> TrainConfig().uses_lcr, TrainConfig(lcr_lambda=0).uses_lcr
+            (True, False)
+            >>> TrainConfig(full_precision=True).uses_lcr
+            False
+        """
+        return not self.full_precision and self.lcr_lambda > 0
+
     def check(self) -> None:
         """Rules between settings (each setting alone is checked by its field)."""
-        dataset_source(self.dataset)
+        self._dataset_spec = dataset_spec(self.dataset)
         if self.weight_quantizer == "proxconnect" and not self.prox_hard_epochs < self.epochs:
             raise ConfigError("--prox-hard-epochs must be below --epochs")
         if self.optimizer == "adamw" and self.weight_decay_mode == "coupled":
@@ -214,7 +267,7 @@ class TrainConfig(Settings):
                 "--validation-split must be 0 (none), a share in (0, 1) or a whole number of "
                 f"images, got {split:g}"
             )
-        if self.lcr_reference == "teacher" and not self.teacher and self.lcr_lambda > 0:
+        if self.lcr_reference == "teacher" and not self.teacher and self.uses_lcr:
             raise ConfigError(
                 "--lcr-reference teacher needs --teacher DIR (train one with --full-precision)"
             )
@@ -232,7 +285,7 @@ def with_input_size(config: TrainConfig) -> TrainConfig:
         >>> with_input_size(TrainConfig(model="resnet20", input_size=48)).input_size
         48
     """
-    size = resolve_input_size(config.dataset, MODELS[config.model].min_input_size,
+    size = resolve_input_size(config.dataset_spec, MODELS[config.model].min_input_size,
                               config.input_size)
     return config if size == config.input_size else dataclasses.replace(config, input_size=size)
 
@@ -249,7 +302,7 @@ def input_size_note(config: TrainConfig) -> str | None:
         >>> print(input_size_note(TrainConfig(model="resnet20")))
         None
     """
-    shape = dataset_source(config.dataset).input_shape
+    shape = config.dataset_spec.source.input_shape
     least = MODELS[config.model].min_input_size
     if config.input_size is not None or shape is None or shape[0] >= least:
         return None
@@ -265,9 +318,10 @@ def default_run_name(config: TrainConfig) -> str:
         >>> default_run_name(TrainConfig(lcr_lambda=0.5, seed=3))
         'resnet20_digits_1w1a_lambda0.5_seed3'
     """
-    dataset = config.dataset.split(":", 1)[0]
-    if ":" in config.dataset:
-        dataset += "-" + os.path.basename(os.path.normpath(config.dataset.split(":", 1)[1]))
+    spec = config.dataset_spec
+    dataset = spec.name
+    if spec.path is not None:
+        dataset += "-" + os.path.basename(os.path.normpath(spec.path))
     precision = "fp" if config.full_precision else config.precision
     return f"{config.model}_{dataset}_{precision}_lambda{config.lcr_lambda:g}_seed{config.seed}"
 

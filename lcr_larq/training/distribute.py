@@ -44,6 +44,22 @@ import tensorflow as tf
 
 from lcr_larq.errors import ConfigError, RunError
 
+__all__ = [
+    "FINISHED",
+    "STOPPED",
+    "STRATEGIES",
+    "ChiefDecision",
+    "Task",
+    "check_tf_config",
+    "chief_says",
+    "get_strategy",
+    "lost_worker",
+    "scratch_dir",
+    "task_of",
+    "wait_for_chief",
+    "wait_until",
+]
+
 #: ``--strategy``: one device, MirroredStrategy, or MultiWorkerMirroredStrategy.
 STRATEGIES = ("default", "mirrored", "multiworker")
 #: What the chief of a multi-worker run tells the others instead of an epoch

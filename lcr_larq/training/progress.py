@@ -12,6 +12,12 @@ import sys
 
 import tensorflow as tf
 
+__all__ = [
+    "BLOCK_METRIC",
+    "ProgressBar",
+    "verbosity",
+]
+
 BLOCK_METRIC = re.compile(r"^(val_)?sigma_(ratio|b|f)_\d+$")
 
 

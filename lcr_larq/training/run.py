@@ -24,12 +24,17 @@ writes the run directory (:mod:`lcr_larq.training.runs`):
   dataset's own, raised to the model's minimum);
 * ``logs/`` — TensorBoard; ``backup/`` — the resume checkpoint while training.
 
-Example:
+Example (ResNet-8 on 8×8 digits, two steps; ``TrainConfig()`` alone is the
+default recipe, ResNet-20 for an epoch):
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
-    >>> results = run(TrainConfig(epochs=1, output_dir=out, verbose=0))
+    >>> config = TrainConfig(model="resnet8", input_size=8, epochs=1, steps_per_epoch=2,
+    ...                      output_dir=out, verbose=0)
+    >>> results = run(config)
     >>> results["dataset"], results["epochs"], 0.0 <= results["test_accuracy"] <= 1.0
     ('digits', 1, True)
+    >>> sorted(name for name in os.listdir(out) if name[0] != "." and name != "logs")
+    ['bnn.keras', 'config.yaml', 'history.csv', 'model.keras', 'results.json']
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from lcr_larq.optimizers import (
 from lcr_larq.quantizers import quantizers_of
 from lcr_larq.settings import save_recipe
 from lcr_larq.training import provenance, runs
+from lcr_larq.training.architectures import MODELS, build_network, check_input_size
 from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
 from lcr_larq.training.config import TrainConfig, with_input_size
 from lcr_larq.training.distribute import (
@@ -78,7 +84,18 @@ from lcr_larq.training.distribute import (
 from lcr_larq.training.progress import ProgressBar, verbosity
 from lcr_larq.training.runs import weights_digest
 from lcr_larq.training.summary import compile_description, last_epoch_metrics
-from models import MODELS, build_model, check_input_size
+
+__all__ = [
+    "build_training_model",
+    "checked_data",
+    "compile_for_evaluation",
+    "compile_model",
+    "fit",
+    "learning_rate",
+    "load_teacher",
+    "prepare_output_dir",
+    "run",
+]
 
 
 def prepare_output_dir(path: str) -> bool:
@@ -112,18 +129,8 @@ def build_training_model(config: TrainConfig, input_shape, num_classes):
 def _build_training_model(config: TrainConfig, input_shape, num_classes):
     if config.input_size:
         input_shape = (config.input_size, config.input_size, input_shape[-1])
-    model = build_model(
-        config.model,
-        input_shape,
-        num_classes,
-        precision=config.precision,
-        quantized=not config.full_precision,
-        bireal=config.bireal,
-        weight_quantizer=config.weight_quantizer,
-        shortcut=None if config.shortcut == "auto" else config.shortcut,
-        quantizer_settings=config.to_dict(),
-    )
-    if config.full_precision or config.lcr_lambda == 0:
+    model = build_network(config, input_shape, num_classes)
+    if not config.uses_lcr:
         return model
     teacher = None
     if config.lcr_reference == "teacher":
@@ -309,13 +316,13 @@ def checked_data(config: TrainConfig) -> lcr_data.Dataset:
     if config.input_size is not None:  # refused before any data is read
         check_input_size(config.model, config.input_size)
     dataset = lcr_data.load_dataset(
-        config.dataset, batch_size=config.batch_size, seed=config.seed,
+        config.dataset_spec, batch_size=config.batch_size, seed=config.seed,
         data_dir=config.data_dir, input_size=config.input_size,
         min_input_size=MODELS[config.model].min_input_size,
         validation_split=config.validation_split,
     )
     check_input_size(config.model, *dataset.input_shape[:2], images=config.dataset)
-    if config.lcr_reference == "teacher" and config.lcr_lambda > 0 and not config.full_precision:
+    if config.lcr_reference == "teacher" and config.uses_lcr:
         if not os.path.exists(config.teacher):
             raise ConfigError(f"--teacher {config.teacher} does not exist: give a run directory")
     return dataset
@@ -454,7 +461,7 @@ def _accuracy_as_trained(trained: tf.keras.Model, bnn: tf.keras.Model, dataset) 
 def _settings_of(config: TrainConfig) -> dict:
     """The settings ``results.json`` repeats (what tables of runs compare)."""
     return {
-        "lcr_lambda": 0.0 if config.full_precision else config.lcr_lambda,
+        "lcr_lambda": config.lcr_lambda if config.uses_lcr else 0.0,
         "lcr_beta": config.lcr_beta,
         "lcr_reference": config.lcr_reference,
         "lcr_form": config.lcr_form,
@@ -499,7 +506,7 @@ def fit(
         steps_per_epoch=steps,
         validation_data=validation_data,
         callbacks=[
-            *schedules_for(model, config.epochs, steps, config.to_dict()),
+            *schedules_for(model, config.epochs, steps, config),
             ProgressBar(),
             *callbacks,
             *([checkpoint] if checkpoint is not None else []),

@@ -10,7 +10,8 @@ A run directory holds
 * ``logs/`` (TensorBoard) and, while training, ``backup/`` (the checkpoint of
   the last finished epoch).
 
-Every command that takes ``--model-dir`` reads it through this module.
+Every command that takes ``--model-dir`` reads it through this module, and
+starts from its settings (:class:`RunSettings`, :class:`ReportSettings`).
 
 Example:
     >>> import tempfile
@@ -32,18 +33,53 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
 
 from lcr_larq import data as lcr_data
 from lcr_larq.batchnorm import recalibrate
+from lcr_larq.data import DatasetSpec
 from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.graph import strip_lcr
 from lcr_larq.quantizers import quantized_convolutions
-from lcr_larq.settings import flag_name, load_recipe, recipe_dict
+from lcr_larq.settings import Settings, flag_name, load_recipe, recipe_dict, setting
+from lcr_larq.surgery import float_counterpart
+from lcr_larq.training.architectures import build_network
 from lcr_larq.training.config import TrainConfig, with_input_size
+
+__all__ = [
+    "BACKUP",
+    "BNN",
+    "HISTORY",
+    "LOCK",
+    "LOGS",
+    "MODEL",
+    "PRESENTATION",
+    "RECIPE",
+    "RESULTS",
+    "STATE",
+    "History",
+    "ReportSettings",
+    "Run",
+    "RunLock",
+    "RunSettings",
+    "clear",
+    "differing_settings",
+    "finite_json",
+    "load_json",
+    "load_model",
+    "load_run",
+    "read_history",
+    "read_recipe",
+    "read_results",
+    "remove_if_unused",
+    "run_directory",
+    "save_json",
+    "test_images",
+    "weights_digest",
+]
 
 RECIPE = "config.yaml"
 RESULTS = "results.json"
@@ -52,6 +88,40 @@ MODEL = "model.keras"
 BNN = "bnn.keras"
 LOGS = "logs"
 BACKUP = "backup"
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass
+class RunSettings(Settings):
+    """The settings every command that reads a run starts with.
+
+    Example:
+        >>> RunSettings(model_dir="runs/a").model_dir
+        'runs/a'
+        >>> RunSettings()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        lcr_larq.errors.ConfigError: --model-dir is required: give a run directory ...
+    """
+
+    model_dir: str | None = setting(None, "run directory written by lcr-train (required)")
+
+    def check(self) -> None:
+        if not self.model_dir:
+            raise ConfigError("--model-dir is required: give a run directory written by lcr-train")
+
+
+@dataclass
+class ReportSettings(RunSettings):
+    """:class:`RunSettings` of a command that writes a report, by default
+    ``report_file`` in the run directory."""
+
+    report_file: ClassVar[str] = "report.json"
+    output: str | None = setting(None, "report path (default: a file in --model-dir)")
+
+    @property
+    def report_path(self) -> str:
+        return self.output or os.path.join(self.model_dir, self.report_file)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -247,19 +317,34 @@ class Run:
     #: BN statistics re-estimated on loading (a run from before they were
     #: re-estimated at the end of training), else None.
     bn_recalibration: dict | None = None
+    #: what ``dataset`` was loaded from (the run's ``--dataset``, or another one).
+    dataset_spec: DatasetSpec | None = None
+
+    def float_counterpart(self) -> tf.keras.Model:
+        """The full-precision version of the run's BNN, with its latent weights
+        (:func:`lcr_larq.surgery.float_counterpart`): the run's registered
+        architecture rebuilt with its quantizers off, else (no settings, a
+        full-precision run, another registry) the BNN stripped of them."""
+        config, bnn = self.config, self.model
+        rebuild = None
+        if config is not None and not config.full_precision:
+            shape, classes = tuple(bnn.inputs[0].shape[1:]), int(bnn.outputs[0].shape[-1])
+            rebuild = lambda: build_network(config, shape, classes, quantized=False)  # noqa: E731
+        return float_counterpart(bnn, rebuild)
 
 
 def load_run(
     path: str,
-    dataset: str | None = None,
+    dataset: DatasetSpec | None = None,
     data_dir: str | None = None,
     batch_size: int | None = None,
     input_size_check: bool = True,
 ) -> Run:
     """The plain BNN of ``path`` and its run's data.
 
-    The dataset is ``dataset`` or the run's, at the run's ``input_size``;
-    ``data_dir`` overrides the run's. A run whose ``results.json`` shows no
+    The dataset is ``dataset`` (parsed: :func:`lcr_larq.data.dataset_spec`) or
+    the run's, at the run's ``input_size``; ``data_dir`` overrides the run's.
+    A run whose ``results.json`` shows no
     re-estimated BN statistics (trained before they were re-estimated, with
     ``--bn-recalibration-batches`` above 0) has them re-estimated here, so
     that every command scores the network as ``lcr-train`` now deploys it.
@@ -267,13 +352,13 @@ def load_run(
     model = load_model(path)
     directory = run_directory(path)
     config = read_recipe(directory)
-    name = dataset or (config.dataset if config else None)
-    if not name:
+    spec = dataset or (config.dataset_spec if config else None)
+    if spec is None:
         raise ConfigError(
             f"{directory} holds no {RECIPE} naming the dataset: pass --dataset"
         )
     ds = lcr_data.load_dataset(
-        name,
+        spec,
         batch_size=int(batch_size or (config.batch_size if config else 128)),
         seed=config.seed if config else 0,
         data_dir=data_dir or (config.data_dir if config else None),
@@ -282,7 +367,7 @@ def load_run(
     )
     if input_size_check and tuple(model.input_shape[1:]) != tuple(ds.input_shape):
         raise ConfigError(
-            f"the model takes {tuple(model.input_shape[1:])} inputs but {name} gives "
+            f"the model takes {tuple(model.input_shape[1:])} inputs but {spec} gives "
             f"{tuple(ds.input_shape)}: pass the run's --dataset"
         )
     results = read_results(directory)
@@ -290,7 +375,7 @@ def load_run(
     batches = (config or TrainConfig()).bn_recalibration_batches
     if results is not None and "bn_recalibration" not in results:
         calibration = recalibrate(model, ds, batches)
-    return Run(directory, model, config, ds, results, calibration)
+    return Run(directory, model, config, ds, results, calibration, spec)
 
 
 def _served_size(config: TrainConfig | None, dataset: str | None) -> int | None:

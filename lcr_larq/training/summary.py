@@ -14,6 +14,12 @@ import tensorflow as tf
 
 from lcr_larq.training import runs
 
+__all__ = [
+    "compile_description",
+    "describe_lcr",
+    "last_epoch_metrics",
+]
+
 
 def last_epoch_metrics(history: tf.keras.callbacks.History, directory: str | None) -> dict:
     """The last epoch's metrics of ``history``; for a run resumed after its

@@ -26,6 +26,14 @@ from lcr_larq.experiments.tuning.settings import (
 from lcr_larq.settings import save_recipe
 from lcr_larq.training import TrainConfig
 
+__all__ = [
+    "columns",
+    "last_line",
+    "trial_rows",
+    "write_best",
+    "write_table",
+]
+
 
 def last_line(message: str | None) -> str:
     """The last non-empty line of a trial's message (its traceback), the

@@ -24,9 +24,9 @@ from typing import Any
 import tensorflow as tf
 
 from lcr_larq import data as lcr_data
-from lcr_larq.analysis import evaluation, robustness
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.errors import ConfigError, DataError, RunError, UserError
+from lcr_larq.evaluation import clean, corruptions
 from lcr_larq.experiments.tuning.distributed import (
     ALONE,
     TUNER_ID,
@@ -73,6 +73,29 @@ from lcr_larq.training.run import (
 )
 from lcr_larq.training.summary import last_epoch_metrics
 
+__all__ = [
+    "BayesianOptimization",
+    "EpochLog",
+    "Hyperband",
+    "LCRHyperModel",
+    "RandomSearch",
+    "SearchHooks",
+    "SearchResult",
+    "TrialData",
+    "baseline_result",
+    "build_model",
+    "changed_settings",
+    "corrupted_validation",
+    "load_split",
+    "make_tuner",
+    "prepare_search",
+    "run_search",
+    "score",
+    "train_and_score",
+    "train_baseline",
+    "tuner_seed",
+]
+
 
 def load_split(config: TrainConfig) -> lcr_data.Dataset:
     """The dataset with its validation split (carved from the training data),
@@ -89,7 +112,7 @@ def corrupted_validation(
     config: TuneConfig, dataset: lcr_data.Dataset, cache_dir: str | None = None
 ) -> dict[tuple[str, int], Any]:
     """``{(corruption, severity): uint8 images}`` of the validation split
-    (:func:`~lcr_larq.analysis.robustness.corrupted`, cached in ``cache_dir``)."""
+    (:func:`~lcr_larq.evaluation.corruptions.corrupted`, cached in ``cache_dir``)."""
     if dataset.validation_arrays is None:
         raise ConfigError(
             f"--objective val_mce needs the validation images in memory; dataset "
@@ -97,7 +120,7 @@ def corrupted_validation(
         )
     images, _ = dataset.validation_arrays
     return {
-        (c, s): robustness.corrupted(images, c, s, seed=config.seed, cache_dir=cache_dir)
+        (c, s): corruptions.corrupted(images, c, s, seed=config.seed, cache_dir=cache_dir)
         for c in config.corruptions
         for s in config.mce_severities
     }
@@ -141,10 +164,10 @@ def score(model: tf.keras.Model, config: TrainConfig, data: TrialData) -> dict[s
     metrics = {"val_loss": float(val_loss), "val_accuracy": float(val_accuracy)}
     if mce_sets:
         _, labels = dataset.validation_arrays
-        predict = evaluation.predictor(bnn, dataset.normalize, config.batch_size)
-        accuracies = evaluation.corruption_accuracies(predict, dict(mce_sets), labels)
+        predict = clean.predictor(bnn, dataset.normalize, config.batch_size)
+        accuracies = clean.corruption_accuracies(predict, dict(mce_sets), labels)
         errors = {c: [1.0 - a for a in by.values()] for c, by in accuracies.items()}
-        metrics["val_mce"] = robustness.mean_corruption_error(errors).value
+        metrics["val_mce"] = corruptions.mean_corruption_error(errors).value
     return metrics
 
 

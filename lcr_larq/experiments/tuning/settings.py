@@ -18,10 +18,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lcr_larq.analysis import robustness
 from lcr_larq.errors import ConfigError
+from lcr_larq.evaluation import corruptions
 from lcr_larq.settings import flag_name, setting
 from lcr_larq.training import RUNS_DIR, TrainConfig
+
+__all__ = [
+    "BASELINE",
+    "BEST_FILE",
+    "BETA_FLOOR",
+    "CACHE_DIR",
+    "DEFAULT_OUTPUT",
+    "DEFAULT_TRIALS",
+    "ERROR_FILE",
+    "METRICS",
+    "NOT_COMPARED",
+    "OBJECTIVES",
+    "PROJECT",
+    "RANGES",
+    "RESULT_FILE",
+    "SEARCHED",
+    "SEARCH_FILE",
+    "TRIALS_FILE",
+    "TUNERS",
+    "TUNER_DIR",
+    "TuneConfig",
+    "baseline_config",
+    "corners",
+    "train_settings",
+    "trial_config",
+]
 
 TUNERS = ("random", "bayesian", "hyperband")
 #: objective name → direction.
@@ -155,10 +181,10 @@ got 0 4; λ = 0 is the baseline (--baseline)
         None,
         "val_mce: all (the 15 benchmark corruptions), extra (the 4 held-out ones) or names "
         "(none: all)",
-        choices=("all", "extra", *robustness.ALL_CORRUPTIONS), metavar="NAME",
+        choices=("all", "extra", *corruptions.ALL_CORRUPTIONS), metavar="NAME",
     )
     mce_severities: tuple[int, ...] = setting(
-        robustness.SEVERITIES, "val_mce: corruption severities", choices=robustness.SEVERITIES,
+        corruptions.SEVERITIES, "val_mce: corruption severities", choices=corruptions.SEVERITIES,
         metavar="S",
     )
 
@@ -177,7 +203,7 @@ got 0 4; λ = 0 is the baseline (--baseline)
     @property
     def corruptions(self) -> list[str]:
         """The corruptions of ``val_mce``."""
-        return robustness.corruption_names(self.mce_corruptions or ("all",))
+        return corruptions.corruption_names(self.mce_corruptions or ("all",))
 
     def check(self) -> None:
         """Rules between settings: those of a training run, the ranges, and

@@ -5,6 +5,11 @@ from __future__ import annotations
 from lcr_larq.compat import import_keras_tuner
 from lcr_larq.experiments.tuning.settings import TuneConfig, _beta_bounds
 
+__all__ = [
+    "kt",
+    "search_space",
+]
+
 kt = import_keras_tuner()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from lcr_larq.analysis.plots.style import (
+from lcr_larq.plots.style import (
     COLORS,
     FONT,
     LINESTYLES,
@@ -20,6 +20,12 @@ from lcr_larq.analysis.plots.style import (
     new_figure,
     save,
 )
+
+__all__ = [
+    "LIPSCHITZ_FILE",
+    "build_lipschitz",
+    "plot_lipschitz",
+]
 
 LIPSCHITZ_FILE = "lipschitz.png"
 

@@ -1,4 +1,4 @@
-"""Clean accuracy and common-corruption robustness of a trained run.
+"""The report of ``lcr-evaluate``: clean accuracy, common corruptions and attacks of a trained run.
 
 :func:`evaluate` loads a run's plain BNN (:func:`lcr_larq.training.runs.load_run`) and
 its test split, and measures top-1 accuracy on the clean images and on the
@@ -8,21 +8,23 @@ it returns the report that ``lcr-evaluate`` writes as ``robustness.json``.
 Corrupted images come from one of two sources (``source``):
 
 * ``tfds``: the published sets ``cifar10_corrupted`` (CIFAR-10-C) and
-  ``imagenet2012_corrupted`` (ImageNet-C), read from ``data_dir`` where they
-  are already prepared (they are never downloaded here);
+  ``imagenet2012_corrupted`` (ImageNet-C), read by the dataset's source
+  (:meth:`lcr_larq.data.DatasetSource.corrupted_batches`) from ``data_dir``
+  where they are already prepared (they are never downloaded here);
 * ``generate``: the test split corrupted offline with the ImageNet-C code
-  (:func:`lcr_larq.analysis.robustness.corrupt_images`), deterministically for
+  (:func:`lcr_larq.evaluation.corruptions.corrupt_images`), deterministically for
   a given seed: any dataset, and ImageNet streamed (``max_images``).
 
 ``auto`` takes ``tfds`` when every requested corruption and severity is
 prepared there, and ``generate`` otherwise; the report says which. The
-metrics are those of :func:`lcr_larq.analysis.robustness.corruption_summary`
-(normalized by AlexNet's errors for ImageNet only). ``protocol="linear-probe"``
+metrics are those of :func:`lcr_larq.evaluation.corruptions.corruption_summary`
+(normalized by AlexNet's errors for ImageNet only). Clean accuracy is
+:mod:`lcr_larq.evaluation.clean`. ``protocol="linear-probe"``
 is the paper's ImageNet-C protocol (Shang et al., Sec. 4.4): the backbone is
 frozen and only the classifier head is fine-tuned on the clean training split
 before anything is measured.
 
-``attacks`` adds adversarial robustness (:func:`lcr_larq.analysis.adversarial_run.attack_run`):
+``attacks`` adds adversarial robustness (:func:`lcr_larq.evaluation.attack_run.attack_run`):
 the accuracy of the deployed BNN under FGSM and L∞ PGD through the
 straight-through estimator at each ε (pixel levels, 1/255 of the range), with
 gradient-free attacks beside PGD that flag gradient masking.
@@ -37,29 +39,45 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import tensorflow as tf
 
-from lcr_larq import data as lcr_data
-from lcr_larq.analysis import ReportSettings, adversarial, adversarial_run, robustness
-from lcr_larq.errors import ConfigError, DataError, RunError
-from lcr_larq.losses import SparseCrossEntropy
-from lcr_larq.optimizers import SGD
+from lcr_larq.data import DatasetSource, DatasetSpec, dataset_spec
+from lcr_larq.errors import ConfigError, DataError
+from lcr_larq.evaluation.attack_run import attack_run
+from lcr_larq.evaluation.attacks import MASKING_CHECKS, PGD_STEPS, attack_names, with_masking_check
+from lcr_larq.evaluation.clean import accuracy, linear_probe, predictor, streamed_accuracy
+from lcr_larq.evaluation.corruptions import (
+    SEVERITIES,
+    corrupted,
+    corruption_names,
+    corruption_summary,
+    normalization_text,
+)
 from lcr_larq.settings import setting
 from lcr_larq.training import runs
+from lcr_larq.training.runs import ReportSettings
+
+__all__ = [
+    "ADVERSARIAL_PLOT_FILE",
+    "PLOT_FILE",
+    "PROTOCOLS",
+    "REPORT_FILE",
+    "SOURCES",
+    "EvaluateSettings",
+    "PARTS",
+    "evaluate",
+    "merge_report",
+]
 
 REPORT_FILE = "robustness.json"
 PLOT_FILE = "corruption_accuracy.png"
 ADVERSARIAL_PLOT_FILE = "adversarial_accuracy.png"
 SOURCES = ("auto", "tfds", "generate")
 PROTOCOLS = ("standard", "linear-probe")
-
-#: CIFAR-10-C's TFDS configs use two names of their own.
-_CIFAR10_C_NAMES = {"glass_blur": "frosted_glass_blur", "elastic_transform": "elastic"}
 
 
 @dataclass
@@ -74,7 +92,7 @@ class EvaluateSettings(ReportSettings):
     )
     extra: bool = setting(False, "add the 4 held-out corruptions")
     severities: tuple[int, ...] = setting(
-        (1, 2, 3, 4, 5), "corruption severities", choices=robustness.SEVERITIES, metavar="S"
+        (1, 2, 3, 4, 5), "corruption severities", choices=SEVERITIES, metavar="S"
     )
     source: str = setting(
         "auto", "tfds (published sets in --data-dir), generate (offline), auto: tfds where "
@@ -94,12 +112,12 @@ class EvaluateSettings(ReportSettings):
         low=0, high=255, metavar="EPS",
     )
     pgd_steps: int = setting(
-        adversarial.PGD_STEPS, "PGD steps (each 2.5·ε/steps; an image counts as broken at the "
+        PGD_STEPS, "PGD steps (each 2.5·ε/steps; an image counts as broken at the "
         "first step that fools the network)", low=1, high=100_000,
     )
     masking_check: str = setting(
         "both", "gradient-free attacks run beside pgd to detect gradient masking: random, "
-        "transfer, both or none", choices=tuple(adversarial.MASKING_CHECKS),
+        "transfer, both or none", choices=tuple(MASKING_CHECKS),
     )
     attack_samples: int | None = setting(
         None, "attack the first N test images (default: those of --max-images; a streamed "
@@ -124,21 +142,27 @@ class EvaluateSettings(ReportSettings):
 
     @property
     def corruption_list(self) -> list[str]:
-        return robustness.corruption_names(self.corruptions, self.extra)
+        return corruption_names(self.corruptions, self.extra)
+
+    @property
+    def dataset_spec(self) -> DatasetSpec | None:
+        """``--dataset`` parsed when the settings were made; None: the run's."""
+        return self._dataset_spec
 
     @property
     def attack_list(self) -> list[str]:
         """The attacks run: ``--attacks`` and, beside PGD, the masking check."""
-        return adversarial.with_masking_check(self.attacks, self.masking_check)
+        return with_masking_check(self.attacks, self.masking_check)
 
     def check(self) -> None:
         super().check()
+        self._dataset_spec = dataset_spec(self.dataset) if self.dataset else None
         try:
-            robustness.corruption_names(self.corruptions, self.extra)
+            corruption_names(self.corruptions, self.extra)
         except ValueError as error:
             raise ConfigError(f"--corruptions: {error}") from None
         try:
-            adversarial.attack_names(self.attacks)
+            attack_names(self.attacks)
         except ValueError as error:
             raise ConfigError(f"--attacks: {error}") from None
         if self.cache_dir:
@@ -200,189 +224,6 @@ def merge_report(kept: dict, fresh: dict, parts) -> dict:
     return merged
 
 
-# --------------------------------------------------------------------------- inference
-def predictor(model, normalize, batch_size: int = 256) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict(uint8 images) -> predicted labels`` of ``model`` in inference mode.
-
-    Example:
-        >>> import tensorflow as tf
-        >>> model = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(2, 2, 1))])
-        >>> predict = predictor(model, lambda x: tf.cast(x, tf.float32))
-        >>> predict(np.array([[[[0], [9]], [[1], [2]]]], np.uint8)).tolist()
-        [1]
-    """
-
-    shape = (None, *model.input_shape[1:])
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.uint8)], reduce_retracing=True)
-    def labels_of(x):
-        return tf.argmax(model(normalize(x), training=False), axis=-1, output_type=tf.int32)
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        out = [
-            labels_of(tf.constant(images[i : i + batch_size])).numpy()
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(out) if out else np.zeros((0,), np.int32)
-
-    return predict
-
-
-def accuracy(predict: Callable[[np.ndarray], np.ndarray], images, labels) -> float:
-    """Top-1 accuracy (fraction) of ``predict`` on uint8 ``images``."""
-    return float(np.mean(predict(images) == np.asarray(labels)))
-
-
-def corruption_accuracies(
-    predict: Callable[[np.ndarray], np.ndarray],
-    sets: dict[tuple[str, int], np.ndarray],
-    labels: np.ndarray,
-) -> dict[str, dict[str, float]]:
-    """``{corruption: {severity: accuracy}}`` of ``predict`` on corrupted
-    copies of one set of images (``{(corruption, severity): images}``)."""
-    out: dict[str, dict[str, float]] = {}
-    for (corruption, severity), images in sets.items():
-        out.setdefault(corruption, {})[str(severity)] = accuracy(predict, images, labels)
-    return out
-
-
-# --------------------------------------------------------------------------- sources
-def tfds_corrupted(dataset: str) -> str | None:
-    """The TFDS name of the published corrupted test set of a ``--dataset``
-    kind (its source's ``tfds_corrupted``), or None.
-
-    Example:
-        >>> tfds_corrupted("cifar10"), tfds_corrupted("digits")
-        ('cifar10_corrupted', None)
-    """
-    if dataset not in lcr_data.DATASETS:
-        return None
-    return lcr_data.DATASETS[dataset].tfds_corrupted
-
-
-def tfds_corrupted_config(dataset: str, corruption: str, severity: int) -> tuple[str, str]:
-    """``(TFDS dataset, config)`` of one corruption of a published corrupted set.
-
-    Example:
-        >>> tfds_corrupted_config("cifar10", "glass_blur", 3)
-        ('cifar10_corrupted', 'frosted_glass_blur_3')
-    """
-    name = tfds_corrupted(dataset)
-    if dataset == "cifar10":
-        corruption = _CIFAR10_C_NAMES.get(corruption, corruption)
-    return name, f"{corruption}_{severity}"
-
-
-def _tfds_builder(dataset: str, corruption: str, severity: int, data_dir: str | None):
-    import tensorflow_datasets as tfds
-
-    name, config = tfds_corrupted_config(dataset, corruption, severity)
-    try:
-        return tfds.builder(f"{name}/{config}", data_dir=data_dir)
-    except Exception as error:  # TFDS raises many kinds for a broken directory
-        raise DataError(
-            f"cannot open {name}/{config} ({type(error).__name__}): check --data-dir"
-        ) from None
-
-
-def tfds_prepared(dataset: str, corruptions, severities, data_dir: str | None) -> bool:
-    """Whether every ``(corruption, severity)`` set is prepared in ``data_dir``
-    (nothing is downloaded)."""
-    if tfds_corrupted(dataset) is None:
-        return False
-
-    for c in corruptions:
-        for s in severities:
-            try:
-                builder = _tfds_builder(dataset, c, s, data_dir)
-            except DataError:
-                return False
-            if not tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json")):
-                return False
-    return True
-
-
-def tfds_corrupted_batches(
-    dataset: str,
-    corruption: str,
-    severity: int,
-    data_dir: str | None,
-    size: tuple[int, int],
-    max_images: int | None = None,
-    batch_size: int = 256,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches of uint8 images (resized to ``size`` when they differ) and labels
-    of one published corrupted test set, streamed (ImageNet-C does not fit in
-    memory)."""
-
-    builder = _tfds_builder(dataset, corruption, severity, data_dir)
-    split = "test" if dataset == "cifar10" else "validation"
-    if max_images is not None:
-        split = f"{split}[:{max_images}]"
-    try:
-        ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-    except Exception as error:
-        name, config = tfds_corrupted_config(dataset, corruption, severity)
-        raise DataError(
-            f"{name}/{config} is not prepared in {data_dir or '~/tensorflow_datasets'} "
-            f"({type(error).__name__}): run `tfds build {name}/{config} --data_dir DIR` "
-            "where there is network, or use --source generate"
-        ) from None
-    for x, y in ds.batch(batch_size):
-        x = tf.cast(x, tf.uint8)
-        if tuple(x.shape[1:3]) != tuple(size):
-            x = lcr_data.resize_image(x, size[0])
-        yield x.numpy(), y.numpy().astype(np.int32)
-
-
-def streamed_accuracy(model, batches, max_images: int | None = None) -> tuple[float, int]:
-    """``(accuracy, count)`` of ``model`` on a stream of (model input, label)
-    batches, e.g. a normalized ``dataset.test``, stopping after ``max_images``."""
-    correct = count = 0
-    for x, y in batches:
-        if max_images is not None:
-            x, y = x[: max_images - count], y[: max_images - count]
-        logits = model(x, training=False)
-        correct += int(np.sum(np.argmax(logits, axis=-1) == np.asarray(y)))
-        count += len(y)
-        if max_images is not None and count >= max_images:
-            break
-    if not count:
-        raise RunError("the test split holds no images")
-    return correct / count, count
-
-
-# --------------------------------------------------------------------------- linear probe
-def head_layer(model):
-    """The classifier head: the last layer of ``model`` with trainable weights."""
-    for layer in reversed(model.layers):
-        if layer.trainable_weights:
-            return layer
-    raise RunError(f"model {model.name!r} has no trainable layer to fine-tune")
-
-
-def linear_probe(model, dataset, epochs: int = 5, lr: float = 0.01, seed: int = 0) -> dict:
-    """Freezes everything but the head of ``model`` and fine-tunes the head on
-    the clean training split (SGD with momentum 0.9, cross entropy). In place.
-
-    Returns the probe's settings and its last training accuracy.
-    """
-
-    tf.keras.utils.set_random_seed(seed)
-    head = head_layer(model)
-    for layer in model.layers:
-        layer.trainable = layer is head
-    model.compile(optimizer=SGD(lr, momentum=0.9), loss=SparseCrossEntropy(), metrics=["accuracy"])
-    history = model.fit(dataset.train, epochs=epochs, verbose=0)
-    return {
-        "head": head.name,
-        "epochs": epochs,
-        "lr": lr,
-        "fine_tuned_on": f"{dataset.name} training split (clean)",
-        "train_accuracy": float(history.history["accuracy"][-1]),
-    }
-
-
 # --------------------------------------------------------------------------- evaluation
 def evaluate(
     settings: EvaluateSettings, progress: Callable[[str], None] | None = None
@@ -391,19 +232,18 @@ def evaluate(
     images, and under ``settings.attacks``; returns the report. ``progress``
     gets one line per corruption and per attack."""
     start = time.perf_counter()
-    run = runs.load_run(settings.model_dir, settings.dataset, settings.data_dir)
-    corruptions = settings.corruption_list
-    dataset, model = run.dataset, run.model
-    kind = str(dataset.name).split(":", 1)[0]
+    run = runs.load_run(settings.model_dir, settings.dataset_spec, settings.data_dir)
+    chosen = settings.corruption_list
+    dataset, model, source = run.dataset, run.model, run.dataset_spec.source
     data_dir = settings.data_dir or (run.config.data_dir if run.config else None)
-    use_tfds = bool(corruptions) and _use_tfds(settings, dataset.name, kind, data_dir)
+    use_tfds = bool(chosen) and _use_tfds(settings, source, data_dir)
     probe = None
     if settings.protocol == "linear-probe":
         probe = linear_probe(model, dataset, settings.probe_epochs, settings.probe_lr,
                              settings.seed)
     predict = predictor(model, dataset.normalize, settings.batch_size)
     clean_x, clean_y, clean_accuracy, num_images = _clean_accuracy(
-        settings, dataset, model, predict, hold=bool(corruptions) and not use_tfds
+        settings, dataset, model, predict, hold=bool(chosen) and not use_tfds
     )
     report = {
         "model_dir": os.path.abspath(run.directory),
@@ -419,14 +259,14 @@ def evaluate(
         "num_images": int(num_images),
         "clean_accuracy": clean_accuracy,
         "clean_error": 1.0 - clean_accuracy,
-        **_corruption_entries(settings, predict, kind, data_dir, use_tfds, clean_x, clean_y,
+        **_corruption_entries(settings, predict, source, data_dir, use_tfds, clean_x, clean_y,
                               tuple(dataset.input_shape[:2]), progress),
     }
     if settings.attack_list:
         images, labels = _attack_images(settings, dataset, clean_x, clean_y)
         if progress:
             progress(f"attacks on {len(labels)} test images, ε in pixel levels (/255):")
-        report.update(adversarial_run.attack_run(
+        report.update(attack_run(
             run, images, labels, settings.attacks, settings.epsilons, settings.pgd_steps,
             settings.seed, settings.batch_size, settings.masking_check, progress,
         ))
@@ -436,30 +276,30 @@ def evaluate(
 
 
 def _corruption_entries(
-    settings: EvaluateSettings, predict: Callable, kind: str, data_dir: str | None,
+    settings: EvaluateSettings, predict: Callable, source: DatasetSource, data_dir: str | None,
     use_tfds: bool, clean_x: np.ndarray | None, clean_y: np.ndarray | None,
     size: tuple[int, int], progress: Callable[[str], None] | None,
 ) -> dict:
     """The report's corruption entries: accuracies, CE / mCE and where the
     images came from (empty accuracies and no mCE without corruptions)."""
-    corruptions, severities = settings.corruption_list, list(settings.severities)
+    chosen, severities = settings.corruption_list, list(settings.severities)
     if use_tfds:
-        measure = _published_sets(predict, kind, data_dir, size, settings.max_images,
+        measure = _published_sets(predict, source, data_dir, size, settings.max_images,
                                   settings.batch_size)
-        source_text = f"tfds:{tfds_corrupted(kind)} (published corrupted test set)"
+        source_text = f"tfds:{source.tfds_corrupted} (published corrupted test set)"
     else:
         measure = _generated_sets(predict, clean_x, clean_y, settings.seed, settings.cache_dir)
         source_text = f"generated offline with imagecorruptions (seed {settings.seed})"
-    accuracies, counts, seconds = _measure_corruptions(measure, corruptions, severities, progress)
-    if not corruptions:
+    accuracies, counts, seconds = _measure_corruptions(measure, chosen, severities, progress)
+    if not chosen:
         source_text = "none (--corruptions none)"
     return {
         "source": source_text,
         "corrupted_images": counts,
-        "corruptions": list(corruptions),
+        "corruptions": list(chosen),
         "severities": severities,
         "accuracy": accuracies,
-        **_metrics(accuracies, kind == "imagenet2012", severities),
+        **_metrics(accuracies, source.mce_normalized, severities),
         "seconds": {"corrupt": round(seconds["corrupt"], 2),
                     "inference": round(seconds["inference"], 2)},
     }
@@ -484,16 +324,16 @@ def _attack_images(
 Measure = Callable[[str, int], tuple[float, int, float]]
 
 
-def _use_tfds(settings: EvaluateSettings, name: str, kind: str, data_dir: str | None) -> bool:
+def _use_tfds(settings: EvaluateSettings, source: DatasetSource, data_dir: str | None) -> bool:
     """Whether the corrupted images come from the published TFDS sets: with
-    ``--source tfds`` (which needs such a set for the dataset ``kind``), or
+    ``--source tfds`` (which needs such a set for the dataset's ``source``), or
     ``auto`` when every requested one is prepared in ``data_dir``."""
-    source = settings.source
-    if source == "tfds" and tfds_corrupted(kind) is None:
-        raise ConfigError(f"TFDS has no corrupted version of {name}: use --source generate")
-    return source == "tfds" or (
-        source == "auto"
-        and tfds_prepared(kind, settings.corruption_list, list(settings.severities), data_dir)
+    if settings.source == "tfds" and source.tfds_corrupted is None:
+        raise ConfigError(
+            f"TFDS has no corrupted version of {source.name}: use --source generate")
+    return settings.source == "tfds" or (
+        settings.source == "auto" and source.corrupted_prepared(
+            settings.corruption_list, list(settings.severities), data_dir)
     )
 
 
@@ -517,15 +357,15 @@ def _clean_accuracy(
 
 
 def _published_sets(
-    predict: Callable, kind: str, data_dir: str | None, size: tuple[int, int],
+    predict: Callable, source: DatasetSource, data_dir: str | None, size: tuple[int, int],
     max_images: int | None, batch_size: int,
 ) -> Measure:
     """:data:`Measure` on the published corrupted test sets, streamed."""
 
     def measure(corruption: str, severity: int) -> tuple[float, int, float]:
         correct = count = 0
-        for images, labels in tfds_corrupted_batches(
-            kind, corruption, severity, data_dir, size, max_images, batch_size
+        for images, labels in source.corrupted_batches(
+            corruption, severity, data_dir, size, max_images, batch_size
         ):
             correct += int(np.sum(predict(images) == labels))
             count += len(labels)
@@ -543,9 +383,9 @@ def _generated_sets(
 
     def measure(corruption: str, severity: int) -> tuple[float, int, float]:
         t0 = time.perf_counter()
-        corrupted = robustness.corrupted(images, corruption, severity, seed, cache_dir)
+        corrupted_images = corrupted(images, corruption, severity, seed, cache_dir)
         corrupt_seconds = time.perf_counter() - t0
-        return accuracy(predict, corrupted, labels), len(labels), corrupt_seconds
+        return accuracy(predict, corrupted_images, labels), len(labels), corrupt_seconds
 
     return measure
 
@@ -575,20 +415,21 @@ def _measure_corruptions(
 def _metrics(
     accuracies: dict[str, dict[str, float]], normalized: bool, severities: list[int]
 ) -> dict:
-    """The report's CE / mCE entries (see :func:`lcr_larq.analysis.robustness.corruption_summary`)
-    and the mean accuracy over every corrupted set; None without corruptions."""
+    """The report's CE / mCE entries (see
+    :func:`lcr_larq.evaluation.corruptions.corruption_summary`) and the mean
+    accuracy over every corrupted set; None without corruptions."""
     if not accuracies:
         return {"corruption_error": {}, "mce": None, "mce_corruptions": [], "mce_extra": None,
                 "normalized": normalized, "normalization": None,
                 "mean_corruption_accuracy": None}
-    metrics = robustness.corruption_summary(accuracies, normalized)
+    metrics = corruption_summary(accuracies, normalized)
     return {
         "corruption_error": metrics["corruption_error"],
         "mce": metrics["mce"],
         "mce_corruptions": metrics["mce_corruptions"],
         "mce_extra": metrics["mce_extra"],
         "normalized": normalized,
-        "normalization": robustness.normalization_text(normalized, severities),
+        "normalization": normalization_text(normalized, severities),
         "mean_corruption_accuracy": float(
             np.mean([a for by in accuracies.values() for a in by.values()])
         ),

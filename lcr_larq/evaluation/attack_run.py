@@ -1,5 +1,5 @@
 """Adversarial robustness of a trained run: the attacks of
-:mod:`lcr_larq.analysis.adversarial` on its deployed BNN, the transfer attack
+:mod:`lcr_larq.evaluation.attacks` on its deployed BNN, the transfer attack
 from its float counterpart, and the entries they add to ``robustness.json``.
 
 Example (a model whose logits are its pixels / 10: FGSM lowers each margin by 2ε/10):
@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from lcr_larq.analysis.adversarial import (
+from lcr_larq.batchnorm import recalibrate
+from lcr_larq.evaluation.attacks import (
     MASKING_TEST,
     PGD_STEP_FACTOR,
     PGD_STEPS,
@@ -29,8 +30,8 @@ from lcr_larq.analysis.adversarial import (
     adversarial_report,
     with_masking_check,
 )
-from lcr_larq.analysis.export import float_counterpart
-from lcr_larq.batchnorm import recalibrate
+
+__all__ = ["FLOAT_CALIBRATION_BATCHES", "GRADIENT_TEXT", "attack_run", "float_model"]
 
 #: Training batches that re-estimate the float counterpart's BN statistics
 #: when the run's own setting keeps the moving averages (0).
@@ -46,7 +47,7 @@ def float_model(run) -> tuple[tf.keras.Model, dict | None]:
     attack), its BN statistics re-estimated on the run's training images (the
     BNN's describe binary activations), and what the re-estimation did (None
     when the dataset has no calibration pipeline)."""
-    model = float_counterpart(run.model, run.config)
+    model = run.float_counterpart()
     batches = (run.config.bn_recalibration_batches if run.config else 0)
     calibration = recalibrate(model, run.dataset, batches or FLOAT_CALIBRATION_BATCHES)
     return model, calibration
@@ -72,11 +73,11 @@ def attack_run(
 
     Returns ``{"adversarial": [{"attack", "epsilon", "accuracy"}, …]`` (with
     two attacks or more, rows of the attack ``worst``:
-    :func:`~lcr_larq.analysis.adversarial.worst_case`),
-    "gradient_masking": flags of :func:`~lcr_larq.analysis.adversarial.gradient_masking`,
+    :func:`~lcr_larq.evaluation.attacks.worst_case`),
+    "gradient_masking": flags of :func:`~lcr_larq.evaluation.attacks.gradient_masking`,
     "float_clean_accuracy": the float counterpart's accuracy on the same images
     (None without the transfer attack), "transfer_source": that accuracy and
-    whether it is above chance (:func:`~lcr_larq.analysis.adversarial.above_chance`;
+    whether it is above chance (:func:`~lcr_larq.evaluation.attacks.above_chance`;
     the transfer rows are no masking check otherwise), "adversarial_setup": how
     they were measured (samples, ε unit, the BNN's clean accuracy on the
     attacked images, PGD's steps, the masking test, seconds per attack, …)}``.

@@ -8,13 +8,13 @@ Conventions:
   normalization; the model sees ``normalize(x_adv)``. Adversarial images are
   float32 and not rounded to whole levels.
 * Gradients through the sign. The white-box attacks differentiate the
-  *attack view* of the network (:func:`~lcr_larq.analysis.attack_view.straight_through`):
+  *attack view* of the network (:func:`~lcr_larq.attack_view.straight_through`):
   its forward pass is the deployed BNN's, bit for bit, and the gradient
   through every activation binarizer is the straight-through estimator
   ``1{|x| ≤ 1}``, whatever estimator the network was trained with.
 * Loss. The attacks ascend the cross entropy of the logits against the labels,
   along its gradient's direction computed without float32 saturation
-  (:func:`~lcr_larq.analysis.attack_view.cross_entropy_ascent`).
+  (:func:`~lcr_larq.attack_view.cross_entropy_ascent`).
   :func:`fgsm` takes one step of ε along the gradient's sign. :func:`pgd` is L∞
   PGD (Madry et al., ICLR 2018): a uniform random start in the ε-ball,
   ``steps`` (10) signed steps of ``2.5·ε/steps``, each projected back onto the
@@ -42,13 +42,10 @@ Conventions:
   else its rows are uninformative. :func:`worst_case` counts, per ε, the
   images that every attack run leaves correct: each image under its strongest
   attack, the robust accuracy to read when an attack's gradient misleads it.
-* :func:`empirical_lipschitz` — the largest norm of the input gradient of the
-  logit margin over test images, through the same STE view: the local
-  Lipschitz constant the attacks see (the BNN's own gradient is 0 almost
-  everywhere, its jumps unbounded).
 
-:func:`lcr_larq.analysis.adversarial_run.attack_run` evaluates a trained run
-(``lcr-evaluate --attacks``).
+:func:`lcr_larq.evaluation.attack_run.attack_run` evaluates a trained run
+(``lcr-evaluate --attacks``); the same STE view gives ``lcr-diagnose`` its
+empirical Lipschitz estimate (:mod:`lcr_larq.diagnostics.empirical`).
 
 Example (a linear two-class model: FGSM moves every pixel by ε against the
 true class, the direction ``sign(w_other − w_true)``):
@@ -64,13 +61,17 @@ true class, the direction ``sign(w_other − w_true)``):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from lcr_larq.analysis.attack_view import (
+from lcr_larq.attack_view import (
+    PIXEL_MAX,
     AttackTarget,
+    batch_slices,
+    checked_batch_size,
+    checked_pixels,
     cross_entropy_ascent,
     logit_margins,
     straight_through,
@@ -84,11 +85,9 @@ __all__ = [
     "cross_entropy_ascent", "logit_margins", "attack_names", "with_masking_check", "fgsm",
     "pgd", "random_sign_noise", "random_search", "accuracy", "adversarial_images",
     "attack_accuracy", "worst_case", "gradient_masking", "adversarial_report",
-    "empirical_lipschitz", "WORST", "MASKING_LEVEL", "MASKING_TEST", "TRANSFER_RULE",
-    "sign_test", "above_chance",
+    "WORST", "MASKING_LEVEL", "MASKING_TEST", "TRANSFER_RULE", "sign_test", "above_chance",
 ]
 
-PIXEL_MAX = 255.0
 PGD_STEPS = 10
 #: PGD's step size in units of ε/steps (Madry et al.'s 2.5).
 PGD_STEP_FACTOR = 2.5
@@ -126,36 +125,11 @@ _PGD_START, _SIGN_NOISE = 0, 1
 
 
 # ------------------------------------------------------------------ checks
-def _checked(images, labels, max_samples: int | None = None):
-    """Float32 pixel images and int32 labels, the first ``max_samples``."""
-    images = np.asarray(images)
-    labels = np.asarray(labels).astype(np.int32).ravel()
-    if len(images) != len(labels):
-        raise UserError(f"{len(images)} images but {len(labels)} labels: give one label per image")
-    if max_samples is not None:
-        if int(max_samples) < 1:
-            raise ConfigError(f"--attack-samples must be at least 1, got {max_samples}")
-        images, labels = images[: int(max_samples)], labels[: int(max_samples)]
-    images = images.astype(np.float32)
-    if images.size and not (images.min() >= 0.0 and images.max() <= PIXEL_MAX):
-        raise UserError(
-            f"pixels range over [{images.min():g}, {images.max():g}]: attacks take images in "
-            "[0, 255] (the test split before normalization)"
-        )
-    return images, labels
-
-
 def _check_epsilon(epsilon: float) -> float:
     epsilon = float(epsilon)
     if not 0.0 <= epsilon <= PIXEL_MAX:
         raise ConfigError(f"ε must be within [0, 255] pixel levels, got {epsilon:g}")
     return epsilon
-
-
-def _check_batch_size(batch_size: int) -> int:
-    if int(batch_size) < 1:
-        raise ConfigError(f"the attack batch size must be at least 1, got {batch_size}")
-    return int(batch_size)
 
 
 def attack_names(names: Sequence[str]) -> list[str]:
@@ -189,11 +163,6 @@ def with_masking_check(names: Sequence[str], check: str = "both") -> list[str]:
 
 
 # ------------------------------------------------------------------ attacks
-def _in_batches(count: int, batch_size: int) -> Iterator[slice]:
-    for start in range(0, count, batch_size):
-        yield slice(start, min(start + batch_size, count))
-
-
 def _per_image_uniform(
     shape: tuple[int, ...], seed: int, key: tuple[int, ...], start: int
 ) -> np.ndarray:
@@ -218,10 +187,10 @@ def fgsm(
 ) -> np.ndarray:
     """FGSM (Goodfellow et al., ICLR 2015): ``clip(x + ε·sign(∇ₓ CE), 0, 255)``
     with the gradient through the STE view. Returns float32 images."""
-    images, labels = _checked(images, labels)
-    epsilon, batch_size = _check_epsilon(epsilon), _check_batch_size(batch_size)
+    images, labels = checked_pixels(images, labels)
+    epsilon, batch_size = _check_epsilon(epsilon), checked_batch_size(batch_size)
     out = np.empty_like(images)
-    for part in _in_batches(len(images), batch_size):
+    for part in batch_slices(len(images), batch_size):
         gradient, _ = target.loss_gradient(images[part], labels[part])
         out[part] = _project(images[part] + epsilon * np.sign(gradient), images[part], epsilon)
     return out
@@ -243,14 +212,14 @@ def pgd(
     ε-ball and ``[0, 255]``. Each image's first misclassified iterate is kept
     (the last one for an image never misclassified). Returns float32 images.
     """
-    images, labels = _checked(images, labels)
-    epsilon, batch_size = _check_epsilon(epsilon), _check_batch_size(batch_size)
+    images, labels = checked_pixels(images, labels)
+    epsilon, batch_size = _check_epsilon(epsilon), checked_batch_size(batch_size)
     if int(steps) != steps or steps < 0:
         raise ConfigError(f"PGD needs a whole number of steps ≥ 0, got {steps}")
     steps = int(steps)
     size = PGD_STEP_FACTOR * epsilon / max(steps, 1) if step_size is None else float(step_size)
     out = np.empty_like(images)
-    for part in _in_batches(len(images), batch_size):
+    for part in batch_slices(len(images), batch_size):
         clean, truth = images[part], labels[part]
         start = _per_image_uniform(clean.shape, seed, (_PGD_START,), part.start)
         current = _project(clean + epsilon * start, clean, epsilon)
@@ -303,12 +272,12 @@ def random_search(
     scores as many images per sample as PGD, which also keeps its first
     misclassified iterate.
     """
-    images, labels = _checked(images, labels)
-    batch_size = _check_batch_size(batch_size)
+    images, labels = checked_pixels(images, labels)
+    batch_size = checked_batch_size(batch_size)
     if int(draws) != draws or draws < 1:
         raise ConfigError(f"random search needs a whole number of draws ≥ 1, got {draws}")
     out = np.empty_like(images)
-    for part in _in_batches(len(images), batch_size):
+    for part in batch_slices(len(images), batch_size):
         clean, truth, chosen = images[part], labels[part], out[part]
         found = np.zeros(len(clean), bool)
         for draw in range(int(draws)):
@@ -328,12 +297,12 @@ def accuracy(target: AttackTarget, images, labels, batch_size: int = 256) -> flo
 
 def _correct(target: AttackTarget, images, labels, batch_size: int) -> np.ndarray:
     """Whether ``target``'s model classifies each pixel image correctly."""
-    images, labels = _checked(images, labels)
-    batch_size = _check_batch_size(batch_size)
+    images, labels = checked_pixels(images, labels)
+    batch_size = checked_batch_size(batch_size)
     if not len(images):
         raise UserError("no images to measure the accuracy on")
     predicted = np.concatenate(
-        [target.predict(images[p]) for p in _in_batches(len(images), batch_size)]
+        [target.predict(images[p]) for p in batch_slices(len(images), batch_size)]
     )
     return predicted == labels
 
@@ -359,7 +328,7 @@ def adversarial_images(
     if attack == "transfer" and source is None:
         raise ConfigError("the transfer attack needs the full-precision model of the run")
     if _check_epsilon(epsilon) == 0.0:
-        return _checked(images, labels)[0]
+        return checked_pixels(images, labels)[0]
     if attack == "fgsm":
         return fgsm(target, images, labels, epsilon, batch_size)
     if attack == "pgd":
@@ -398,7 +367,7 @@ def attack_accuracy(
         >>> [(r["epsilon"], r["accuracy"]) for r in rows]
         [(0.0, 1.0), (6.0, 0.5), (30.0, 0.0)]
     """
-    images, labels = _checked(images, labels, max_samples)
+    images, labels = checked_pixels(images, labels, max_samples)
     names = attack_names(attacks)
     # The clean image lies in every ball: an image the model gets wrong is
     # not robust, whatever a perturbation of it gives.
@@ -554,7 +523,7 @@ def adversarial_report(
     Args:
         model: the deployed BNN (logits).
         float_model: its full-precision counterpart, the source of the
-            transfer attack (e.g. :func:`lcr_larq.analysis.export.float_counterpart`,
+            transfer attack (e.g. :meth:`lcr_larq.training.runs.Run.float_counterpart`,
             best with its BN statistics re-estimated by
             :func:`lcr_larq.batchnorm.recalibrate`: those of the BNN describe
             binary activations); None without ``transfer``.
@@ -574,7 +543,7 @@ def adversarial_report(
     names = attack_names(attacks)
     if "transfer" in names and float_model is None:
         raise ConfigError("the transfer attack needs the run's full-precision counterpart")
-    images, labels = _checked(images, labels, max_samples)
+    images, labels = checked_pixels(images, labels, max_samples)
     target = AttackTarget(model, normalize)
     source = AttackTarget(float_model, normalize) if float_model is not None else None
     rows = attack_accuracy(
@@ -599,59 +568,4 @@ def adversarial_report(
         "worst_case": worst_case(rows),
         "gradient_masking": gradient_masking(rows, MASKING_LEVEL, uninformative),
         "seconds": time.perf_counter() - began,
-    }
-
-
-# ------------------------------------------------------------------ Lipschitz
-def empirical_lipschitz(
-    target: AttackTarget,
-    images,
-    labels,
-    max_samples: int | None = None,
-    batch_size: int = 256,
-) -> dict:
-    """The input gradient of the logit margin ``m = f_y − max_{j≠y} f_j``
-    (through the STE view) over test images: an empirical local Lipschitz
-    estimate of the deployed network.
-
-    * ``l2_input_max`` (and ``_mean``): ‖∂m/∂z‖₂ with respect to the model's
-      input z (the normalized image), to compare with the product of the
-      per-layer spectral norms (:mod:`lcr_larq.analysis.diagnosis`). The STE
-      gradient is a product of the layers' matrices and 0/1 masks, so for a
-      plain chain of layers (BN scales included) that product times
-      ``‖e_y − e_j‖₂ = √2`` bounds it; residual blocks add their shortcuts.
-    * ``l1_pixel_max`` (and ``_mean``): ‖∂m/∂x‖₁ with respect to pixel
-      levels x; to first order an L∞ attack of ε levels changes the margin by
-      at most ``ε·‖∂m/∂x‖₁`` (so ``margin / ‖∂m/∂x‖₁`` levels flip a sample).
-    * ``argmax_sample``: the index of the image with the largest L2 value;
-      ``margin_mean``: the mean margin.
-
-    Example (a linear model: the gradient is ``w_y − w_j`` everywhere):
-        >>> model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(
-        ...     2, use_bias=False, kernel_initializer=tf.keras.initializers.Constant(
-        ...     [[1.0, -2.0], [3.0, 1.0]]))])
-        >>> out = empirical_lipschitz(AttackTarget(model, lambda x: x), [[5.0, 5.0]], [0])
-        >>> round(out["l2_input_max"] ** 2, 9), out["l1_pixel_max"]  # w_0 − w_1 = (3, 2)
-        (13.0, 5.0)
-    """
-    images, labels = _checked(images, labels, max_samples)
-    batch_size = _check_batch_size(batch_size)
-    if not len(images):
-        raise UserError("no images to estimate the Lipschitz constant on")
-    margins, l2_input, l1_pixel = [], [], []
-    for part in _in_batches(len(images), batch_size):
-        margin, by_pixel, by_input = target.margin_gradients(images[part], labels[part])
-        count = len(margin)
-        margins.append(margin)
-        l2_input.append(np.linalg.norm(by_input.reshape(count, -1).astype(np.float64), axis=1))
-        l1_pixel.append(np.abs(by_pixel.reshape(count, -1).astype(np.float64)).sum(axis=1))
-    l2, l1 = np.concatenate(l2_input), np.concatenate(l1_pixel)
-    return {
-        "samples": len(l2),
-        "l2_input_max": float(l2.max()),
-        "l2_input_mean": float(l2.mean()),
-        "l1_pixel_max": float(l1.max()),
-        "l1_pixel_mean": float(l1.mean()),
-        "argmax_sample": int(np.argmax(l2)),
-        "margin_mean": float(np.mean(np.concatenate(margins))),
     }

@@ -12,8 +12,10 @@ constants with respect to the input and stay as they are; multi-bit
 activation quantizers keep their own gradient.
 
 :class:`AttackTarget` compiles what the attacks of
-:mod:`lcr_larq.analysis.adversarial` call on pixel images: the model's labels,
-and through the STE view the gradient of the cross entropy's ascent
+:mod:`lcr_larq.evaluation.attacks` and the empirical Lipschitz estimate of
+:mod:`lcr_larq.diagnostics.empirical` call on pixel images (checked and
+batched by :func:`checked_pixels` and :func:`batch_slices`): the model's
+labels, and through the STE view the gradient of the cross entropy's ascent
 direction (:func:`cross_entropy_ascent`) and of the logit margin
 (:func:`logit_margins`).
 
@@ -37,10 +39,24 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
-from lcr_larq.errors import RunError
+from lcr_larq.errors import ConfigError, RunError, UserError
 from lcr_larq.layers import RSign
 from lcr_larq.quantizers import quantizers_of
 
+__all__ = [
+    "PIXEL_MAX",
+    "STE_CLIP",
+    "AttackTarget",
+    "batch_slices",
+    "checked_batch_size",
+    "checked_pixels",
+    "cross_entropy_ascent",
+    "logit_margins",
+    "straight_through",
+]
+
+#: Pixel images are in [0, PIXEL_MAX].
+PIXEL_MAX = 255.0
 #: Larq's SteSign(clip_value=1): the straight-through gradient is 1 where |x| ≤ this.
 STE_CLIP = 1.0
 # Attributes of a Larq layer that may hold an activation binarizer.
@@ -297,3 +313,47 @@ def _pixels(images) -> tf.Tensor:
 
 def _labels(labels) -> tf.Tensor:
     return tf.convert_to_tensor(np.asarray(labels, np.int32))
+
+
+def checked_pixels(images, labels, max_samples: int | None = None):
+    """Float32 pixel images (in ``[0, 255]``) and int32 labels, the first
+    ``max_samples``; one-line errors for anything else.
+
+    Example:
+        >>> x, y = checked_pixels(np.zeros((3, 2, 2, 1), np.uint8), [[0], [1], [2]], 2)
+        >>> x.dtype.name, y.tolist()
+        ('float32', [0, 1])
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels).astype(np.int32).ravel()
+    if len(images) != len(labels):
+        raise UserError(f"{len(images)} images but {len(labels)} labels: give one label per image")
+    if max_samples is not None:
+        if int(max_samples) < 1:
+            raise ConfigError(f"--attack-samples must be at least 1, got {max_samples}")
+        images, labels = images[: int(max_samples)], labels[: int(max_samples)]
+    images = images.astype(np.float32)
+    if images.size and not (images.min() >= 0.0 and images.max() <= PIXEL_MAX):
+        raise UserError(
+            f"pixels range over [{images.min():g}, {images.max():g}]: attacks take images in "
+            "[0, 255] (the test split before normalization)"
+        )
+    return images, labels
+
+
+def checked_batch_size(batch_size: int) -> int:
+    """``batch_size`` as an int of at least 1."""
+    if int(batch_size) < 1:
+        raise ConfigError(f"the attack batch size must be at least 1, got {batch_size}")
+    return int(batch_size)
+
+
+def batch_slices(count: int, batch_size: int) -> Iterator[slice]:
+    """The slices of ``count`` samples in batches of ``batch_size``, the last one shorter.
+
+    Example:
+        >>> [(s.start, s.stop) for s in batch_slices(5, 2)]
+        [(0, 2), (2, 4), (4, 5)]
+    """
+    for start in range(0, count, batch_size):
+        yield slice(start, min(start + batch_size, count))

@@ -16,7 +16,7 @@ Papers report the normalised mCE in percent (multiply by 100).  The
 unnormalised CE is a sum over the severities; the reference evaluation script
 prints the mean over severities instead (``sum / 5``), which does not change
 normalised values. The corruption lists and AlexNet's errors are
-:mod:`lcr_larq.analysis.corruptions` (importable from here too).
+:mod:`lcr_larq.evaluation.imagenet_c` (importable from here too).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lcr_larq.analysis.corruptions import (
+from lcr_larq.evaluation.imagenet_c import (
     ALEXNET_ERRORS_BY_SEVERITY,
     ALEXNET_MEAN_ERRORS,
     ALEXNET_MEAN_ERRORS_EXTRA,
@@ -466,7 +466,7 @@ def corruption_summary(
     ``accuracies`` maps corruption -> {severity (str): accuracy}. With
     ``normalized`` (ImageNet) each CE is divided by AlexNet's errors at the
     same severities; the 4 extra corruptions then use the mean errors of
-    :data:`~lcr_larq.analysis.robustness.ALEXNET_MEAN_ERRORS_EXTRA` (third-party values).
+    :data:`~lcr_larq.evaluation.corruptions.ALEXNET_MEAN_ERRORS_EXTRA` (third-party values).
 
     Example:
         >>> m = corruption_summary({"fog": {"1": 0.9, "2": 0.7}, "snow": {"1": 0.5, "2": 0.5}},

@@ -51,14 +51,37 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from lcr_larq.analysis import RunSettings
 from lcr_larq.batchnorm import recalibrate
 from lcr_larq.errors import ConfigError, RunError
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.settings import setting
 from lcr_larq.training import runs
-from models import MODELS, build_model
-from models.zoo import without_quantizers
+from lcr_larq.training.runs import RunSettings
+
+__all__ = [
+    "BINARY_FILE",
+    "CONTROL_NOISE",
+    "FLOAT_FILE",
+    "INPUT_NAME",
+    "LCR_NAMES",
+    "LINEAR_OPS",
+    "REPORT_FILE",
+    "ROUNDING_TOLERANCE",
+    "ExportSettings",
+    "FlatbufferSummary",
+    "compare",
+    "convert_binary",
+    "convert_float",
+    "export",
+    "flatbuffer_ops",
+    "interpreter_logits",
+    "lcr_trace",
+    "linear_layers",
+    "native_output_hidden",
+    "rounding_control",
+    "serving_function",
+    "summarize",
+]
 
 BINARY_FILE = "bnn_lce.tflite"
 FLOAT_FILE = "float.tflite"
@@ -200,104 +223,6 @@ def convert_float(model: tf.keras.Model) -> bytes:
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
-
-
-# ------------------------------------------------------ the float counterpart
-
-def _short_name(variable: tf.Variable) -> str:
-    return variable.name.split("/")[-1].split(":")[0]
-
-
-def _latent_value(variable) -> np.ndarray:
-    latent = getattr(variable, "latent_variable", variable)
-    return np.asarray(tf.keras.backend.get_value(latent))
-
-
-def copy_latent_weights(source: tf.keras.Model, target: tf.keras.Model) -> None:
-    """Copies the latent weights of ``source`` into the same-named layers of
-    ``target`` (matched by variable name; quantizer state is skipped).
-
-    Raises :class:`RunError` when a layer or a weight has no counterpart.
-    """
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        try:
-            origin = source.get_layer(layer.name)
-        except ValueError:
-            raise RunError(
-                f"layer {layer.name!r} of the float model is not in the BNN: "
-                "the architectures differ"
-            ) from None
-        by_name = {}
-        for variable in origin.weights:
-            by_name.setdefault(_short_name(variable), variable)
-        values = []
-        for variable in layer.weights:
-            match = by_name.get(_short_name(variable))
-            if match is None or tuple(match.shape) != tuple(variable.shape):
-                raise RunError(
-                    f"weight {variable.name} of the float model has no counterpart "
-                    f"of shape {tuple(variable.shape)} in the BNN"
-                )
-            values.append(_latent_value(match))
-        layer.set_weights(values)
-
-
-def strip_quantizers(model: tf.keras.Model) -> tf.keras.Model:
-    """A copy of ``model`` with every Larq quantizer off and the latent weights.
-
-    Works for any functional Larq model (e.g. Larq-Zoo's); this project's
-    models are rebuilt with ``quantized=False`` by :func:`float_counterpart`.
-
-    Example:
-        >>> import larq_zoo as lqz
-        >>> bnn = lqz.literature.BiRealNet(weights=None, input_shape=(64, 64, 3))
-        >>> fp = strip_quantizers(bnn)
-        >>> any(getattr(l, "kernel_quantizer", None) for l in fp.layers)
-        False
-    """
-
-    clone_model = without_quantizers(model, copy_weights=False)
-    copy_latent_weights(model, clone_model)
-    return clone_model
-
-
-def float_counterpart(bnn: tf.keras.Model, config=None) -> tf.keras.Model:
-    """The full-precision version of ``bnn``'s architecture, with its latent weights.
-
-    With the run's settings (a :class:`~lcr_larq.training.TrainConfig`) of a
-    registered model this is ``models.build_model(name, shape, classes,
-    quantized=False, …)``; otherwise, or when its layers do not match
-    ``bnn``'s, every quantizer of a copy of ``bnn`` is switched off
-    (:func:`strip_quantizers`).
-
-    Example:
-        >>> from lcr_larq.training import TrainConfig
-        >>> from models import build_model
-        >>> bnn = build_model("resnet20", (32, 32, 1), 10)
-        >>> float_counterpart(bnn, TrainConfig(model="resnet20")).name
-        'resnet20_fp_1w1a'
-    """
-
-    if config is None or config.model not in MODELS or config.full_precision:
-        return strip_quantizers(bnn)
-    shape = _single_input_shape(bnn)
-    try:
-        fp = build_model(
-            config.model,
-            shape,
-            int(bnn.outputs[0].shape[-1]),
-            precision=config.precision,
-            quantized=False,
-            bireal=config.bireal,
-            weight_quantizer=config.weight_quantizer,
-            shortcut=None if config.shortcut == "auto" else config.shortcut,
-        )
-        copy_latent_weights(bnn, fp)
-    except (ValueError, RunError):  # the registry's version differs from the run's
-        return strip_quantizers(bnn)
-    return fp
 
 
 # ------------------------------------------------------ reading a flatbuffer
@@ -514,7 +439,7 @@ def export(settings: ExportSettings) -> dict:
     shape = _single_input_shape(bnn)
     images, labels = runs.test_images(run.dataset, settings.max_samples)
     images = np.asarray(run.dataset.normalize(images))
-    fp_model = float_counterpart(bnn, run.config)
+    fp_model = run.float_counterpart()
     # The float version's BN statistics are those of the binary activations:
     # re-estimated on its own (as lcr-train does for the BNN) for its accuracy.
 

@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from lcr_larq.analysis.plots.style import (
+from lcr_larq.errors import ConfigError
+from lcr_larq.plots.style import (
     COLORS,
     FONT,
     LINESTYLES,
@@ -30,7 +31,20 @@ from lcr_larq.analysis.plots.style import (
     new_figure,
     save,
 )
-from lcr_larq.errors import ConfigError
+
+__all__ = [
+    "ADVERSARIAL_FILE",
+    "ATTACK_STYLE",
+    "CORRUPTION_FILE",
+    "GROUPS_FILE",
+    "build_adversarial_accuracy",
+    "build_corruption_accuracy",
+    "build_corruption_groups",
+    "group_summary",
+    "plot_adversarial_accuracy",
+    "plot_corruption_accuracy",
+    "plot_corruption_groups",
+]
 
 CORRUPTION_FILE = "corruption_accuracy.png"
 GROUPS_FILE = "corruption_error_groups.png"

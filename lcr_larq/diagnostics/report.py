@@ -1,4 +1,4 @@
-"""Lipschitz diagnostics of a trained BNN: how good is each spectral-norm estimate?
+"""The report of ``lcr-diagnose``: how good is each spectral-norm estimate of a trained BNN?
 
 ``lcr-diagnose --model-dir DIR`` computes, for every binary
 convolution of the run's plain BNN, the spectral norm of the operator the
@@ -58,7 +58,7 @@ ratios (what LCR pulls towards 1) — the assumption of the paper, measured.
 The whole network (``summary.network``, :func:`network_lipschitz`): an
 empirical local Lipschitz estimate of the deployed BNN — the largest L2 norm,
 over test images, of the input gradient of the logit margin through the
-straight-through estimator (:func:`lcr_larq.analysis.adversarial.empirical_lipschitz`)
+straight-through estimator (:func:`lcr_larq.diagnostics.empirical.empirical_lipschitz`)
 — beside the product of the exact norms of its binary convolutions.
 
 Example:
@@ -69,8 +69,8 @@ Example:
     True
 
 This module builds the report; the per-layer operators and their norms are
-:mod:`lcr_larq.analysis.kernels`, the retention estimate
-:mod:`lcr_larq.analysis.retention`. Command line: ``lcr-diagnose``
+:mod:`lcr_larq.diagnostics.kernels`, the retention estimate
+:mod:`lcr_larq.diagnostics.retention`. Command line: ``lcr-diagnose``
 (:mod:`lcr_larq.cli.diagnose`).
 """
 
@@ -86,8 +86,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lcr_larq.analysis import ReportSettings, adversarial
-from lcr_larq.analysis.kernels import (
+from lcr_larq.attack_view import AttackTarget
+from lcr_larq.data import DatasetSpec, dataset_spec
+from lcr_larq.diagnostics.empirical import empirical_lipschitz
+from lcr_larq.diagnostics.kernels import (
     batchnorm_scale,
     expand_kernel,
     following_batchnorm,
@@ -97,7 +99,7 @@ from lcr_larq.analysis.kernels import (
     layer_kernels,
     operator_check,
 )
-from lcr_larq.analysis.retention import (
+from lcr_larq.diagnostics.retention import (
     block_activations,
     block_layer_names,
     latent_weights,
@@ -109,13 +111,14 @@ from lcr_larq.graph import as_float32
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.settings import expand_names, setting
 from lcr_larq.training import runs
+from lcr_larq.training.runs import ReportSettings
 
 __all__ = [
     "REPORT_FILE", "PLOT_FILE", "KERNEL_METHODS", "METHODS", "DEFAULT_METHODS", "BOUNDS",
     "NOTES", "DiagnoseSettings", "parse_methods", "select_layers", "layer_row", "block_rows",
     "summarize", "diagnose", "diagnose_run", "network_lipschitz",
-    # the per-layer operators (lcr_larq.analysis.kernels) and the retention
-    # estimate (lcr_larq.analysis.retention), importable from here as well
+    # the per-layer operators (lcr_larq.diagnostics.kernels) and the retention
+    # estimate (lcr_larq.diagnostics.retention), importable from here as well
     "expand_kernel", "layer_kernels", "layer_geometry", "operator_check",
     "following_batchnorm", "batchnorm_scale", "latent_output_variances", "kernel_norms",
     "block_layer_names", "latent_weights", "block_activations", "sample_images",
@@ -169,8 +172,14 @@ class DiagnoseSettings(ReportSettings):
     def method_list(self) -> list[str]:
         return parse_methods(self.methods)
 
+    @property
+    def dataset_spec(self) -> DatasetSpec | None:
+        """``--dataset`` parsed when the settings were made; None: the run's."""
+        return self._dataset_spec
+
     def check(self) -> None:
         super().check()
+        self._dataset_spec = dataset_spec(self.dataset) if self.dataset else None
         parse_methods(self.methods)
 
 
@@ -522,7 +531,7 @@ def diagnose_run(settings: DiagnoseSettings, progress: Callable[[str], None] | N
     methods = settings.method_list
     run, images = None, None
     if "retention_estimate" in methods or settings.empirical_samples:
-        run = runs.load_run(settings.model_dir, settings.dataset, settings.data_dir)
+        run = runs.load_run(settings.model_dir, settings.dataset_spec, settings.data_dir)
         model = run.model
         if "retention_estimate" in methods:
             images = sample_images(run.dataset, settings.samples)
@@ -537,9 +546,8 @@ def diagnose_run(settings: DiagnoseSettings, progress: Callable[[str], None] | N
     empirical = None
     if settings.empirical_samples:
         pixels, labels = runs.test_images(run.dataset, settings.empirical_samples)
-        target = adversarial.AttackTarget(model, run.dataset.normalize)
-        empirical = adversarial.empirical_lipschitz(target, pixels, labels,
-                                                    batch_size=settings.batch_size)
+        target = AttackTarget(model, run.dataset.normalize)
+        empirical = empirical_lipschitz(target, pixels, labels, batch_size=settings.batch_size)
     report["summary"]["network"] = network_lipschitz(report, empirical)
     report["model_dir"] = os.path.abspath(settings.model_dir)
     return report
@@ -547,7 +555,7 @@ def diagnose_run(settings: DiagnoseSettings, progress: Callable[[str], None] | N
 
 def network_lipschitz(report: dict, empirical: dict | None) -> dict[str, Any]:
     """The deployed network's empirical local Lipschitz estimate
-    (:func:`lcr_larq.analysis.adversarial.empirical_lipschitz`, or None) beside
+    (:func:`lcr_larq.diagnostics.empirical.empirical_lipschitz`, or None) beside
     the product of the exact norms of the diagnosed binary convolutions (binary
     and latent kernels, and with their batch norms folded in).
 

@@ -1,4 +1,4 @@
-"""What every figure of :mod:`lcr_larq.analysis.plots` shares: sizes, colours,
+"""What every figure of :mod:`lcr_larq.plots` shares: sizes, colours,
 markers, labels of runs, and the helpers that make, label and save a figure.
 
 Example:
@@ -20,6 +20,30 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator
+
+__all__ = [
+    "BLOCK_PALETTE",
+    "COLORS",
+    "DPI",
+    "FONT",
+    "HATCHES",
+    "LINESTYLES",
+    "MARKERS",
+    "SMALL",
+    "TITLE",
+    "axis_labels",
+    "block_colors",
+    "block_style",
+    "category_ticks",
+    "finish",
+    "legend_beside",
+    "legend_inside",
+    "new_figure",
+    "report_label",
+    "run_label",
+    "save",
+    "thin_category_labels",
+]
 
 COLORS = ("tab:blue", "tab:orange")
 """The colours of the (one or two) runs compared in a figure."""

@@ -17,7 +17,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from lcr_larq.analysis.plots.style import (
+from lcr_larq.errors import ConfigError
+from lcr_larq.plots.style import (
     COLORS,
     FONT,
     HATCHES,
@@ -31,7 +32,21 @@ from lcr_larq.analysis.plots.style import (
     new_figure,
     save,
 )
-from lcr_larq.errors import ConfigError
+
+__all__ = [
+    "CORRELATION_FILE",
+    "HISTOGRAM_FILE",
+    "SIGMA_FILE",
+    "build_activation_correlation",
+    "build_sigma_ratio",
+    "build_weight_histograms",
+    "channel_cosines",
+    "plot_activation_correlation",
+    "plot_sigma_ratio",
+    "plot_weight_histograms",
+    "sample_correlation",
+    "sigma_ratio_columns",
+]
 
 SIGMA_FILE = "sigma_ratio.png"
 HISTOGRAM_FILE = "weight_histograms.png"
@@ -119,7 +134,7 @@ def plot_sigma_ratio(
     """σ_B/σ_F per block over training and for the final model(s).
 
     ``runs``: ``(label, history, final)`` per model, ``final`` being the rows
-    of :func:`lcr_larq.analysis.retention.retention_sigmas` (or ``None``). One
+    of :func:`lcr_larq.diagnostics.retention.retention_sigmas` (or ``None``). One
     panel per history with ``sigma_ratio_k`` shows every block over the
     epochs; each block keeps its colour, marker and line style (block ``k``
     is row ``k`` of the final measurement) and the legend under the panels
@@ -185,7 +200,7 @@ def plot_weight_histograms(
     """Histograms of latent weights per binary layer (the paper's Fig. 2).
 
     ``weights``: one or two ``(label, {layer: latent weights})`` (see
-    :func:`lcr_larq.analysis.retention.latent_weights`); layers are matched by
+    :func:`lcr_larq.diagnostics.retention.latent_weights`); layers are matched by
     name and each histogram uses at most ``samples`` randomly picked weights.
     """
     return save(build_weight_histograms(weights, samples, seed), path)
@@ -270,5 +285,5 @@ def plot_activation_correlation(
 ) -> str:
     """The paper's Fig. 3 for one batch: sample correlation and channel cosines
     of the activations entering block ``name`` on the binary and the latent path
-    (see :func:`lcr_larq.analysis.retention.block_activations`), 2 × 2 panels."""
+    (see :func:`lcr_larq.diagnostics.retention.block_activations`), 2 × 2 panels."""
     return save(build_activation_correlation(name, binary, latent, label), path)

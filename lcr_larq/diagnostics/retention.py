@@ -29,6 +29,14 @@ from lcr_larq.graph import as_float32, find_blocks, full_precision_path
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.training import runs
 
+__all__ = [
+    "block_activations",
+    "block_layer_names",
+    "latent_weights",
+    "retention_sigmas",
+    "sample_images",
+]
+
 
 def _producer(tensor):
     layer, node_index, _ = tensor._keras_history

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from lcr_larq.analysis.plots.style import (
+from lcr_larq.errors import ConfigError
+from lcr_larq.plots.style import (
     axis_labels,
     category_ticks,
     finish,
@@ -14,7 +15,12 @@ from lcr_larq.analysis.plots.style import (
     new_figure,
     save,
 )
-from lcr_larq.errors import ConfigError
+
+__all__ = [
+    "STUDY_FILE",
+    "build_study",
+    "plot_study",
+]
 
 STUDY_FILE = "study.png"
 

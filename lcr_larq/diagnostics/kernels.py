@@ -7,7 +7,7 @@ only adds an offset); grouped, depthwise and dilated kernels are expanded to
 the equivalent dense kernel first. :func:`kernel_norms` measures such a kernel
 with the methods of :mod:`lcr_larq.lipschitz`; the batch norm that follows a
 layer can be folded in with :func:`batchnorm_scale`. The report built from
-these is :mod:`lcr_larq.analysis.diagnosis` (which explains the conventions).
+these is :mod:`lcr_larq.diagnostics.report` (which explains the conventions).
 
 Example:
     >>> k = np.zeros((3, 3, 1, 1)); k[1, 1] = 3.0
@@ -29,6 +29,17 @@ import tensorflow as tf
 from lcr_larq import lipschitz
 from lcr_larq.errors import RunError
 from lcr_larq.graph import full_precision_path
+
+__all__ = [
+    "batchnorm_scale",
+    "expand_kernel",
+    "following_batchnorm",
+    "kernel_norms",
+    "latent_output_variances",
+    "layer_geometry",
+    "layer_kernels",
+    "operator_check",
+]
 
 
 def expand_kernel(

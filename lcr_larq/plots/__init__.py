@@ -17,11 +17,11 @@ legends sit outside the plotting area, text is at least 7 pt and crowded
 category labels are thinned. ``lcr-plots`` (:mod:`lcr_larq.cli.plots`) gathers
 a run's data and draws them.
 
-The figures live by subject: :mod:`~lcr_larq.analysis.plots.training`,
-:mod:`~lcr_larq.analysis.plots.robustness`,
-:mod:`~lcr_larq.analysis.plots.lipschitz` and
-:mod:`~lcr_larq.analysis.plots.study`, drawn with the sizes, colours and
-helpers of :mod:`~lcr_larq.analysis.plots.style`; every public name is
+The figures live by subject: :mod:`~lcr_larq.plots.training`,
+:mod:`~lcr_larq.plots.robustness`,
+:mod:`~lcr_larq.plots.lipschitz` and
+:mod:`~lcr_larq.plots.study`, drawn with the sizes, colours and
+helpers of :mod:`~lcr_larq.plots.style`; every public name is
 importable from here.
 
 Example:
@@ -35,8 +35,8 @@ Example:
 
 from __future__ import annotations
 
-from lcr_larq.analysis.plots.lipschitz import LIPSCHITZ_FILE, build_lipschitz, plot_lipschitz
-from lcr_larq.analysis.plots.robustness import (
+from lcr_larq.plots.lipschitz import LIPSCHITZ_FILE, build_lipschitz, plot_lipschitz
+from lcr_larq.plots.robustness import (
     ADVERSARIAL_FILE,
     ATTACK_STYLE,
     CORRUPTION_FILE,
@@ -49,8 +49,8 @@ from lcr_larq.analysis.plots.robustness import (
     plot_corruption_accuracy,
     plot_corruption_groups,
 )
-from lcr_larq.analysis.plots.study import STUDY_FILE, build_study, plot_study
-from lcr_larq.analysis.plots.style import (
+from lcr_larq.plots.study import STUDY_FILE, build_study, plot_study
+from lcr_larq.plots.style import (
     BLOCK_PALETTE,
     COLORS,
     DPI,
@@ -64,7 +64,7 @@ from lcr_larq.analysis.plots.style import (
     report_label,
     run_label,
 )
-from lcr_larq.analysis.plots.training import (
+from lcr_larq.plots.training import (
     CORRELATION_FILE,
     HISTOGRAM_FILE,
     SIGMA_FILE,

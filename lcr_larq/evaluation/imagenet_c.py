@@ -3,7 +3,7 @@
 The corruption lists name the functions of the ImageNet-C code
 (``imagecorruptions``); the AlexNet tables are the baseline the normalised
 corruption error divides by (Hendrycks & Dietterich, ICLR 2019), see
-:mod:`lcr_larq.analysis.robustness`.
+:mod:`lcr_larq.evaluation.corruptions`.
 
 Example:
     >>> len(CORRUPTIONS), len(ALL_CORRUPTIONS), set(ALEXNET_MEAN_ERRORS) == set(CORRUPTIONS)
@@ -11,6 +11,17 @@ Example:
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "ALEXNET_ERRORS_BY_SEVERITY",
+    "ALEXNET_MEAN_ERRORS",
+    "ALEXNET_MEAN_ERRORS_EXTRA",
+    "ALL_CORRUPTIONS",
+    "CORRUPTIONS",
+    "EXTRA_CORRUPTIONS",
+    "SEVERITIES",
+    "SIZE_AGNOSTIC_CORRUPTIONS",
+]
 
 #: The 15 ImageNet-C benchmark corruptions, in the paper's order
 #: (noise, blur, weather, digital).
