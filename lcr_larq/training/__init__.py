@@ -16,10 +16,10 @@
   :mod:`~lcr_larq.training.summary` (a finished run in a few numbers).
 """
 
-from lcr_larq.training.architectures import build_network
 from lcr_larq.training.config import (
     RUNS_DIR,
     TrainConfig,
+    build_network,
     default_run_name,
     input_size_note,
     parse_args,

@@ -12,34 +12,22 @@ commands print it as ``error: …``). A user's package is never run in place of
 the architectures. The core needs no ``models``: ``import lcr_larq`` works
 beside any.
 
-It also holds the one mapping of a run's settings to its network,
-:func:`build_network`.
-
 Example:
-    >>> from lcr_larq.training import TrainConfig
-    >>> build_network(TrainConfig(model="resnet8"), (16, 16, 1), 10).name
-    'resnet8_1w1a'
-    >>> build_network(TrainConfig(model="resnet8"), (16, 16, 1), 10, quantized=False).name
-    'resnet8_fp_1w1a'
+    >>> "resnet20" in MODELS, MODELS["quicknet"].min_input_size
+    (True, 64)
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from typing import TYPE_CHECKING
 
 from lcr_larq.errors import ShadowedPackageError
-
-if TYPE_CHECKING:
-    import tensorflow as tf
-
-    from lcr_larq.training.config import TrainConfig
 
 __all__ = [
     "MODELS",
     "OWN_MODELS",
-    "build_network",
+    "build_model",
     "check_input_size",
     "models_problem",
 ]
@@ -89,28 +77,5 @@ _PROBLEM = models_problem()
 if _PROBLEM is not None:
     raise ShadowedPackageError(_PROBLEM)
 
-import models  # noqa: E402  (checked above: lcr-larq's own)
-from models import MODELS, check_input_size  # noqa: E402
+from models import MODELS, build_model, check_input_size  # noqa: E402  (checked above)
 
-
-def build_network(
-    config: TrainConfig, input_shape, num_classes: int, quantized: bool | None = None
-) -> tf.keras.Model:
-    """The network of a run's settings, without LCR: the one mapping from a
-    :class:`~lcr_larq.training.TrainConfig` to :func:`models.build_model`.
-
-    ``quantized`` (default: not ``config.full_precision``) ``False`` gives the
-    full-precision counterpart. The weight quantizer takes its options from
-    ``config`` (e.g. ``prox_gradient``).
-    """
-    return models.build_model(
-        config.model,
-        input_shape,
-        num_classes,
-        precision=config.precision,
-        quantized=not config.full_precision if quantized is None else quantized,
-        bireal=config.bireal,
-        weight_quantizer=config.weight_quantizer,
-        shortcut=None if config.shortcut == "auto" else config.shortcut,
-        quantizer_settings=config,
-    )

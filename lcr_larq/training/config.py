@@ -19,7 +19,7 @@ import argparse
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcr_larq import optimizers
 from lcr_larq.data import INPUT_SIZES, DatasetSpec, dataset_names, dataset_spec, resolve_input_size
@@ -29,12 +29,15 @@ from lcr_larq.quantizers import PRECISIONS, WEIGHT_QUANTIZERS
 from lcr_larq.registry import Registry
 from lcr_larq.settings import Settings, add_arguments, build_config, setting, split_lists
 from lcr_larq.spectral import LOSS_FORMS
-from lcr_larq.training.architectures import MODELS
+from lcr_larq.training.architectures import MODELS, build_model
 from lcr_larq.training.distribute import STRATEGIES
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "RUNS_DIR", "SEED_MAX", "TrainConfig", "default_run_name", "entry_options", "input_size_note",
-    "parse_args", "with_input_size",
+    "parse_args", "with_input_size", "build_network",
 ]
 
 SEED_MAX = 2**32 - 1  # TensorFlow's and numpy's seed range
@@ -271,6 +274,36 @@ class TrainConfig(_Training, *entry_options(WEIGHT_QUANTIZERS), _WeightQuantizer
             raise ConfigError(
                 "--lcr-reference teacher needs --teacher DIR (train one with --full-precision)"
             )
+
+
+def build_network(
+    config: TrainConfig, input_shape, num_classes: int, quantized: bool | None = None
+) -> tf.keras.Model:
+    """The network of a run's settings, without LCR: the one mapping from a
+    :class:`~lcr_larq.training.TrainConfig` to :func:`models.build_model`.
+
+    ``quantized`` (default: not ``config.full_precision``) ``False`` gives the
+    full-precision counterpart. The weight quantizer takes its options from
+    ``config`` (e.g. ``prox_gradient``).
+
+    Example:
+        >>> build_network(TrainConfig(model="resnet8"), (16, 16, 1), 10).name
+        'resnet8_1w1a'
+        >>> build_network(TrainConfig(model="resnet8"), (16, 16, 1), 10, quantized=False).name
+        'resnet8_fp_1w1a'
+    """
+    return build_model(
+        config.model,
+        input_shape,
+        num_classes,
+        precision=config.precision,
+        quantized=not config.full_precision if quantized is None else quantized,
+        bireal=config.bireal,
+        weight_quantizer=config.weight_quantizer,
+        shortcut=None if config.shortcut == "auto" else config.shortcut,
+        quantizer_settings=config,
+    )
+
 
 
 def with_input_size(config: TrainConfig) -> TrainConfig:

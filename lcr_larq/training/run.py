@@ -65,9 +65,9 @@ from lcr_larq.optimizers import (
 from lcr_larq.quantizers import quantizers_of
 from lcr_larq.settings import save_recipe
 from lcr_larq.training import provenance, runs
-from lcr_larq.training.architectures import MODELS, build_network, check_input_size
+from lcr_larq.training.architectures import MODELS, check_input_size
 from lcr_larq.training.checkpoint import RunCheckpoint, divergence_message
-from lcr_larq.training.config import TrainConfig, with_input_size
+from lcr_larq.training.config import TrainConfig, build_network, with_input_size
 from lcr_larq.training.distribute import (
     FINISHED,
     STOPPED,

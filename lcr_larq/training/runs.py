@@ -46,8 +46,7 @@ from lcr_larq.graph import strip_lcr
 from lcr_larq.quantizers import quantized_convolutions
 from lcr_larq.settings import Settings, flag_name, load_recipe, recipe_dict, setting
 from lcr_larq.surgery import float_counterpart
-from lcr_larq.training.architectures import build_network
-from lcr_larq.training.config import TrainConfig, with_input_size
+from lcr_larq.training.config import TrainConfig, build_network, with_input_size
 
 __all__ = [
     "BACKUP",
