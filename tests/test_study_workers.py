@@ -298,6 +298,9 @@ def test_the_report_says_when_cells_ran_on_different_hardware():
     same = study.hardware_of(runs_[:1] + runs_[2:3], "lcr_lambda=0")
     assert command.hardware_notes({"hardware": same}) == [
         "Every finished cell ran on AMD EPYC 7B13, no GPU."]
+    older = [dict(r, hardware=provenance.hardware(None)) for r in runs_]  # no provenance
+    (note,) = command.hardware_notes({"hardware": study.hardware_of(older, "lcr_lambda=0")})
+    assert note.startswith("The finished cells record no hardware")
 
 
 def test_provenance_names_the_worker_under_each_scheduler(monkeypatch):

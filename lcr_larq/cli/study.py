@@ -159,6 +159,9 @@ def hardware_notes(report: dict) -> list[str]:
     if not kinds:
         return []
     if not hardware.get("differs"):
+        if kinds[0]["hardware"] == "unknown":  # runs made before results.json recorded it
+            return ["The finished cells record no hardware (made before `provenance` was "
+                    "recorded): name it with the figures."]
         return [f"Every finished cell ran on {kinds[0]['hardware']}."]
     lines = ["**The cells ran on different hardware** (a seed's weights differ between CPUs "
              "and between GPUs):", ""]
