@@ -12,10 +12,10 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import one_line_error
+from helpers import RUN_SETTINGS, one_line_error
 from scipy import stats
 
-from lcr_larq import evaluation, plots
+from lcr_larq import evaluation, plots, training
 from lcr_larq import settings as cfg
 from lcr_larq.attack_view import straight_through
 from lcr_larq.cli import diagnose as diagnose_command
@@ -28,7 +28,7 @@ from lcr_larq.evaluation import attacks as adv
 from lcr_larq.evaluation import report as evaluation_report
 from lcr_larq.experiments import statistics, study
 from lcr_larq.plots import ATTACK_STYLE
-from lcr_larq.training import runs
+from lcr_larq.training import TrainConfig, runs
 
 TINY = ["--model", "resnet8", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "16",
         "--input-size", "8", "--lcr-samples", "8", "--validation-split", "0"]
@@ -317,19 +317,30 @@ def test_a_robustness_report_of_other_settings_is_measured_again_in_its_stale_pa
     assert study.stale_parts(None, without) == ["corruptions"]
 
 
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory):
+    """A run of :data:`helpers.RUN_SETTINGS` on the digits' own 16×16 images, the
+    size the corruptions are generated at."""
+    path = tmp_path_factory.mktemp("study_run") / "run"
+    tf.keras.utils.set_random_seed(0)
+    training.run(TrainConfig(**{**RUN_SETTINGS, "input_size": 16}, output_dir=str(path)))
+    tf.keras.backend.clear_session()
+    return path
+
+
 class CountedStudy:
     """Two finished runs of a study (copies of the tiny run, two seeds) whose
     ``lcr-evaluate`` runs in this process, counting per study run the
     corrupted sets generated (by a cheap stand-in), the corrupted sets
     classified and the adversarial batches computed."""
 
-    # the tiny run's own settings, two seeds
-    BASE = ["--vary", "lcr_lambda=4", "--seeds", "2", "--model", "resnet20", "--input-size",
+    # the settings of study_run, two seeds
+    BASE = ["--vary", "lcr_lambda=4", "--seeds", "2", "--model", "resnet8", "--input-size",
             "16", "--epochs", "2", "--steps-per-epoch", "10", "--batch-size", "32",
             "--validation-split", "0", "--robustness", "--attack-samples", "16",
             "--pgd-steps", "1"]
 
-    def __init__(self, tiny_run, directory, monkeypatch):
+    def __init__(self, run, directory, monkeypatch):
         self.directory = directory
         self.work = {"generated": 0, "measured": 0, "attacked": 0}
 
@@ -354,7 +365,7 @@ class CountedStudy:
         monkeypatch.setattr(study, "_run_command", in_process)
         self.jobs = study.jobs(study_settings(*self.BASE, "--output-dir", str(directory)))
         for job in self.jobs:
-            shutil.copytree(tiny_run, job.directory, ignore=shutil.ignore_patterns(
+            shutil.copytree(run, job.directory, ignore=shutil.ignore_patterns(
                 "robustness.json", "lipschitz.json", "*.png"))
             cfg.save_recipe(job.config, os.path.join(job.directory, "config.yaml"))
 
@@ -368,20 +379,20 @@ class CountedStudy:
         return [runs.load_json(os.path.join(j.directory, "robustness.json")) for j in self.jobs]
 
 
-def test_a_study_generates_each_corrupted_set_once(tiny_run, tmp_path, monkeypatch):
+def test_a_study_generates_each_corrupted_set_once(study_run, tmp_path, monkeypatch):
     """Both runs are evaluated on the same images with the same corruption
     seed: each set is generated once for the study, kept in its cache."""
-    counted = CountedStudy(tiny_run, tmp_path, monkeypatch)
+    counted = CountedStudy(study_run, tmp_path, monkeypatch)
     sets = len(corruptions.CORRUPTIONS)  # the 15 of the mCE, at one severity
     counted.run("--mce-severities", "1", "--attacks", "none")
     assert counted.work == {"generated": sets, "measured": 2 * sets, "attacked": 0}
     assert len(os.listdir(tmp_path / study.CORRUPTION_CACHE)) == sets
 
 
-def test_a_study_measures_again_only_what_is_stale(tiny_run, tmp_path, monkeypatch):
+def test_a_study_measures_again_only_what_is_stale(study_run, tmp_path, monkeypatch):
     """A change of --epsilons on a finished study measures the attacks again and
     keeps the corruptions; a change of --mce-severities the reverse."""
-    counted = CountedStudy(tiny_run, tmp_path, monkeypatch)
+    counted = CountedStudy(study_run, tmp_path, monkeypatch)
     first = counted.run("--mce-severities", "1", "--epsilons", "2")
     assert counted.work["attacked"] == 2 * 3  # pgd and its two checks, per run
     assert counted.run("--mce-severities", "1", "--epsilons", "2") == first

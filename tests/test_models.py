@@ -31,7 +31,7 @@ from models.resnet_cifar import DEPTHS, IMAGENET_STAGES
 from models.zoo import logits_model
 
 CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-run_module = importlib.import_module("lcr_larq.training.run")  # the package exports run()
+config_module = importlib.import_module("lcr_larq.training.config")
 CIFAR, IMAGENET = ((32, 32, 1), 10), ((224, 224, 3), 1000)
 
 
@@ -393,7 +393,7 @@ def test_every_registered_model_trains_at_the_defaults(name, tmp_path, monkeypat
     entry = MODELS[name]
     size = max(DIGITS_SIZE, entry.min_input_size)
     built = []  # the network of the run, as train.py builds it
-    monkeypatch.setattr(run_module, "build_model",
+    monkeypatch.setattr(config_module, "build_model",  # what build_network calls
                         lambda *args, **kwargs: built.append(build_model(*args, **kwargs))
                         or built[-1])
     monkeypatch.chdir(tmp_path)  # the default output directory: ./runs/

@@ -57,6 +57,25 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+__all__ = [
+    "HEARTBEAT",
+    "LEASE",
+    "PARENT_ENV",
+    "RELEASED",
+    "acquire",
+    "Claim",
+    "current",
+    "describe",
+    "end_with_parent",
+    "held",
+    "Holder",
+    "is_stale",
+    "process_alive",
+    "process_start",
+    "read_claim",
+    "this_process",
+]
+
 #: Seconds after its last heartbeat when another host's claim is stale: far
 #: longer than :data:`HEARTBEAT` and than the minute NFS clients may cache a
 #: file's attributes.

@@ -39,6 +39,25 @@ from lcr_larq.errors import RunError
 from lcr_larq.experiments import claims
 from lcr_larq.training import runs
 
+__all__ = [
+    "INDEX_VARIABLES",
+    "POLL",
+    "Cell",
+    "cell_log",
+    "children_end_with_this_process",
+    "ClaimLost",
+    "ClaimWatch",
+    "device_environments",
+    "duration",
+    "holders",
+    "last_record",
+    "name",
+    "record",
+    "start_local",
+    "terminate_as_interrupt",
+    "work",
+]
+
 #: Environment variables that give an array job's task its cell index:
 #: Slurm's array jobs and Kubernetes' indexed Jobs.
 INDEX_VARIABLES = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")

@@ -41,6 +41,24 @@ import tensorflow as tf
 
 import lcr_larq
 
+__all__ = [
+    "PACKAGES",
+    "SCHEDULER_VARIABLES",
+    "SIXTEEN_BIT_FLAGS",
+    "VECTOR_FLAGS",
+    "cpu",
+    "cpu_name_and_flags",
+    "describe",
+    "gpus",
+    "hardware",
+    "packages",
+    "project",
+    "read_cpuinfo",
+    "vector_extensions",
+    "worker",
+    "worker_name",
+]
+
 #: Packages whose versions change what a run computes.
 PACKAGES = ("tensorflow", "tf-keras", "larq", "larq-zoo", "keras-tuner", "numpy", "scipy",
             "tensorflow-datasets")

@@ -62,6 +62,21 @@ from lcr_larq.settings import load_recipe, recipe_dict
 from lcr_larq.training import runs
 from lcr_larq.training.distribute import POLL, wait_for_chief
 
+__all__ = [
+    "ALONE",
+    "CLAIM",
+    "check_port",
+    "check_worker_settings",
+    "claim_baseline",
+    "oracle_state",
+    "OracleState",
+    "Role",
+    "role_of",
+    "serve",
+    "wait_for_oracle",
+    "worker_lock",
+]
+
 ORACLE_IP, ORACLE_PORT, TUNER_ID = (
     "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
 #: A search in one process: Keras Tuner's default tuner id.
