@@ -205,12 +205,34 @@ def compile_model(model: tf.keras.Model, config: TrainConfig, steps_per_epoch: i
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
     )
+    model.optimizer.build(model.trainable_variables)
+    _create_compiled_variables(model)
 
 
 def compile_for_evaluation(model: tf.keras.Model) -> tf.keras.Model:
     """``model`` compiled for ``evaluate``: cross entropy and accuracy."""
     model.compile(loss=SparseCrossEntropy(), metrics=["accuracy"])
+    _create_compiled_variables(model)
     return model
+
+
+def _create_compiled_variables(model: tf.keras.Model) -> None:
+    """Creates the compiled loss' and metrics' variables now, as Keras would
+    in the first training or evaluation step (with the optimizer's slots,
+    which :func:`compile_model` builds).
+
+    A ``tf.function`` whose first call creates variables is traced twice
+    (once creating them, once more without), and tracing is most of what a
+    short run costs: created beforehand, the step is traced once. Keras has
+    no public call for it; ``compiled_loss.build`` and
+    ``compiled_metrics.build`` are what its first step calls, here on zero
+    logits and sparse labels (every dataset's labels are class indices).
+    """
+    logits = tf.nest.map_structure(
+        lambda output: tf.zeros((1, *output.shape[1:]), output.dtype), model.output
+    )
+    model.compiled_loss.build(logits)
+    model.compiled_metrics.build(logits, tf.zeros((1,), tf.int32))
 
 
 def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
