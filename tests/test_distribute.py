@@ -28,11 +28,11 @@ shuffling, LCR attached with :func:`lcr_larq.attach_lcr` (λ = 4, ratio form):
   replica keeps its own step count, and the two must agree with the single
   device run, which must differ from LCR on every step.
 * ``run``: :func:`lcr_larq.training.run` with ``--strategy mirrored`` end to
-  end (train, evaluate the stripped BNN, save) on the 2 replicas, in a child
-  of its own: two mirrored strategies in one process share collective keys;
-  the same under ``--mixed-precision bfloat16`` and ``float16`` (LCR on, whose
-  gradients overflow float16 at the first loss scale, so the dynamic loss
-  scale moves), each in its own child.
+  end (train, evaluate the stripped BNN, save) on the 2 replicas, under
+  ``--mixed-precision bfloat16`` and ``float16`` (LCR on, whose gradients
+  overflow float16 at the first loss scale, so the dynamic loss scale moves),
+  each in a child of its own: two mirrored strategies in one process share
+  collective keys.
 """
 
 import json
@@ -155,7 +155,7 @@ if sys.argv[1] == "run":
                 self.scales.append(float(scale))
 
     replicas = Replicas()
-    precision = sys.argv[3] if len(sys.argv) > 3 else "off"
+    precision = sys.argv[3]
     config = TrainConfig(strategy="mirrored", model="resnet8", epochs=2,
                          steps_per_epoch=2 if precision == "float16" else 1,
                          batch_size=16, input_size=8, verbose=0, mixed_precision=precision,
@@ -229,8 +229,9 @@ def report(tmp_path_factory):
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     reports = {}
-    modes = [("compare", "compare", []), ("run", "run", [str(work / "run")])]
-    modes += [(f"run_{p}", "run", [str(work / f"run_{p}"), p]) for p in ("bfloat16", "float16")]
+    modes = [("compare", "compare", [])] + [
+        (f"run_{p}", "run", [str(work / f"run_{p}"), p]) for p in ("bfloat16", "float16")
+    ]
     for name, mode, args in modes:
         proc = subprocess.run(
             [sys.executable, str(script), mode, *args], cwd=ROOT, env=env,
@@ -333,20 +334,14 @@ def test_mse_form_is_replica_independent(report):
     assert mse["mirrored"] == pytest.approx(mse["single"], rel=1e-4)
 
 
-def test_training_run_with_the_mirrored_strategy(report):
-    run = report["run"]
-    assert run["replicas"] == 2
-    assert 0.0 <= run["test_accuracy"] <= 1.0
-    assert {"results.json", "bnn.keras", "model.keras", "history.csv"} <= set(run["files"])
-    assert "backup" not in run["files"]
-
-
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_mirrored_training_run_under_mixed_precision(report, precision):
     run = report[f"run_{precision}"]
     assert run["replicas"] == 2 and run["mixed_precision"] == precision
+    assert 0.0 <= run["test_accuracy"] <= 1.0
     assert run["dtypes"] == [precision]  # every block computes in 16 bits
-    assert {"results.json", "bnn.keras", "model.keras"} <= set(run["files"])
+    assert {"results.json", "bnn.keras", "model.keras", "history.csv"} <= set(run["files"])
+    assert "backup" not in run["files"]  # removed once the run finished
     assert run["finite"] and run["policy_after"] == "float32"
     if precision == "float16":
         assert run["optimizer"] == "LossScaleOptimizerV3"
