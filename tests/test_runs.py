@@ -16,7 +16,7 @@ import tensorflow as tf
 import train
 from lcr_larq import training
 from lcr_larq.errors import RunError
-from lcr_larq.training import TrainConfig, runs
+from lcr_larq.training import TrainConfig, compile_for_evaluation, compile_model, runs
 
 # Small and fast: no LCR (its tracing dominates tiny runs), ResNet-8 on 8×8 digits.
 FAST = dict(model="resnet8", epochs=3, steps_per_epoch=2, batch_size=32, verbose=0,
@@ -280,3 +280,39 @@ def test_a_run_without_lcr_reports_and_saves_its_own_optimizer(uninterrupted):
     saved = tf.keras.models.load_model(whole / runs.MODEL)
     assert saved.optimizer.get_config()["name"] == "SGD"
     assert saved.optimizer.get_config()["momentum"] == 0.9
+
+
+def test_the_first_training_and_evaluation_steps_are_traced_once():
+    """A step whose first call creates variables is traced twice; compile_model
+    and compile_for_evaluation make them beforehand (build_step_variables)."""
+    traces = []
+
+    class Traced(tf.keras.layers.Layer):
+        def call(self, inputs):
+            traces.append(1)  # Python runs at tracing only
+            return inputs
+
+    def model():
+        inputs = tf.keras.Input((4,))
+        return tf.keras.Model(inputs, tf.keras.layers.Dense(3)(Traced()(inputs)))
+
+    x, y = np.zeros((8, 4), np.float32), np.zeros(8, np.int32)
+
+    def traced(compiled, step):
+        traces.clear()
+        step(compiled)
+        return len(traces)
+
+    def fit(m):
+        m.fit(x, y, epochs=1, verbose=0)
+
+    def evaluate(m):
+        m.evaluate(x, y, verbose=0)
+
+    keras_default = model()
+    keras_default.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert traced(keras_default, fit) == 2  # what Keras alone does
+    ours = model()
+    compile_model(ours, TrainConfig(epochs=1), steps_per_epoch=1)
+    assert traced(ours, fit) == 1
+    assert traced(compile_for_evaluation(model()), evaluate) == 1

@@ -26,6 +26,7 @@ from lcr_larq.training.config import (
     with_input_size,
 )
 from lcr_larq.training.run import (
+    build_step_variables,
     build_training_model,
     checked_data,
     compile_for_evaluation,
@@ -42,6 +43,7 @@ __all__ = [
     "RUNS_DIR",
     "TrainConfig",
     "build_network",
+    "build_step_variables",
     "build_training_model",
     "checked_data",
     "compile_for_evaluation",

@@ -86,6 +86,7 @@ from lcr_larq.training.runs import weights_digest
 from lcr_larq.training.summary import compile_description, last_epoch_metrics
 
 __all__ = [
+    "build_step_variables",
     "build_training_model",
     "checked_data",
     "compile_for_evaluation",
@@ -205,29 +206,40 @@ def compile_model(model: tf.keras.Model, config: TrainConfig, steps_per_epoch: i
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
     )
-    model.optimizer.build(model.trainable_variables)
-    _create_compiled_variables(model)
+    build_step_variables(model)
 
 
 def compile_for_evaluation(model: tf.keras.Model) -> tf.keras.Model:
     """``model`` compiled for ``evaluate``: cross entropy and accuracy."""
     model.compile(loss=SparseCrossEntropy(), metrics=["accuracy"])
-    _create_compiled_variables(model)
+    build_step_variables(model, training=False)
     return model
 
 
-def _create_compiled_variables(model: tf.keras.Model) -> None:
-    """Creates the compiled loss' and metrics' variables now, as Keras would
-    in the first training or evaluation step (with the optimizer's slots,
-    which :func:`compile_model` builds).
+def build_step_variables(model: tf.keras.Model, training: bool = True) -> None:
+    """Creates now the variables that Keras creates in a compiled model's
+    first step: the compiled loss' and metrics' accumulators and, for
+    ``training``, the optimizer's slots.
 
     A ``tf.function`` whose first call creates variables is traced twice
     (once creating them, once more without), and tracing is most of what a
-    short run costs: created beforehand, the step is traced once. Keras has
-    no public call for it; ``compiled_loss.build`` and
-    ``compiled_metrics.build`` are what its first step calls, here on zero
-    logits and sparse labels (every dataset's labels are class indices).
+    short run costs: made beforehand, the training and the evaluation step
+    are each traced once (``benchmarks/first_step.py`` times both ways).
+    Keras has no public call for the loss and metrics: ``compiled_loss.build``
+    and ``compiled_metrics.build`` are what its first step calls, here on zero
+    logits and sparse labels (class indices, as every dataset here gives).
+
+    Example:
+        >>> model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+        >>> model.compile("adam", SparseCrossEntropy(), metrics=["accuracy"])
+        >>> model.metrics, len(model.optimizer.variables)
+        ([], 1)
+        >>> build_step_variables(model)  # Adam: two slots for each of kernel and bias
+        >>> [metric.name for metric in model.metrics], len(model.optimizer.variables)
+        (['loss', 'accuracy'], 5)
     """
+    if training:
+        model.optimizer.build(model.trainable_variables)
     logits = tf.nest.map_structure(
         lambda output: tf.zeros((1, *output.shape[1:]), output.dtype), model.output
     )
