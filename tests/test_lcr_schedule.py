@@ -78,8 +78,11 @@ def test_active_step_is_k_times_lcr_and_the_others_are_the_plain_bnn(rng, refere
 def test_fit_counts_steps_and_evaluate_weighs_lcr_as_every_step(rng):
     tf.keras.utils.set_random_seed(6)
     bnn = small_bnn()
-    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=1)
-    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=2)
+    # One power iteration: both models compute the same σ estimates either way.
+    every_step = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=1,
+                                     power_iterations=1)
+    every_second = lcr_larq.attach_lcr(bnn, lcr_lambda=4.0, lcr_samples=3, lcr_every=2,
+                                       power_iterations=1)
     x, y = batch(rng, 16)
     for model in (every_step, every_second):
         model.compile(optimizer=tf.keras.optimizers.SGD(0.0), loss=CE)
@@ -126,7 +129,8 @@ def test_schedule_in_a_mirrored_strategy_scope(rng):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     x, y = batch(rng, 16)
     with strategy.scope():
-        model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, lcr_samples=3, lcr_every=2)
+        model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, lcr_samples=3, lcr_every=2,
+                                    power_iterations=1)
         model.compile(optimizer=tf.keras.optimizers.SGD(0.01), loss=CE)
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert int(schedule_of(model).step.numpy()) == 4

@@ -181,8 +181,8 @@ def test_loss_scaling_keeps_the_papers_optimizers(name):
 
 
 def test_step_with_loss_scaling_is_close_to_float32(policy, rng):
-    """One training step of an LCR model (SGD, coupled weight decay) under
-    the policy, with loss scaling for float16 (``for_policy``): its update is
+    """One training step of an LCR model (SGD, coupled weight decay, one
+    power iteration) under the policy, with loss scaling for float16 (``for_policy``): its update is
     finite and close to float32's.
 
     The network has binary weights and real activations (1w32a, sign
@@ -208,7 +208,7 @@ def test_step_with_loss_scaling_is_close_to_float32(policy, rng):
     x, y = batch(rng, 8)
     updates = []
     for bnn, name in ((bnn32, "float32"), (bnn16, policy)):
-        model = lcr_larq.attach_lcr(bnn, lcr_samples=4, lcr_every=1)
+        model = lcr_larq.attach_lcr(bnn, lcr_samples=4, lcr_every=1, power_iterations=1)
         optimizer = optimizers.for_policy(optimizers.make_optimizer("sgd", 0.1, 1e-4), name)
         model.compile(optimizer=optimizer, loss=CE)
         before = [w.numpy() for w in model.trainable_weights]
@@ -231,10 +231,11 @@ def test_step_with_loss_scaling_is_close_to_float32(policy, rng):
 
 
 def test_strip_save_and_load_under_the_policy(policy, rng, tmp_path):
-    """A 16-bit training model (LCR on every 2nd step) strips to its BNN and
-    saves and loads as ``.keras`` with its schedule, dtypes and outputs."""
+    """A 16-bit training model (LCR on every 2nd step, one power iteration)
+    strips to its BNN and saves and loads as ``.keras`` with its schedule,
+    dtypes and outputs."""
     tf.keras.mixed_precision.set_global_policy(policy)
-    model = lcr_larq.attach_lcr(small_bnn(), lcr_samples=4, lcr_every=2)
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_samples=4, lcr_every=2, power_iterations=1)
     model.compile(optimizer="sgd", loss=CE)
     x, y = batch(rng, 8)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # steps 1 (LCR) and 2 (none)
