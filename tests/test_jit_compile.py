@@ -20,8 +20,9 @@ CE = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 #: operation), grown through the layers, the power iteration and, backwards,
 #: the batch normalizations' mean subtraction. Measured with five power
 #: iterations: ≤ 6e-7 on the loss and L_lip, ≤ 4e-6 on the gradients
-#: (relative to each one's largest entry). The bounds are 1e-5 and 2e-5; any other difference (a term left
-#: out, a sample more or less, a step with LCR against one without) is ≥ 1e-3.
+#: (relative to each one's largest entry). The bounds are 1e-5 and 2e-5;
+#: any other difference (a term left out, a sample more or less, a step
+#: with LCR against one without) is ≥ 1e-3.
 LOSS_RTOL = 1e-5
 GRADIENT_TOL = 2e-5
 
