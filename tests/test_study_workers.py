@@ -29,6 +29,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--model", "resnet8", "--epochs", "2", "--steps-per-epoch", "1", "--batch-size", "16",
         "--input-size", "8", "--lcr-samples", "8", "--power-iterations", "1",
         "--validation-split", "0", "--bn-recalibration-batches", "2"]
+#: What the workers' test appends besides: two seeds, i.e. four cells (two per arm), the
+#: fewest that still give each of two workers cells of its own and a report in parts.
+TWO_SEEDS = ["--seeds", "2"]
 PAGE = os.path.join(ROOT, "docs", "cluster.md")
 ONE_PROCESS = "The same study in one process gives the same tables:"
 
@@ -110,14 +113,14 @@ def test_two_workers_train_each_cell_once_and_report_what_one_process_does(tmp_p
     worker, _, report = study_commands(documented("### Several workers on one machine"))
     (alone,) = study_commands(documented(ONE_PROCESS))
     shared, single = tmp_path / "workers", tmp_path / "one"
-    jobs = study.jobs(settings_of(at(worker, shared)))
+    jobs = study.jobs(settings_of([*at(worker, shared), *TWO_SEEDS]))
     killed = jobs[1]  # lcr_lambda=0 seed 1: array task 1
     # Array task 1 first (it writes study.yaml), then a worker from a shell.
-    first = start_worker(at(slurm, shared), SLURM_ARRAY_TASK_ID="1")
+    first = start_worker([*at(slurm, shared), *TWO_SEEDS], SLURM_ARRAY_TASK_ID="1")
     first_lines, second_lines = [], []
     collect(first, first_lines)
     wait_for(lambda: os.path.isfile(os.path.join(killed.claims, "0")), 900, "task 1's claim")
-    second = start_worker(at(worker, shared))
+    second = start_worker([*at(worker, shared), *TWO_SEEDS])
     reader = collect(second, second_lines)
     try:
         # Killed after its cell's first epoch, before the cell is done.
@@ -127,7 +130,7 @@ def test_two_workers_train_each_cell_once_and_report_what_one_process_does(tmp_p
         assert first.wait(30) == -signal.SIGKILL
         assert runs.read_results(killed.directory) is None and not trainings(killed)
         # Meanwhile, the same study in one process (this one).
-        assert command.main([*at(alone, single), *TINY]) == 0
+        assert command.main([*at(alone, single), *TWO_SEEDS, *TINY]) == 0
         assert second.wait(1800) == 0, "".join(second_lines)
     finally:
         for process in (first, second):
@@ -136,7 +139,7 @@ def test_two_workers_train_each_cell_once_and_report_what_one_process_does(tmp_p
                 process.wait()
     reader.join(10)
     # Every cell trained to the end exactly once; the killed one resumed by the other worker.
-    assert [len(trainings(job)) for job in jobs] == [1] * 6
+    assert [len(trainings(job)) for job in jobs] == [1] * 4
     assert {e["pid"] for job in jobs for e in trainings(job)} == {second.pid}
     resumed = trainings(killed)[0]
     assert resumed["resumed_from_epoch"] >= 1
@@ -145,7 +148,7 @@ def test_two_workers_train_each_cell_once_and_report_what_one_process_does(tmp_p
         (second.pid, f"{socket.gethostname()}:{first.pid}")]
     assert any(f"{workers.name(killed)}: taking over from" in line for line in second_lines)
     here = claims.this_process("test")
-    assert [claims.held(job.claims, here) for job in jobs] == [None] * 6  # none left live
+    assert [claims.held(job.claims, here) for job in jobs] == [None] * 4  # none left live
     # The dead worker's claim stays as it was; the next number took over, then was released.
     assert sorted(os.listdir(killed.claims)) == ["0", "1.released"]
     # Each cell's provenance: what trained it, where, with what.
@@ -160,36 +163,36 @@ def test_two_workers_train_each_cell_once_and_report_what_one_process_does(tmp_p
                              "extensions": provenance.cpu()["extensions"]}
     assert origin["gpus"] == []
     # The workers' report is the one-process study's: the same tables and weights.
-    assert command.main([*at(report, shared), *TINY]) == 0
+    assert command.main([*at(report, shared), *TWO_SEEDS, *TINY]) == 0
     capsys.readouterr()
     assert (shared / "study.md").read_text() == (single / "study.md").read_text()
-    assert digests(shared) == digests(single) and len(digests(single)) == 6
+    assert digests(shared) == digests(single) and len(digests(single)) == 4
     text = (single / "study.md").read_text()
     assert "How many seeds" in text and "Every finished cell ran on" in text
 
     # The report of a study in parts names what is missing and why.
     parts = tmp_path / "parts"
     shutil.copytree(shared, parts)
-    missing = study.jobs(settings_of(at(worker, parts)))
-    shutil.rmtree(missing[2].directory)
-    os.remove(missing[2].log_path)
-    shutil.rmtree(missing[2].claims)
-    live = claims.acquire(missing[5].claims, claims.this_process("node7:41877"), heartbeat=0)
-    assert command.main([*at(report, parts), *TINY]) == 0
+    missing = study.jobs(settings_of([*at(worker, parts), *TWO_SEEDS]))
+    shutil.rmtree(missing[1].directory)
+    os.remove(missing[1].log_path)
+    shutil.rmtree(missing[1].claims)
+    live = claims.acquire(missing[3].claims, claims.this_process("node7:41877"), heartbeat=0)
+    assert command.main([*at(report, parts), *TWO_SEEDS, *TINY]) == 0
     printed = capsys.readouterr().out
-    assert "Cells not finished yet (2 of 6" in printed
-    assert "- cell 2, lcr_lambda=0 seed 2: not started" in printed
-    assert "- cell 5, lcr_lambda=4 seed 2: claimed by node7:41877, heartbeat" in printed
+    assert "Cells not finished yet (2 of 4" in printed
+    assert "- cell 1, lcr_lambda=0 seed 1: not started" in printed
+    assert "- cell 3, lcr_lambda=4 seed 1: claimed by node7:41877, heartbeat" in printed
     partial = json.loads((parts / "study.json").read_text())
-    assert [a["test_accuracy"]["n"] for a in partial["arms"]] == [2, 2]
-    assert [m["cell"] for m in partial["missing"]] == [2, 5] and partial["failed"] == []
+    assert [a["test_accuracy"]["n"] for a in partial["arms"]] == [1, 1]
+    assert [m["cell"] for m in partial["missing"]] == [1, 3] and partial["failed"] == []
     live.release()
 
-    # --parallel 2 on a CPU: two workers with no device finish it (cell 2); the study
+    # --parallel 2 on a CPU: two workers with no device finish it (cell 1); the study
     # command then reports the one-process study's tables.
-    assert command.main([*at(alone, parts), "--parallel", "2", *TINY]) == 0
+    assert command.main([*at(alone, parts), "--parallel", "2", *TWO_SEEDS, *TINY]) == 0
     assert "--parallel 2: no GPU, 2 workers share the CPU" in capsys.readouterr().out
-    (again,) = trainings(missing[2])
+    (again,) = trainings(missing[1])
     assert again["pid"] not in (os.getpid(), second.pid)
     assert (parts / "study.md").read_text() == (single / "study.md").read_text()
     assert digests(parts) == digests(single)

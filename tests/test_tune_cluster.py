@@ -167,7 +167,7 @@ def test_a_chief_and_two_workers_survive_a_killed_worker_and_write_what_one_proc
     assert lines[survivor].startswith(f"{survivor} trained the λ = 0 baseline (epochs 1-3), ")
     assert "baseline" not in lines[victim]
     trained = re.findall(r"trial (\d+)", lines[survivor] + lines[victim])
-    assert sorted(trained) == ["0", "1", "2"]  # each trial trained (to its end) by one worker
+    assert sorted(trained) == ["0", "1"]  # each trial trained (to its end) by one worker
     assert (out / "baseline" / "claim").read_text().startswith(f"{survivor}\n")
 
     # One process, the same search: the same tables.
@@ -178,7 +178,8 @@ def test_a_chief_and_two_workers_survive_a_killed_worker_and_write_what_one_proc
     assert tune_cli.main(with_output_dir(flags, alone)) == 0
     assert table(stdout["chief"]) == table(capsys.readouterr().out)
     assert timeless(out / "trials.csv") == timeless(alone / "trials.csv")
-    assert [r["status"] for r in read_rows(out / "trials.csv")] == ["COMPLETED"] * 4
+    # the baseline and two trials
+    assert [r["status"] for r in read_rows(out / "trials.csv")] == ["COMPLETED"] * 3
     assert ((out / "best.yaml").read_text().replace(str(out), "OUT")
             == (alone / "best.yaml").read_text().replace(str(alone), "OUT"))
     assert ((out / "search.yaml").read_text().replace(str(out), "OUT")
