@@ -238,13 +238,14 @@ def build_step_variables(model: tf.keras.Model, training: bool = True) -> None:
         >>> [metric.name for metric in model.metrics], len(model.optimizer.variables)
         (['loss', 'accuracy'], 5)
     """
-    if training:
-        model.optimizer.build(model.trainable_variables)
     logits = tf.nest.map_structure(
         lambda output: tf.zeros((1, *output.shape[1:]), output.dtype), model.output
     )
-    model.compiled_loss.build(logits)
-    model.compiled_metrics.build(logits, tf.zeros((1,), tf.int32))
+    with model.distribute_strategy.scope():  # where Keras would make them
+        if training:
+            model.optimizer.build(model.trainable_variables)
+        model.compiled_loss.build(logits)
+        model.compiled_metrics.build(logits, tf.zeros((1,), tf.int32))
 
 
 def run(config: TrainConfig, extra_callbacks: list | None = None) -> dict:
