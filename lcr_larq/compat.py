@@ -16,7 +16,9 @@ one-line errors.
 
 :func:`import_keras_tuner` is the one place Keras Tuner is imported: it has to
 be told which Keras to use (see there); :func:`compiling_with_xla` is the one
-place that asks TensorFlow something it answers only privately.
+place that asks TensorFlow something it answers only privately, and
+:func:`inferring_output_signature` the one that recognizes tf-keras' trace of
+a layer for its output's shape.
 
 >>> import lcr_larq
 >>> lcr_larq.compat.tf_keras_version().split(".")[0]
@@ -37,6 +39,7 @@ __all__ = [
     "LEGACY_ON",
     "compiling_with_xla",
     "import_keras_tuner",
+    "inferring_output_signature",
     "started_as_command",
     "tf_keras_version",
     "use_legacy_keras",
@@ -204,6 +207,41 @@ def compiling_with_xla() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def inferring_output_signature() -> bool:
+    """Whether the ops being made now are tf-keras' trace of a layer's ``call``
+    for the shape and dtype of its output, not a step that runs.
+
+    Calling a layer on Keras tensors (building a functional model, loading
+    one) runs its ``call`` once in a scratch graph named
+    ``<layer name>_scratch_graph`` (tf-keras ``Layer._infer_output_signature``)
+    and keeps only the outputs' shapes and dtypes: the losses and metric
+    updates made there are dropped. tf-keras has no public test for it, so
+    this looks for that graph, also from inside a ``tf.cond`` branch. If a
+    later tf-keras names it otherwise, the answer is False and the layer
+    traces all of its ``call`` there, as before.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> seen = []
+        >>> class Probe(tf.keras.layers.Layer):
+        ...     def call(self, x):
+        ...         seen.append(inferring_output_signature())
+        ...         return x
+        >>> model = tf.keras.Sequential([tf.keras.Input((2,)), Probe()])
+        >>> _ = model(tf.zeros((1, 2)))
+        >>> seen
+        [True, False]
+    """
+    import tensorflow as tf
+
+    graph = tf.compat.v1.get_default_graph()
+    while graph is not None:
+        if getattr(graph, "name", "").endswith("_scratch_graph"):
+            return True
+        graph = getattr(graph, "outer_graph", None)
+    return False
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

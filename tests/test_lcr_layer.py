@@ -353,3 +353,30 @@ def test_mse_form_divides_by_the_batch_not_the_samples():
     sigma_b = float(spectral.block_sigma(x[:1], y[:1], 20)[0])
     sigma_f = float(spectral.block_sigma(xf[:1], yf[:1], 20)[0])
     np.testing.assert_allclose(losses[0], (sigma_b - sigma_f) ** 2 / (16 * 1e4), rtol=1e-3)
+
+
+def test_building_a_model_on_the_layer_traces_no_loss_and_a_step_adds_it(
+    rng, tmp_path, monkeypatch
+):
+    """``attach_lcr`` and ``load_model`` trace the LCR layer only for its
+    output's shape (tf-keras' scratch graph): no σ and no loss there; every
+    call still adds ``(λ/2)·L_lip``."""
+    traced = []
+    loss_of = layers.LipschitzRetention._loss_and_metrics
+    monkeypatch.setattr(layers.LipschitzRetention, "_loss_and_metrics",
+                        lambda self, *args: traced.append(self.name) or loss_of(self, *args))
+    model = lcr_larq.attach_lcr(small_bnn(), lcr_lambda=4.0, lcr_every=1, power_iterations=1)
+    assert traced == []  # with the loss in the shape-only trace: ["lcr"]
+    model.save(tmp_path / "model.keras")
+    loaded = tf.keras.models.load_model(tmp_path / "model.keras")
+    assert traced == []
+    x, _ = batch(rng)
+    added = []
+    for net in (model, loaded):
+        net(x, training=True)
+        (loss,) = net.losses
+        lip = lcr_larq.lcr_layer(net)._means.result()["lcr_lip"]
+        np.testing.assert_allclose(float(loss), 2.0 * float(lip), rtol=1e-5)
+        added.append(float(loss))
+    assert len(traced) == 2 and added[0] > 0
+    np.testing.assert_allclose(added[1], added[0], rtol=1e-5)  # the same weights

@@ -23,7 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lcr_larq import spectral
-from lcr_larq.compat import compiling_with_xla
+from lcr_larq.compat import compiling_with_xla, inferring_output_signature
 from lcr_larq.metrics import BatchMeans
 
 __all__ = [
@@ -296,6 +296,11 @@ class LipschitzRetention(tf.keras.layers.Layer):
         weight = 0.5 * self.lcr_lambda
         # Made before a tf.cond can hold the update: no variable is made in a branch.
         means = self._batch_means(self._metric_names(len(self.split_inputs(inputs)[1])))
+        if inferring_output_signature():
+            # Building a model on this layer needs only the output's shape;
+            # the loss made there would be dropped, and tracing it costs as
+            # much as in a training step.
+            return tf.identity(logits)
         if self.lcr_every == 1:
             lip = self._loss_and_metrics(inputs, means)
         else:
