@@ -9,8 +9,8 @@ the layer's ``call`` once for the shape of its output. The LCR layer's output
 is its input logits; its loss, the power iterations of every block, is made
 in the training step. Each turn builds the model afresh, then times
 ``attach_lcr`` and ``load_model`` of the training model it saved; the two ways
-take turns — A B A B … — in one process after one warm-up turn of each, and
-the median over the turns is taken.
+take turns — A B A B … — in one process after one warm-up turn of each
+(:mod:`benchmarks.turns`), and the median over the turns is taken.
 
     python benchmarks/attach.py                          # ResNet-20, 16×16
     python benchmarks/attach.py --model quicknet --size 32 --turns 3
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ import lcr_larq  # noqa: E402  (before TensorFlow: tf.keras must be Keras 2)
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.machine import describe_machine  # noqa: E402
+from benchmarks.turns import alternate  # noqa: E402
 from lcr_larq.layers import lcr as lcr_module  # noqa: E402
 from models import build_model  # noqa: E402
 
@@ -70,25 +70,17 @@ def time_attach_and_load(args, way: str, folder: str) -> tuple[float, float]:
 
 def main(argv=None) -> None:
     args = _parser().parse_args(argv)
-    times = {way: [] for way in WAYS}
     with tempfile.TemporaryDirectory() as folder:
-        for turn in range(args.turns + 1):
-            for way in WAYS:
-                measured = time_attach_and_load(args, way, folder)
-                if turn:  # the first turn converts and caches the layers' code
-                    times[way].append(measured)
+        medians = alternate(WAYS, args.turns, lambda way: time_attach_and_load(args, way, folder))
     print(describe_machine())
     print(f"{args.model}, {args.size}×{args.size}, LCR at the defaults; "
           f"median of {args.turns} turns")
     print("| LCR loss in the shape-only trace | attach_lcr (s) | load_model (s) |")
     print("| --- | --- | --- |")
-    medians = {}
     for way in WAYS:
-        medians[way] = tuple(statistics.median(t[i] for t in times[way]) for i in (0, 1))
         print(f"| {way} | {medians[way][0]:.2f} | {medians[way][1]:.2f} |")
     (attach_t, load_t), (attach_s, load_s) = medians["traced"], medians["skipped"]
     print(f"ratio skipped / traced: attach {attach_s / attach_t:.2f}, load {load_s / load_t:.2f}")
-
 
 if __name__ == "__main__":
     main()

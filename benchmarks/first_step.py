@@ -8,8 +8,8 @@ A ``tf.function`` that creates variables on its first call is traced twice,
 and on a short run tracing is most of the time. Each turn builds the model
 afresh (the same seed), compiles it, then times one ``model.fit`` step and one
 ``model.evaluate`` batch; the two ways take turns — A B A B … — in one
-process, after one warm-up turn of each (TensorFlow converts and caches the
-layers' code once per process), and the median over the turns is taken.
+process, after one warm-up turn of each (:mod:`benchmarks.turns`), and the
+median over the turns is taken.
 
     python benchmarks/first_step.py                        # ResNet-20 + LCR, 16×16
     python benchmarks/first_step.py --model resnet8 --lcr-lambda 0 --turns 5
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.machine import describe_machine  # noqa: E402
+from benchmarks.turns import alternate  # noqa: E402
 from lcr_larq.losses import SparseCrossEntropy  # noqa: E402
 from lcr_larq.optimizers import SGD  # noqa: E402
 from lcr_larq.training import build_step_variables  # noqa: E402
@@ -79,28 +79,18 @@ def time_first_steps(args, way: str, data: tf.data.Dataset) -> tuple[float, floa
 def main(argv=None) -> None:
     args = _parser().parse_args(argv)
     data = _data(args.size, args.batch_size)
-    times = {way: [] for way in WAYS}
-    for turn in range(args.turns + 1):
-        for way in WAYS:
-            measured = time_first_steps(args, way, data)
-            if turn:  # the first turn warms the process up
-                times[way].append(measured)
+    medians = alternate(WAYS, args.turns, lambda way: time_first_steps(args, way, data))
     print(describe_machine())
     lcr = f"LCR λ = {args.lcr_lambda:g}" if args.lcr_lambda > 0 else "no LCR"
     print(f"{args.model}, {args.size}×{args.size}, batch {args.batch_size}, {lcr}; "
           f"median of {args.turns} turns")
     print("| variables made | first fit step (s) | first evaluate batch (s) |")
     print("| --- | --- | --- |")
-    medians = {}
     for way in WAYS:
-        fit_s = statistics.median(t for t, _ in times[way])
-        eval_s = statistics.median(e for _, e in times[way])
-        medians[way] = (fit_s, eval_s)
         label = "in the first step (Keras)" if way == "keras" else "beforehand"
-        print(f"| {label} | {fit_s:.2f} | {eval_s:.2f} |")
+        print(f"| {label} | {medians[way][0]:.2f} | {medians[way][1]:.2f} |")
     (fit_k, eval_k), (fit_b, eval_b) = medians["keras"], medians["built"]
     print(f"ratio beforehand / Keras: fit {fit_b / fit_k:.2f}, evaluate {eval_b / eval_k:.2f}")
-
 
 if __name__ == "__main__":
     main()

@@ -293,7 +293,6 @@ class LipschitzRetention(tf.keras.layers.Layer):
         schedules the steps (0 on a step without LCR); without it, a step
         whose first feature is empty is one without LCR."""
         logits = inputs[0]
-        weight = 0.5 * self.lcr_lambda
         # Made before a tf.cond can hold the update: no variable is made in a branch.
         means = self._batch_means(self._metric_names(len(self.split_inputs(inputs)[1])))
         if inferring_output_signature():
@@ -301,6 +300,7 @@ class LipschitzRetention(tf.keras.layers.Layer):
             # the loss made there would be dropped, and tracing it costs as
             # much as in a training step.
             return tf.identity(logits)
+        weight = 0.5 * self.lcr_lambda
         if self.lcr_every == 1:
             lip = self._loss_and_metrics(inputs, means)
         else:
